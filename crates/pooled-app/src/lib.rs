@@ -1,0 +1,1 @@
+//! pooled-app
