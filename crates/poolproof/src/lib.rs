@@ -1,1 +1,3 @@
 //! poolproof
+
+pub mod faults;
