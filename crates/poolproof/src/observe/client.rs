@@ -1,0 +1,305 @@
+//! Client-side series: per-second, per-route latency histograms, request and error counts.
+
+use super::histogram::LatencyHistogram;
+use super::timeline::Window;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Why a request counted as an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// A response whose status differs from the transaction's expected status.
+    Status(u16),
+    /// No response within the request timeout.
+    Timeout,
+    /// No response: connection refused or reset, protocol error, body read failure.
+    Transport,
+}
+
+impl ErrorKind {
+    /// The stable label used in reports: the status code, `timeout` or `transport`.
+    pub fn label(&self) -> String {
+        match self {
+            ErrorKind::Status(s) => s.to_string(),
+            ErrorKind::Timeout => "timeout".to_string(),
+            ErrorKind::Transport => "transport".to_string(),
+        }
+    }
+}
+
+/// One route's measurements during one second.
+#[derive(Debug, Clone, Default)]
+pub struct RouteSecond {
+    /// Latency of every request that got an HTTP response (expected status or not).
+    /// Requests without a response (timeouts, transport errors) are counted only in `errors`:
+    /// their "latency" is how fast a connection was refused, which would flatter percentiles.
+    pub latency: LatencyHistogram,
+    /// Requests completed in this second, successful or not.
+    pub requests: u64,
+    pub errors: BTreeMap<ErrorKind, u64>,
+}
+
+impl RouteSecond {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// All routes during one second; `t` is the second's start offset from the start of measured
+/// load (negative during ramp and warm-up). A request belongs to the second it completed in.
+#[derive(Debug, Clone, Default)]
+pub struct SecondBucket {
+    pub t: i64,
+    pub routes: BTreeMap<String, RouteSecond>,
+}
+
+/// The client series of a run.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSeries {
+    /// Buckets by second; seconds without any completed request have no bucket.
+    pub buckets: BTreeMap<i64, SecondBucket>,
+    /// Route (transaction) names in scenario order, also those that never completed a request.
+    pub routes: Vec<String>,
+}
+
+impl ClientSeries {
+    pub fn new(routes: Vec<String>) -> Self {
+        ClientSeries {
+            buckets: BTreeMap::new(),
+            routes,
+        }
+    }
+
+    /// Records one completed request. `at` is its completion offset from the start of
+    /// measured load in seconds; `latency` is `None` when no response arrived.
+    pub fn record(
+        &mut self,
+        route: &str,
+        at: f64,
+        latency: Option<Duration>,
+        error: Option<ErrorKind>,
+    ) {
+        let t = at.floor() as i64;
+        let bucket = self.buckets.entry(t).or_insert_with(|| SecondBucket {
+            t,
+            routes: BTreeMap::new(),
+        });
+        // Avoid allocating the route name on the hot path once the entry exists.
+        let rs = match bucket.routes.get_mut(route) {
+            Some(rs) => rs,
+            None => bucket.routes.entry(route.to_string()).or_default(),
+        };
+        rs.requests += 1;
+        if let Some(l) = latency {
+            rs.latency.record(l);
+        }
+        if let Some(e) = error {
+            *rs.errors.entry(e).or_insert(0) += 1;
+        }
+    }
+
+    /// Merges another series into this one (e.g. from several load workers).
+    pub fn merge(&mut self, other: &ClientSeries) {
+        for r in &other.routes {
+            if !self.routes.contains(r) {
+                self.routes.push(r.clone());
+            }
+        }
+        for (t, ob) in &other.buckets {
+            let b = self.buckets.entry(*t).or_insert_with(|| SecondBucket {
+                t: *t,
+                routes: BTreeMap::new(),
+            });
+            for (name, ors) in &ob.routes {
+                let rs = b.routes.entry(name.clone()).or_default();
+                rs.latency.merge(&ors.latency);
+                rs.requests += ors.requests;
+                for (k, n) in &ors.errors {
+                    *rs.errors.entry(*k).or_insert(0) += n;
+                }
+            }
+        }
+    }
+
+    /// Whole seconds `t` whose middle `t + 0.5` lies in one of `windows`.
+    pub fn seconds_in(windows: &[Window]) -> Vec<i64> {
+        let mut ts: Vec<i64> = windows
+            .iter()
+            .flat_map(|w| {
+                let first = (w.start - 0.5).ceil() as i64;
+                let last = (w.end - 0.5).ceil() as i64; // exclusive
+                first..last
+            })
+            .collect();
+        ts.sort_unstable();
+        ts.dedup();
+        ts
+    }
+
+    /// Merged statistics over `windows`, for one route or (with `None`) all routes.
+    pub fn window(&self, windows: &[Window], route: Option<&str>) -> WindowStats {
+        let seconds = Self::seconds_in(windows);
+        let mut out = WindowStats {
+            seconds: seconds.len() as f64,
+            ..WindowStats::default()
+        };
+        for t in seconds {
+            let Some(b) = self.buckets.get(&t) else {
+                continue;
+            };
+            for (name, rs) in &b.routes {
+                if route.is_some_and(|r| r != name) {
+                    continue;
+                }
+                out.latency.merge(&rs.latency);
+                out.requests += rs.requests;
+                for (k, n) in &rs.errors {
+                    *out.errors.entry(*k).or_insert(0) += n;
+                }
+            }
+        }
+        out
+    }
+
+    /// Statistics of one second, for one route or all.
+    pub fn second(&self, t: i64, route: Option<&str>) -> WindowStats {
+        self.window(&[Window::new(t as f64, t as f64 + 1.0)], route)
+    }
+
+    /// The range of seconds that have data, if any.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        Some((
+            *self.buckets.keys().next()?,
+            *self.buckets.keys().next_back()?,
+        ))
+    }
+}
+
+/// Statistics merged over a set of seconds.
+#[derive(Debug, Clone, Default)]
+pub struct WindowStats {
+    pub latency: LatencyHistogram,
+    pub requests: u64,
+    pub errors: BTreeMap<ErrorKind, u64>,
+    /// Whole seconds covered (including seconds without any completed request).
+    pub seconds: f64,
+}
+
+impl WindowStats {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub fn successes(&self) -> u64 {
+        self.requests.saturating_sub(self.error_count())
+    }
+
+    /// Errors as a fraction of completed requests (0..=1), `None` without requests.
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.error_count() as f64 / self.requests as f64)
+    }
+
+    /// Successful requests per second over the covered seconds, `None` when no time is covered.
+    /// Errors do not count: fast failures are not capacity.
+    pub fn throughput_rps(&self) -> Option<f64> {
+        (self.seconds > 0.0).then(|| self.successes() as f64 / self.seconds)
+    }
+
+    /// All completed requests per second (successes and errors).
+    pub fn request_rps(&self) -> Option<f64> {
+        (self.seconds > 0.0).then(|| self.requests as f64 / self.seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Option<Duration> {
+        Some(Duration::from_millis(n))
+    }
+
+    #[test]
+    fn seconds_in_windows_uses_the_middle_of_each_second() {
+        assert_eq!(
+            ClientSeries::seconds_in(&[Window::new(0.0, 3.0)]),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            ClientSeries::seconds_in(&[Window::new(-2.0, 0.0)]),
+            vec![-2, -1]
+        );
+        assert_eq!(
+            ClientSeries::seconds_in(&[Window::new(1.4, 2.6)]),
+            vec![1, 2]
+        );
+        assert_eq!(
+            ClientSeries::seconds_in(&[Window::new(1.6, 2.4)]),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            ClientSeries::seconds_in(&[Window::new(0.0, 2.0), Window::new(1.0, 4.0)]),
+            vec![0, 1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn window_merges_routes_seconds_and_errors_exactly() {
+        let mut s = ClientSeries::new(vec!["a".into(), "b".into()]);
+        // Warm-up request at t=-0.5 must not count in [0, 3).
+        s.record("a", -0.5, ms(1000), None);
+        for i in 0..100 {
+            s.record("a", 0.1, ms(10), None);
+            s.record(
+                "b",
+                1.2,
+                ms(20),
+                if i < 10 {
+                    Some(ErrorKind::Status(500))
+                } else {
+                    None
+                },
+            );
+        }
+        s.record("b", 2.9, None, Some(ErrorKind::Transport));
+        let w = s.window(&[Window::new(0.0, 3.0)], None);
+        assert_eq!(w.requests, 201);
+        assert_eq!(w.error_count(), 11);
+        assert_eq!(w.errors.get(&ErrorKind::Status(500)), Some(&10));
+        assert_eq!(w.latency.count(), 200);
+        assert_eq!(w.seconds, 3.0);
+        assert!((w.throughput_rps().unwrap() - 190.0 / 3.0).abs() < 1e-9);
+        assert!((w.error_rate().unwrap() - 11.0 / 201.0).abs() < 1e-12);
+        let p50 = w.latency.quantile_ms(0.5).unwrap();
+        assert!((p50 - 10.0).abs() < 0.02, "{p50}");
+        let b = s.window(&[Window::new(0.0, 3.0)], Some("b"));
+        assert_eq!(b.requests, 101);
+        assert!((b.latency.quantile_ms(0.5).unwrap() - 20.0).abs() < 0.03);
+        assert!(w.latency.max_ms().unwrap() < 21.0, "warm-up value excluded");
+    }
+
+    #[test]
+    fn merging_series_adds_counts() {
+        let mut a = ClientSeries::new(vec!["x".into()]);
+        let mut b = ClientSeries::new(vec!["y".into()]);
+        a.record("x", 0.5, ms(1), None);
+        b.record("x", 0.5, ms(3), Some(ErrorKind::Timeout));
+        b.record("y", 1.5, ms(5), None);
+        a.merge(&b);
+        assert_eq!(a.routes, vec!["x".to_string(), "y".to_string()]);
+        let w = a.window(&[Window::new(0.0, 2.0)], None);
+        assert_eq!((w.requests, w.error_count(), w.latency.count()), (3, 1, 3));
+        assert_eq!(a.span(), Some((0, 1)));
+    }
+
+    #[test]
+    fn empty_window_has_no_rates() {
+        let s = ClientSeries::default();
+        let w = s.window(&[], None);
+        assert_eq!(w.error_rate(), None);
+        assert_eq!(w.throughput_rps(), None);
+        let w = s.window(&[Window::new(0.0, 5.0)], None);
+        assert_eq!(w.error_rate(), None);
+        assert_eq!(w.throughput_rps(), Some(0.0));
+    }
+}

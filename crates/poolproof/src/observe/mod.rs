@@ -1,0 +1,180 @@
+//! The measured data of one run: what SLAs are evaluated against and what reports show.
+//!
+//! Every time is an offset in seconds from the start of measured load (warm-up and ramp are
+//! negative). The load module fills [`ClientSeries`]; the run's sampler pushes one
+//! [`ServerSample`] per instance per second; the fault timeline pushes [`FaultEvent`]s with
+//! their actual start and end; the webhook sink pushes [`AlertDelivery`]s.
+
+mod client;
+mod histogram;
+mod server;
+mod timeline;
+
+pub use client::{ClientSeries, ErrorKind, RouteSecond, SecondBucket, WindowStats};
+pub use histogram::LatencyHistogram;
+pub use server::{PoolStats, ServerSample};
+pub use timeline::{AlertDelivery, AlertTransition, FaultEvent, PhaseKind, Window};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything measured in one run (one arm, one replicate).
+#[derive(Debug, Clone, Default)]
+pub struct Observations {
+    /// Client-side measurements from the load generator, one bucket per second.
+    pub client: ClientSeries,
+    /// Server-side samples, once a second per app instance, in arrival order.
+    pub server: Vec<ServerSample>,
+    /// Ramp-up and warm-up before measured load (negative offsets); excluded from SLAs.
+    pub warmup: Option<Window>,
+    /// The measured load window, `[0, duration)`.
+    pub load: Window,
+    /// Faults as they really happened (not as planned).
+    pub faults: Vec<FaultEvent>,
+    /// Alert notifications received by the webhook sink.
+    pub alerts: Vec<AlertDelivery>,
+}
+
+impl Observations {
+    /// The time windows a phase covers, clipped to the measured load window.
+    ///
+    /// `before` runs from the start of load to the first fault's start, `during` is each
+    /// fault's actual span (an unfinished fault lasts to the end of load), `after` runs from
+    /// the last fault's end to the end of load. Without faults, `before`/`during`/`after`
+    /// are empty, so SLAs on them report "no data" rather than passing silently.
+    pub fn windows(&self, phase: PhaseKind) -> Vec<Window> {
+        let load = self.load;
+        let mut spans: Vec<Window> = self
+            .faults
+            .iter()
+            .map(|f| Window::new(f.start, f.end.unwrap_or(load.end)))
+            .collect();
+        spans.sort_by(|a, b| a.start.total_cmp(&b.start));
+        let out = match phase {
+            PhaseKind::Warmup => self.warmup.into_iter().collect(),
+            PhaseKind::Load => vec![load],
+            PhaseKind::Before => spans
+                .first()
+                .map(|f| vec![Window::new(load.start, f.start)])
+                .unwrap_or_default(),
+            PhaseKind::During => spans,
+            PhaseKind::After => spans
+                .iter()
+                .map(|f| f.end)
+                .max_by(f64::total_cmp)
+                .map(|end| vec![Window::new(end, load.end)])
+                .unwrap_or_default(),
+        };
+        if phase == PhaseKind::Warmup {
+            return out;
+        }
+        out.into_iter().filter_map(|w| w.intersect(&load)).collect()
+    }
+
+    /// Server samples whose time lies in any of `windows`.
+    pub fn server_samples_in<'a>(
+        &'a self,
+        windows: &'a [Window],
+    ) -> impl Iterator<Item = &'a ServerSample> + 'a {
+        self.server
+            .iter()
+            .filter(move |s| windows.iter().any(|w| w.contains(s.t)))
+    }
+}
+
+/// Facts about the machine a run happened on, for the report header.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub os: String,
+    pub arch: String,
+    pub cpus: usize,
+    /// Total memory in MiB, when known.
+    pub memory_mib: Option<u64>,
+}
+
+impl HostFacts {
+    /// Reads the facts of the current machine (best effort: unknown fields stay empty).
+    pub fn current() -> Self {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let memory_mib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map(|kb| kb / 1024)
+        });
+        HostFacts {
+            hostname,
+            os: std::env::consts::OS.to_string(),
+            arch: std::env::consts::ARCH.to_string(),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            memory_mib,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs_with_faults(faults: &[(f64, Option<f64>)]) -> Observations {
+        Observations {
+            load: Window::new(0.0, 30.0),
+            warmup: Some(Window::new(-5.0, 0.0)),
+            faults: faults
+                .iter()
+                .map(|(s, e)| FaultEvent {
+                    kind: "db_latency".into(),
+                    start: *s,
+                    end: *e,
+                    planned_at: *s,
+                    target: None,
+                })
+                .collect(),
+            ..Observations::default()
+        }
+    }
+
+    #[test]
+    fn phases_follow_actual_fault_times() {
+        let o = obs_with_faults(&[(10.2, Some(15.7))]);
+        assert_eq!(o.windows(PhaseKind::Load), vec![Window::new(0.0, 30.0)]);
+        assert_eq!(o.windows(PhaseKind::Before), vec![Window::new(0.0, 10.2)]);
+        assert_eq!(o.windows(PhaseKind::During), vec![Window::new(10.2, 15.7)]);
+        assert_eq!(o.windows(PhaseKind::After), vec![Window::new(15.7, 30.0)]);
+        assert_eq!(o.windows(PhaseKind::Warmup), vec![Window::new(-5.0, 0.0)]);
+    }
+
+    #[test]
+    fn unfinished_fault_lasts_to_end_of_load_and_no_faults_means_no_fault_phases() {
+        let o = obs_with_faults(&[(20.0, None), (5.0, Some(8.0))]);
+        assert_eq!(o.windows(PhaseKind::Before), vec![Window::new(0.0, 5.0)]);
+        assert_eq!(
+            o.windows(PhaseKind::During),
+            vec![Window::new(5.0, 8.0), Window::new(20.0, 30.0)]
+        );
+        assert!(o.windows(PhaseKind::After).is_empty());
+        let none = obs_with_faults(&[]);
+        for p in [PhaseKind::Before, PhaseKind::During, PhaseKind::After] {
+            assert!(none.windows(p).is_empty(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn server_samples_are_selected_by_window() {
+        let mut o = obs_with_faults(&[]);
+        for t in [-1.0, 0.5, 29.5, 30.0] {
+            o.server.push(ServerSample {
+                t,
+                ..ServerSample::default()
+            });
+        }
+        let w = o.windows(PhaseKind::Load);
+        let ts: Vec<f64> = o.server_samples_in(&w).map(|s| s.t).collect();
+        assert_eq!(ts, vec![0.5, 29.5]);
+    }
+}
