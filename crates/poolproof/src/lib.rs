@@ -1,4 +1,9 @@
 //! poolproof: YAML scenarios, real services, goose load, faults, SLA verdicts and reports.
 
+pub mod app;
 pub mod faults;
 pub mod observe;
+pub mod progress;
+pub mod redact;
+pub mod sampler;
+pub mod teardown;

@@ -1,0 +1,188 @@
+//! One running `pooled-app` process: spawned in its own process group with its output in a log
+//! file, polled on `/readyz` until ready, and killed (the whole group) on stop or drop.
+
+use super::AppError;
+use crate::teardown;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// How to start one instance.
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    /// 1-based instance number, used in the log file name and messages.
+    pub number: usize,
+    pub binary: PathBuf,
+    /// Command-line arguments (pooled-app takes none; configuration is its environment).
+    pub args: Vec<String>,
+    /// The complete environment overrides (DATABASE_URL, BIND_ADDR, scenario env, arm env...).
+    pub env: BTreeMap<String, String>,
+    /// Port the instance binds on 127.0.0.1 (must match BIND_ADDR in `env`).
+    pub port: u16,
+    pub log_path: PathBuf,
+}
+
+/// A started instance; dropping it kills its process group.
+#[derive(Debug)]
+pub struct AppInstance {
+    pub number: usize,
+    pub url: String,
+    pub log_path: PathBuf,
+    child: Option<Child>,
+    pgid: Option<Pid>,
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released: the app binds it right after).
+pub fn free_port() -> Result<u16, AppError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(AppError::Port)?;
+    let port = listener.local_addr().map_err(AppError::Port)?.port();
+    Ok(port)
+}
+
+impl AppInstance {
+    /// Spawns the instance; does not wait for readiness (see [`AppInstance::wait_ready`]).
+    pub fn spawn(spec: &InstanceSpec) -> Result<Self, AppError> {
+        let log = std::fs::File::create(&spec.log_path).map_err(|source| AppError::Log {
+            path: spec.log_path.clone(),
+            source,
+        })?;
+        let log_err = log.try_clone().map_err(|source| AppError::Log {
+            path: spec.log_path.clone(),
+            source,
+        })?;
+        let mut cmd = Command::new(&spec.binary);
+        cmd.args(&spec.args)
+            .envs(&spec.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err))
+            // Own process group: a terminal's Ctrl-C reaches poolproof only, which then stops the
+            // instances in order; and killpg reaches anything the app may have spawned.
+            .process_group(0)
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the child when
+        // the thread that spawned it dies, so an instance never outlives a SIGKILLed harness.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|source| AppError::Spawn {
+            instance: spec.number,
+            binary: spec.binary.clone(),
+            source,
+        })?;
+        let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+        if let Some(pgid) = pgid {
+            teardown::register_process_group(pgid);
+        }
+        Ok(Self {
+            number: spec.number,
+            url: format!("http://127.0.0.1:{}", spec.port),
+            log_path: spec.log_path.clone(),
+            child: Some(child),
+            pgid,
+        })
+    }
+
+    /// The process id while the instance runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// Polls `GET /readyz` until it answers 200 (pass or warn), the process exits, or `timeout`
+    /// passes.
+    pub async fn wait_ready(
+        &mut self,
+        client: &reqwest::Client,
+        timeout: Duration,
+    ) -> Result<(), AppError> {
+        let deadline = Instant::now() + timeout;
+        let url = format!("{}/readyz", self.url);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(AppError::Exited {
+                        instance: self.number,
+                        status: status.to_string(),
+                        tail: log_tail(&self.log_path, 8),
+                    });
+                }
+            }
+            let last = match client
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+            {
+                Ok(resp) if resp.status().is_success() => return Ok(()),
+                Ok(resp) => format!("HTTP {}", resp.status().as_u16()),
+                Err(e) if e.is_connect() => "connection refused".into(),
+                Err(e) => crate::redact::redact_urls(&e.to_string()),
+            };
+            if Instant::now() >= deadline {
+                return Err(AppError::NotReady {
+                    instance: self.number,
+                    url: self.url.clone(),
+                    timeout,
+                    last,
+                    log: self.log_path.clone(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the instance: SIGTERM to its group, up to `grace` to exit, then SIGKILL.
+    pub async fn stop(&mut self, grace: Duration) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Some(pgid) = self.pgid {
+            let _ = killpg(pgid, Signal::SIGTERM);
+        }
+        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+            if let Some(pgid) = self.pgid {
+                let _ = killpg(pgid, Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+        }
+        self.release_group();
+    }
+
+    fn release_group(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            // Anything left in the group (the app's own children) goes too.
+            let _ = killpg(pgid, Signal::SIGKILL);
+            teardown::unregister_process_group(pgid);
+        }
+    }
+}
+
+impl Drop for AppInstance {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pgid) = self.pgid {
+                let _ = killpg(pgid, Signal::SIGKILL);
+            }
+            // tokio reaps the killed child in the background (kill_on_drop).
+            let _ = child.start_kill();
+        }
+        self.release_group();
+    }
+}
+
+/// The last `n` lines of a log file, redacted, for error messages.
+pub(crate) fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(n).collect();
+    let tail = lines.into_iter().rev().collect::<Vec<_>>().join("\n");
+    crate::redact::redact_urls(&tail)
+}
