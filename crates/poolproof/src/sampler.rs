@@ -2,6 +2,7 @@
 //! stats, health status, realtime metrics) and keep the answers as a time series. A failed fetch
 //! is recorded as a gap (with the reason), never as an error of the run.
 
+use crate::observe::{PoolStats, ServerSample};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -31,8 +32,8 @@ impl Fetched {
 /// One sampling tick for one instance.
 #[derive(Debug, Clone)]
 pub struct RawSample {
-    /// Time since the sampler's origin (the start of the run's load, warm-up included).
-    pub at: Duration,
+    /// Seconds from the start of measured load (negative during ramp and warm-up).
+    pub t: f64,
     /// 0-based instance index.
     pub instance: usize,
     pub pool: Fetched,
@@ -47,7 +48,8 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Starts sampling `bases` (instance base URLs) every `interval`, times measured from `origin`.
+    /// Starts sampling `bases` (instance base URLs) every `interval`; times are offsets from
+    /// `origin`, the start of measured load, which may still lie in the future (warm-up).
     pub fn start(
         client: reqwest::Client,
         bases: Vec<String>,
@@ -65,7 +67,7 @@ impl Sampler {
                     _ = tick.tick() => {}
                     _ = stopped.changed() => break,
                 }
-                let at = origin.elapsed();
+                let t = offset_secs(origin, Instant::now());
                 let fetches = bases.iter().enumerate().map(|(instance, base)| {
                     let client = &client;
                     let token = token.as_deref();
@@ -76,7 +78,7 @@ impl Sampler {
                             fetch(client, base, REALTIME, token, interval),
                         );
                         RawSample {
-                            at,
+                            t,
                             instance,
                             pool,
                             health,
@@ -96,6 +98,93 @@ impl Sampler {
         let _ = self.stop.send(true);
         self.task.await.unwrap_or_default()
     }
+}
+
+/// `now - origin` in seconds, negative when `now` is before `origin`.
+pub fn offset_secs(origin: Instant, now: Instant) -> f64 {
+    match now.checked_duration_since(origin) {
+        Some(d) => d.as_secs_f64(),
+        None => -(origin.duration_since(now).as_secs_f64()),
+    }
+}
+
+impl RawSample {
+    /// The sample in the report's terms. Field names follow pooled-app's JSON
+    /// (`PoolStatsSnapshot`, the health status's `composite_score`, the realtime summary).
+    pub fn to_server_sample(&self) -> ServerSample {
+        let mut errors = Vec::new();
+        for f in [&self.pool, &self.health, &self.realtime] {
+            if let Fetched::Gap(reason) = f {
+                errors.push(reason.clone());
+            }
+        }
+        let pool = self.pool.json().map(pool_stats);
+        let realtime = self.realtime.json();
+        ServerSample {
+            t: self.t,
+            instance: self.instance,
+            mode: pool
+                .as_ref()
+                .map(|p| p.mode.clone())
+                .filter(|m| !m.is_empty()),
+            pool,
+            health_score: self
+                .health
+                .json()
+                .and_then(|v| num(v, &["composite_score"])),
+            server_p95_ms: realtime.and_then(|v| {
+                first_num(
+                    v,
+                    &[
+                        &["p95_ms"],
+                        &["latency", "p95_ms"],
+                        &["overall", "p95_ms"],
+                        &["overall", "latency", "p95_ms"],
+                    ],
+                )
+            }),
+            server_rps: realtime.and_then(|v| {
+                first_num(
+                    v,
+                    &[&["rps"], &["overall", "rps"], &["requests_per_second"]],
+                )
+            }),
+            errors,
+        }
+    }
+}
+
+fn pool_stats(v: &Value) -> PoolStats {
+    let u = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    PoolStats {
+        mode: v
+            .get("mode")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        size: u("size") as u32,
+        idle: u("idle") as u32,
+        in_use: u("in_use") as u32,
+        waiting: u("waiting") as u32,
+        max: u("max") as u32,
+        utilization_percent: num(v, &["utilization_percent"]).unwrap_or(0.0),
+        efficiency_percent: num(v, &["pool_efficiency_percent"]).unwrap_or(0.0),
+        acquisitions: u("acquisitions"),
+        connections_opened: u("connections_opened"),
+        acquire_timeouts: u("acquire_timeouts"),
+        acquire_wait_p95_ms: num(v, &["acquire_wait", "p95_us"])
+            .map(|us| us / 1000.0)
+            .unwrap_or(0.0),
+        health_score: num(v, &["health_score"]).unwrap_or(0.0),
+    }
+}
+
+fn num(v: &Value, path: &[&str]) -> Option<f64> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_f64()
+}
+
+fn first_num(v: &Value, paths: &[&[&str]]) -> Option<f64> {
+    paths.iter().find_map(|p| num(v, p))
 }
 
 async fn fetch(
@@ -145,7 +234,7 @@ mod tests {
                 POOL,
                 get(|h: HeaderMap| async move {
                     if authorized(&h) {
-                        Ok(Json(serde_json::json!({"size": 5, "in_use": 1})))
+                        Ok(Json(serde_json::json!({"size": 5, "in_use": 1, "acquire_wait": {"p95_us": 1500}})))
                     } else {
                         Err(StatusCode::UNAUTHORIZED)
                     }
@@ -178,7 +267,8 @@ mod tests {
     async fn samples_every_interval_and_records_gaps() {
         let (base, server) = serve().await;
         let client = reqwest::Client::new();
-        let origin = Instant::now();
+        // Load starts 1 s from now: the first samples are warm-up, with negative times.
+        let origin = Instant::now() + Duration::from_secs(1);
         let sampler = Sampler::start(
             client,
             vec![base.clone(), "http://127.0.0.1:9".into()],
@@ -214,7 +304,20 @@ mod tests {
         assert!(samples
             .iter()
             .any(|s| s.instance == 1 && matches!(s.pool, Fetched::Gap(_))));
-        assert!(samples.windows(2).all(|w| w[0].at <= w[1].at));
+        assert!(samples.windows(2).all(|w| w[0].t <= w[1].t));
+        assert!(first.t < -0.5, "warm-up sample at {}", first.t);
+
+        let server = first.to_server_sample();
+        assert_eq!(
+            server
+                .pool
+                .as_ref()
+                .map(|p| (p.in_use, p.acquire_wait_p95_ms)),
+            Some((1, 1.5))
+        );
+        assert_eq!(server.health_score, Some(12.0));
+        assert_eq!(server.server_p95_ms, None);
+        assert_eq!(server.errors.len(), 1, "{:?}", server.errors);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
