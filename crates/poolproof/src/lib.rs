@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod faults;
+pub mod interrupt;
 pub mod observe;
 pub mod progress;
 pub mod redact;
