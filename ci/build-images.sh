@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Builds the local images poolproof/postgres:15 and poolproof/redis:7 without any registry:
+# a root filesystem assembled from this machine's own Postgres 15 and redis-server files
+# (plus the shared libraries they need) is fed to `docker import`. Idempotent: an image whose
+# poolproof.build label matches the hash of its inputs is kept. Takes seconds.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+PG_IMAGE=${POOLPROOF_POSTGRES_IMAGE:-poolproof/postgres:15}
+REDIS_IMAGE=${POOLPROOF_REDIS_IMAGE:-poolproof/redis:7}
+PGBIN=/usr/lib/postgresql/15/bin
+PGLIB=/usr/lib/postgresql/15/lib
+PGSHARE=/usr/share/postgresql/15
+APP_UID=999
+
+say() { echo "build-images: $*" >&2; }
+
+docker info >/dev/null 2>&1 || { say "no Docker engine answers (run ci/ensure-docker.sh)"; exit 1; }
+if [ ! -x "$PGBIN/postgres" ]; then
+    say "Postgres 15 is not installed ($PGBIN/postgres missing)"; exit 1
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || { say "redis-server missing and not root"; exit 1; }
+    say "installing redis-server"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >&2
+fi
+REDIS_BIN=$(command -v redis-server)
+
+# Copies files into the root $1 at their canonical paths (the root is merged-/usr like the
+# host), then the targets of symlinks among them.
+put() {
+    local root=$1; shift
+    local f d p
+    for f in "$@"; do
+        d=$(readlink -f "$(dirname "$f")")
+        p="$d/$(basename "$f")"
+        if [ -e "$root$p" ] || [ -L "$root$p" ]; then continue; fi
+        mkdir -p "$root$d"
+        cp -a "$p" "$root$p"
+        if [ -L "$p" ]; then put "$root" "$(readlink -f "$p")"; fi
+    done
+}
+
+# Copies every shared library the given ELF files need (per ldd), and the loader.
+put_libs() {
+    local root=$1; shift
+    local libs
+    libs=$(for f in "$@"; do
+        if file -b "$f" 2>/dev/null | grep -q ELF || head -c4 "$f" | grep -q 'ELF'; then
+            ldd "$f" 2>/dev/null | awk '/=> \//{print $3} /^[ \t]*\/[^ ]+ \(/{print $1}'
+        fi
+    done | sort -u)
+    # shellcheck disable=SC2086
+    [ -z "$libs" ] || put "$root" $libs
+}
+
+# The shell and the few tools the entrypoints use.
+BASE_TOOLS="/bin/sh /usr/bin/dash /bin/mkdir /bin/chmod /bin/rm /bin/sleep /bin/cat /usr/bin/env"
+
+base_root() {
+    local root=$1 user=$2 home=$3
+    mkdir -p "$root"/{etc,tmp,dev,proc,sys,usr/bin,usr/sbin,usr/lib,usr/lib64,usr/local/bin}
+    ln -s usr/bin "$root/bin"; ln -s usr/sbin "$root/sbin"
+    ln -s usr/lib "$root/lib"; ln -s usr/lib64 "$root/lib64"
+    chmod 1777 "$root/tmp"
+    # shellcheck disable=SC2086
+    put "$root" $BASE_TOOLS
+    # shellcheck disable=SC2086
+    put_libs "$root" $BASE_TOOLS
+    printf 'root:x:0:0:root:/root:/bin/sh\n%s:x:%s:%s:%s:%s:/bin/sh\n' "$user" $APP_UID $APP_UID "$user" "$home" >"$root/etc/passwd"
+    printf 'root:x:0:\n%s:x:%s:\n' "$user" $APP_UID >"$root/etc/group"
+    printf 'passwd: files\ngroup: files\nhosts: files\n' >"$root/etc/nsswitch.conf"
+    printf '127.0.0.1 localhost\n::1 localhost\n' >"$root/etc/hosts"
+}
+
+# Hash of everything an image is made from: this script, the entrypoint, the binaries.
+inputs_hash() {
+    { cat "$0" "$@"; } | sha256sum | cut -c1-16
+}
+
+image_label() {
+    docker image inspect -f '{{index .Config.Labels "poolproof.build"}}' "$1" 2>/dev/null || true
+}
+
+import_root() {
+    local root=$1 image=$2; shift 2
+    local old
+    old=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+    tar -C "$root" --numeric-owner -c . | docker import "$@" - "$image" >/dev/null
+    # Drop the replaced build (fails harmlessly while a container still uses it).
+    [ -z "$old" ] || docker rmi "$old" >/dev/null 2>&1 || true
+}
+
+WORK=$(mktemp -d /tmp/poolproof-images.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+build_postgres() {
+    local hash
+    hash=$(inputs_hash "$HERE/images/postgres-entrypoint.sh" "$PGBIN/postgres" "$PGBIN/initdb")
+    if [ "$(image_label "$PG_IMAGE")" = "$hash" ]; then
+        say "$PG_IMAGE is up to date"; return 0
+    fi
+    local t0=$SECONDS root=$WORK/postgres
+    base_root "$root" postgres /var/lib/postgresql
+    local bins=("$PGBIN/postgres" "$PGBIN/initdb" "$PGBIN/pg_isready" "$PGBIN/pg_ctl")
+    put "$root" "${bins[@]}"
+    put "$root" "$PGLIB"
+    # JIT pulls in libLLVM (~100 MB); without its provider postgres simply runs without JIT.
+    rm -rf "$root$PGLIB"/llvmjit* "$root$PGLIB/bitcode"
+    put "$root" "$PGSHARE"
+    mkdir -p "$root/usr/share"
+    cp -a /usr/share/zoneinfo "$root/usr/share/zoneinfo"
+    put_libs "$root" "${bins[@]}" $(find "$root$PGLIB" -name '*.so')
+    install -m 0755 "$HERE/images/postgres-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
+    mkdir -p "$root/var/lib/postgresql/data" "$root/var/run/postgresql"
+    chown -R $APP_UID:$APP_UID "$root/var/lib/postgresql" "$root/var/run/postgresql"
+    chmod 700 "$root/var/lib/postgresql/data"
+    import_root "$root" "$PG_IMAGE" \
+        -c "ENV PATH=$PGBIN:/usr/local/bin:/usr/bin:/bin PGDATA=/var/lib/postgresql/data LANG=C.UTF-8 TZ=UTC" \
+        -c 'USER postgres' \
+        -c 'WORKDIR /var/lib/postgresql' \
+        -c 'EXPOSE 5432' \
+        -c 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]' \
+        -c 'CMD ["postgres"]' \
+        -c "LABEL poolproof.build=$hash"
+    say "built $PG_IMAGE in $((SECONDS - t0))s"
+}
+
+build_redis() {
+    local hash
+    hash=$(inputs_hash "$REDIS_BIN")
+    if [ "$(image_label "$REDIS_IMAGE")" = "$hash" ]; then
+        say "$REDIS_IMAGE is up to date"; return 0
+    fi
+    local t0=$SECONDS root=$WORK/redis
+    base_root "$root" redis /data
+    put "$root" "$REDIS_BIN"
+    put_libs "$root" "$REDIS_BIN"
+    mkdir -p "$root/data"
+    chown $APP_UID:$APP_UID "$root/data"
+    import_root "$root" "$REDIS_IMAGE" \
+        -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+        -c 'USER redis' \
+        -c 'WORKDIR /data' \
+        -c 'EXPOSE 6379' \
+        -c 'ENTRYPOINT ["/usr/bin/redis-server"]' \
+        -c 'CMD ["--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no"]' \
+        -c "LABEL poolproof.build=$hash"
+    say "built $REDIS_IMAGE in $((SECONDS - t0))s"
+}
+
+build_postgres
+build_redis
