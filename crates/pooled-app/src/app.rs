@@ -1,0 +1,135 @@
+//! The HTTP application: [`router`] assembles the routes and the request middleware, [`serve`] runs
+//! it on a listener until SIGINT/SIGTERM (or a given shutdown future).
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::middleware;
+use crate::state::{AppState, StartError};
+use crate::workload;
+
+/// All routes with the instrumentation middleware outermost (it sees the matched route and the fallback).
+pub fn router(state: AppState) -> Router {
+    let instrumentation = state.instrumentation.clone();
+    Router::new()
+        .merge(workload::routes())
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/performance/pool", get(pool_stats))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            instrumentation,
+            middleware::instrument,
+        ))
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: migrations applied, a database round trip, and Redis `PING` when Redis is configured.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let db = tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await;
+    let db_ok = matches!(db, Ok(Ok(_)));
+    let redis = if state.config.redis_url.is_some() {
+        Some(state.cache.ping().await.is_ok())
+    } else {
+        None
+    };
+    let migrated = state.is_migrated();
+    let ready = db_ok && migrated && redis != Some(false);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": db_ok,
+        "migrated": migrated,
+        "redis": redis,
+        "pool_mode": state.db.mode(),
+    });
+    (status, Json(body)).into_response()
+}
+
+/// `GET /api/performance/pool`: [`crate::pool::PoolStatsSnapshot`] as JSON.
+async fn pool_stats(State(state): State<AppState>) -> Json<crate::pool::PoolStatsSnapshot> {
+    Json(state.db.stats())
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": "no such route" })),
+    )
+        .into_response()
+}
+
+/// Builds the state from `config` and serves on `listener` until SIGINT or SIGTERM.
+pub async fn serve(config: Config, listener: TcpListener) -> Result<(), ServeError> {
+    let state = AppState::build(config).await?;
+    serve_state(state, listener, shutdown_signal()).await
+}
+
+/// Serves an already built state until `shutdown` completes; then closes the pool.
+pub async fn serve_state<F>(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: F,
+) -> Result<(), ServeError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let db = state.db.clone();
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, pool_mode = ?db.mode(), "listening");
+    }
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    db.close().await;
+    result.map_err(ServeError::Io)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("server: {0}")]
+    Io(std::io::Error),
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,150 @@
+//! [`DbConn`]: a pooled or direct connection for one unit of work, with query timing and
+//! connection-level error handling (a broken connection is closed, never reused).
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Postgres};
+
+use super::{DbError, DbInner, QueryKind};
+use crate::request_scope;
+
+enum Inner {
+    Pooled(PoolConnection<Postgres>),
+    Direct(Option<PgConnection>),
+}
+
+/// A connection for one unit of work. Run a statement on `conn.as_mut()`, then pass its result to
+/// [`DbConn::finish`], which times it per kind and handles connection-level failures.
+pub struct DbConn {
+    inner: Inner,
+    db: Arc<DbInner>,
+    broken: bool,
+}
+
+impl DbConn {
+    pub(super) fn pooled(c: PoolConnection<Postgres>, db: Arc<DbInner>) -> Self {
+        Self {
+            inner: Inner::Pooled(c),
+            db,
+            broken: false,
+        }
+    }
+
+    pub(super) fn direct(c: PgConnection, db: Arc<DbInner>) -> Self {
+        Self {
+            inner: Inner::Direct(Some(c)),
+            db,
+            broken: false,
+        }
+    }
+
+    /// Whether this connection came from the pool.
+    pub fn is_pooled(&self) -> bool {
+        matches!(self.inner, Inner::Pooled(_))
+    }
+
+    /// Records the statement started at `started` (kind, duration, request counters) and maps its error.
+    pub fn finish<T>(
+        &mut self,
+        kind: QueryKind,
+        started: Instant,
+        result: Result<T, sqlx::Error>,
+    ) -> Result<T, DbError> {
+        let took = started.elapsed();
+        self.db.stats.record_query(kind, took);
+        request_scope::record_query(took);
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.db.stats.query_errors.fetch_add(1, Ordering::Relaxed);
+                if is_connection_error(&e) {
+                    self.mark_broken();
+                    return Err(DbError::Unavailable(e.to_string()));
+                }
+                Err(DbError::Query(e))
+            }
+        }
+    }
+
+    fn mark_broken(&mut self) {
+        if self.broken {
+            return;
+        }
+        self.broken = true;
+        self.db.stats.closed_broken.fetch_add(1, Ordering::Relaxed);
+        if let Inner::Pooled(c) = &mut self.inner {
+            c.close_on_drop();
+        }
+        self.db.on_failure();
+    }
+}
+
+/// Errors after which the connection must not be reused: I/O, protocol, and Postgres'
+/// connection-exception (08xxx) and operator-intervention (57Pxx, e.g. shutdown) classes.
+fn is_connection_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
+impl Deref for DbConn {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match &self.inner {
+            Inner::Pooled(c) => c,
+            Inner::Direct(c) => c
+                .as_ref()
+                .unwrap_or_else(|| unreachable!("taken only in drop")),
+        }
+    }
+}
+
+impl DerefMut for DbConn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match &mut self.inner {
+            Inner::Pooled(c) => c,
+            Inner::Direct(c) => c
+                .as_mut()
+                .unwrap_or_else(|| unreachable!("taken only in drop")),
+        }
+    }
+}
+
+impl AsMut<PgConnection> for DbConn {
+    fn as_mut(&mut self) -> &mut PgConnection {
+        self
+    }
+}
+
+impl Drop for DbConn {
+    fn drop(&mut self) {
+        if let Inner::Direct(c) = &mut self.inner {
+            if let Some(conn) = c.take() {
+                if !self.broken {
+                    self.db
+                        .stats
+                        .closed_request_end
+                        .fetch_add(1, Ordering::Relaxed);
+                    // A polite Terminate off the request path; dropping a broken one just closes the socket.
+                    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                        handle.spawn(async move {
+                            let _ = conn.close().await;
+                        });
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The database layer: a sqlx `PgPool` (or a connection per acquisition when pooling is off) with the
+//! statistics of SPEC §3 and graceful degradation to direct connections when the pool fails.
+//!
+//! Modes ([`PoolMode`]): `pooled` normally; `unpooled` when `ENABLE_CONNECTION_POOLING=false`;
+//! `fallback` after the pool could not be built or `DATABASE_FALLBACK_AFTER_ERRORS` consecutive
+//! acquisitions/queries failed at the connection level. In fallback each acquisition opens a direct
+//! connection (retries with exponential backoff and growing timeouts, see [`direct`]) while a probe task
+//! builds a fresh pool and switches back once it answers.
+
+mod conn;
+mod direct;
+mod probe;
+mod stats;
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::ConnectOptions;
+
+pub use conn::DbConn;
+pub use stats::{
+    health_score, ClosedByReason, HealthInputs, LatencySummary, PoolMode, PoolStats,
+    PoolStatsSnapshot, QueryKind, QueryTimes,
+};
+
+use crate::config::Config;
+
+/// Why the database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had (pool timeout, connect failure).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A statement failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// Settings of the pool layer, taken from [`Config`].
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub pooling: bool,
+    pub max: u32,
+    pub min: u32,
+    pub acquire_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub fallback_after_errors: u32,
+    pub idle_ping_after: Duration,
+}
+
+impl DbSettings {
+    pub fn from_config(c: &Config) -> Self {
+        Self {
+            pooling: c.pooling,
+            max: c.pool_size,
+            min: c.pool_min,
+            acquire_timeout: c.acquire_timeout,
+            connect_timeout: c.connect_timeout,
+            fallback_after_errors: c.fallback_after_errors,
+            idle_ping_after: c.idle_ping_after,
+        }
+    }
+}
+
+/// Handle to the database layer; cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("mode", &self.mode()).finish()
+    }
+}
+
+pub(crate) struct DbInner {
+    pub(crate) settings: DbSettings,
+    pub(crate) connect_options: PgConnectOptions,
+    pool: RwLock<Option<PgPool>>,
+    mode: AtomicU8,
+    pub(crate) stats: Arc<PoolStats>,
+    probe_running: AtomicBool,
+}
+
+impl Db {
+    /// Builds the layer. Never fails on an unreachable database: pooled mode then starts in fallback.
+    pub async fn new(database_url: &str, settings: DbSettings) -> Result<Self, DbError> {
+        let connect_options = PgConnectOptions::from_str(database_url)
+            .map_err(|e| {
+                DbError::Unavailable(format!(
+                    "bad database URL: {}",
+                    crate::config::redact_url(&e.to_string())
+                ))
+            })?
+            .application_name("pooled-app")
+            .disable_statement_logging();
+        let initial = if settings.pooling {
+            PoolMode::Pooled
+        } else {
+            PoolMode::Unpooled
+        };
+        let db = Db {
+            inner: Arc::new(DbInner {
+                settings,
+                connect_options,
+                pool: RwLock::new(None),
+                mode: AtomicU8::new(initial.as_u8()),
+                stats: Arc::new(PoolStats::default()),
+                probe_running: AtomicBool::new(false),
+            }),
+        };
+        if db.inner.settings.pooling {
+            match db.inner.build_pool().await {
+                Ok(pool) => {
+                    db.inner.set_pool(pool);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "connection pool could not be built; starting in fallback mode");
+                    db.inner.enter_fallback();
+                }
+            }
+        }
+        db.ensure_probe();
+        Ok(db)
+    }
+
+    pub fn mode(&self) -> PoolMode {
+        self.inner.mode()
+    }
+
+    /// The live counters (histograms can be cloned from there).
+    pub fn stats_handle(&self) -> Arc<PoolStats> {
+        self.inner.stats.clone()
+    }
+
+    /// Everything `/api/performance/pool` shows.
+    pub fn stats(&self) -> PoolStatsSnapshot {
+        let s = &self.inner.settings;
+        let (size, idle) = match self.inner.pool() {
+            Some(p) if self.mode() == PoolMode::Pooled => {
+                (p.size(), u32::try_from(p.num_idle()).unwrap_or(u32::MAX))
+            }
+            _ => (0, 0),
+        };
+        let (max, min) = if s.pooling { (s.max, s.min) } else { (0, 0) };
+        self.inner.stats.snapshot(stats::Gauges {
+            mode: self.mode(),
+            pooling_enabled: s.pooling,
+            size,
+            idle,
+            max,
+            min,
+        })
+    }
+
+    /// A connection for one unit of work: pooled, or a new direct connection (unpooled and fallback).
+    pub async fn acquire(&self) -> Result<DbConn, DbError> {
+        match self.mode() {
+            PoolMode::Pooled => match self.inner.pool() {
+                Some(pool) => self.acquire_pooled(pool).await,
+                None => {
+                    self.inner.enter_fallback();
+                    direct::acquire_with_backoff(&self.inner).await
+                }
+            },
+            PoolMode::Unpooled => direct::acquire_once(&self.inner).await,
+            PoolMode::Fallback => direct::acquire_with_backoff(&self.inner).await,
+        }
+    }
+
+    async fn acquire_pooled(&self, pool: PgPool) -> Result<DbConn, DbError> {
+        let stats = &self.inner.stats;
+        stats.waiting.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
+        let result = pool.acquire().await;
+        let waited = start.elapsed();
+        stats.waiting.fetch_sub(1, Ordering::Relaxed);
+        match result {
+            Ok(c) => {
+                stats.acquisitions.fetch_add(1, Ordering::Relaxed);
+                stats.record_acquire_wait(waited);
+                self.inner.on_success();
+                Ok(DbConn::pooled(c, self.inner.clone()))
+            }
+            Err(e) => {
+                if matches!(e, sqlx::Error::PoolTimedOut) {
+                    stats.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    stats.acquire_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                self.inner.on_failure();
+                Err(DbError::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// Round trip `SELECT 1` through the normal acquire path; returns its duration.
+    pub async fn ping(&self) -> Result<Duration, DbError> {
+        let start = Instant::now();
+        let mut conn = self.acquire().await?;
+        let t = Instant::now();
+        let r = sqlx::query("SELECT 1").execute(conn.as_mut()).await;
+        conn.finish(QueryKind::Select, t, r)?;
+        Ok(start.elapsed())
+    }
+
+    /// Closes the pool (graceful shutdown).
+    pub async fn close(&self) {
+        if let Some(pool) = self.inner.pool() {
+            pool.close().await;
+        }
+    }
+}
+
+impl DbInner {
+    fn mode(&self) -> PoolMode {
+        PoolMode::from_u8(self.mode.load(Ordering::Acquire))
+    }
+
+    fn pool(&self) -> Option<PgPool> {
+        self.pool.read().ok().and_then(|g| g.clone())
+    }
+
+    /// Installs `pool` and returns the one it replaced.
+    fn set_pool(&self, pool: PgPool) -> Option<PgPool> {
+        match self.pool.write() {
+            Ok(mut g) => g.replace(pool),
+            Err(poisoned) => poisoned.into_inner().replace(pool),
+        }
+    }
+
+    pub(crate) async fn build_pool(&self) -> Result<PgPool, sqlx::Error> {
+        let s = &self.settings;
+        let stats_connect = self.stats.clone();
+        let stats_ping = self.stats.clone();
+        let idle_ping_after = s.idle_ping_after;
+        let options = PgPoolOptions::new()
+            .max_connections(s.max)
+            .min_connections(s.min)
+            .acquire_timeout(s.acquire_timeout)
+            // A ping on every acquire costs a round trip; like HikariCP, only connections idle for a
+            // while are checked (before_acquire below).
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                let stats = stats_ping.clone();
+                Box::pin(async move {
+                    if meta.idle_for >= idle_ping_after {
+                        if let Err(e) = sqlx::Connection::ping(conn).await {
+                            stats.closed_broken.fetch_add(1, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                    Ok(true)
+                })
+            })
+            .after_connect(move |_conn, _meta| {
+                stats_connect.pool_opened.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async { Ok(()) })
+            });
+        let connect = options.connect_with(self.connect_options.clone());
+        match tokio::time::timeout(s.connect_timeout.max(s.acquire_timeout), connect).await {
+            Ok(r) => r,
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        }
+    }
+
+    pub(crate) fn on_success(&self) {
+        if self.stats.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.stats.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a connection-level failure; enough in a row switch pooled mode to fallback.
+    pub(crate) fn on_failure(self: &Arc<Self>) {
+        self.stats.mark_failure_time();
+        let n = self
+            .stats
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        if self.mode() == PoolMode::Pooled && n >= self.settings.fallback_after_errors {
+            tracing::warn!(
+                consecutive_failures = n,
+                "pool acquisitions keep failing; switching to fallback mode"
+            );
+            self.enter_fallback_arc();
+        }
+    }
+
+    fn enter_fallback(&self) {
+        // Only called where no Arc is at hand yet (start-up); the probe is started by `Db` right after.
+        if self.mode.swap(PoolMode::Fallback.as_u8(), Ordering::AcqRel)
+            != PoolMode::Fallback.as_u8()
+        {
+            self.stats
+                .fallback_activations
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn enter_fallback_arc(self: &Arc<Self>) {
+        if self
+            .mode
+            .compare_exchange(
+                PoolMode::Pooled.as_u8(),
+                PoolMode::Fallback.as_u8(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            self.stats
+                .fallback_activations
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.start_probe();
+    }
+
+    /// Starts the background probe unless one runs already.
+    pub(crate) fn start_probe(self: &Arc<Self>) {
+        if self.probe_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.clone();
+        tokio::spawn(async move {
+            probe::run(&inner).await;
+            inner.probe_running.store(false, Ordering::Release);
+        });
+    }
+
+    /// Called by the probe with a fresh, answering pool: install it and return to pooled mode.
+    pub(crate) fn recover(&self, pool: PgPool) {
+        if let Some(old) = self.set_pool(pool) {
+            self.stats
+                .closed_pool_replaced
+                .fetch_add(u64::from(old.size()), Ordering::Relaxed);
+            tokio::spawn(async move { old.close().await });
+        }
+        self.stats.consecutive_failures.store(0, Ordering::Relaxed);
+        self.stats.recoveries.fetch_add(1, Ordering::Relaxed);
+        self.mode.store(PoolMode::Pooled.as_u8(), Ordering::Release);
+        tracing::info!("connection pool healthy again; back to pooled mode");
+    }
+}
+
+impl Db {
+    /// Starts the fallback probe if the layer came up in fallback mode (needs a runtime, hence not in `new`'s
+    /// error path).
+    pub(crate) fn ensure_probe(&self) {
+        if self.mode() == PoolMode::Fallback {
+            self.inner.start_probe();
+        }
+    }
+}
