@@ -7,4 +7,5 @@ pub mod observe;
 pub mod progress;
 pub mod redact;
 pub mod sampler;
+pub mod sink;
 pub mod teardown;

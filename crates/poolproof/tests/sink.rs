@@ -1,0 +1,325 @@
+//! The webhook sink answers like Slack and Resend, fails on command and records
+//! deliveries; exercised with reqwest over real loopback HTTP.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use poolproof::sink::{AlertState, Channel, WebhookSink};
+use serde_json::json;
+
+const KEY: &str = "re_secret_key_never_logged_12345";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+fn email(alert: &str, state: &str) -> serde_json::Value {
+    json!({
+        "from": "alerts@poolproof.test",
+        "to": ["oncall@poolproof.test"],
+        "subject": format!("[{}] {alert}", state.to_uppercase()),
+        "html": "<p>p95 above threshold</p>",
+        "tags": [{"name": "alert", "value": alert}, {"name": "state", "value": state}],
+    })
+}
+
+#[tokio::test]
+async fn slack_accepts_like_an_incoming_webhook_and_records_the_alert() {
+    let sink = WebhookSink::start().await.unwrap();
+    let c = client();
+    let r = c
+        .post(sink.slack_url())
+        .json(&json!({
+            "text": "FIRING high_request_latency_p95_critical",
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*p95* 2510 ms"}}],
+            "metadata": {"event_type": "alert_firing",
+                          "event_payload": {"alert": "high_request_latency_p95_critical", "state": "firing"}}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ok");
+
+    // Text-only payloads are parsed from the words.
+    let r = c
+        .post(sink.slack_url())
+        .json(&json!({"text": ":white_check_mark: RESOLVED high_error_rate_critical (2.1%)"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let d = sink.deliveries();
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[0].channel, Channel::Slack);
+    assert_eq!(
+        d[0].alert.as_deref(),
+        Some("high_request_latency_p95_critical")
+    );
+    assert_eq!(d[0].state, Some(AlertState::Firing));
+    assert!(d[0].delivered());
+    assert!(d[0].body_bytes > 100);
+    assert_eq!(d[1].alert.as_deref(), Some("high_error_rate_critical"));
+    assert_eq!(d[1].state, Some(AlertState::Resolved));
+    assert!(d[1].at >= d[0].at);
+}
+
+#[tokio::test]
+async fn slack_rejects_bad_payloads_with_its_error_strings() {
+    let sink = WebhookSink::start().await.unwrap();
+    let c = client();
+    let r = c
+        .post(sink.slack_url())
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.text().await.unwrap(), "invalid_payload");
+    let r = c
+        .post(sink.slack_url())
+        .json(&json!({"text": " "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.text().await.unwrap(), "no_text");
+    assert!(sink.deliveries().iter().all(|d| !d.delivered()));
+}
+
+#[tokio::test]
+async fn resend_answers_ids_honours_idempotency_and_never_keeps_the_key() {
+    let sink = WebhookSink::start().await.unwrap();
+    let c = client();
+    let url = format!("{}/emails", sink.resend_url());
+    let send = |key: &'static str| {
+        c.post(&url)
+            .bearer_auth(KEY)
+            .header("Idempotency-Key", key)
+            .json(&email("high_request_latency_p95_critical", "firing"))
+            .send()
+    };
+    let r1 = send("alert-1-firing").await.unwrap();
+    assert_eq!(r1.status(), 200);
+    let id1 = r1.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&id1).is_ok(), "{id1}");
+    let r2 = send("alert-1-firing").await.unwrap();
+    let id2 = r2.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id1, id2, "same idempotency key, same email id");
+    let r3 = send("alert-1-resolved").await.unwrap();
+    let id3 = r3.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(id1, id3);
+
+    let d = sink.deliveries();
+    assert_eq!(d.len(), 3);
+    assert!(d[0].delivered() && !d[1].delivered() && d[1].replay && d[2].delivered());
+    assert!(d
+        .iter()
+        .all(|x| x.bearer_present && x.channel == Channel::Email));
+    assert_eq!(d[0].idempotency_key.as_deref(), Some("alert-1-firing"));
+    assert_eq!(
+        d[0].alert.as_deref(),
+        Some("high_request_latency_p95_critical")
+    );
+    assert_eq!(d[0].state, Some(AlertState::Firing));
+    let dump = serde_json::to_string(&d).unwrap() + &format!("{d:?}");
+    assert!(!dump.contains(KEY), "the API key leaked into the records");
+}
+
+#[tokio::test]
+async fn resend_errors_have_resends_shape() {
+    let sink = WebhookSink::start().await.unwrap();
+    let c = client();
+    let url = format!("{}/emails", sink.resend_url());
+    let r = c
+        .post(&url)
+        .json(&email("a_b_c", "firing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["statusCode"], 401);
+    assert_eq!(v["name"], "missing_api_key");
+    assert!(v["message"].as_str().unwrap().contains("API key"));
+
+    let mut body = email("a_b_c", "firing");
+    body.as_object_mut().unwrap().remove("to");
+    let r = c
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["name"], "missing_required_field");
+    assert_eq!(v["message"], "Missing `to` field.");
+    assert!(sink.deliveries().iter().all(|d| !d.delivered()));
+    assert!(!sink.deliveries()[0].bearer_present);
+}
+
+#[tokio::test]
+async fn told_to_fail_it_fails_per_channel_for_the_duration() {
+    let sink = WebhookSink::start().await.unwrap();
+    let c = client();
+    let url = format!("{}/emails", sink.resend_url());
+    sink.fail(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(Channel::Email),
+        Some(Duration::from_millis(400)),
+    );
+    let r = c
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&email("a_b_c", "firing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["statusCode"].as_u64(), v["name"].as_str()),
+        (Some(429), Some("rate_limit_exceeded"))
+    );
+    // Slack is not affected by an email-only failure.
+    let r = c
+        .post(sink.slack_url())
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let r = c
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&email("a_b_c", "firing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the failure window has passed");
+
+    sink.fail(StatusCode::INTERNAL_SERVER_ERROR, None, None);
+    let r = c
+        .post(sink.slack_url())
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(r.text().await.unwrap(), "rollup_error");
+    let r = c
+        .post(&url)
+        .bearer_auth(KEY)
+        .json(&email("a_b_c", "firing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["name"],
+        "internal_server_error"
+    );
+    sink.recover();
+    let r = c
+        .post(sink.slack_url())
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let statuses: Vec<u16> = sink.deliveries().iter().map(|d| d.status).collect();
+    assert_eq!(statuses, [429, 200, 200, 500, 500, 200]);
+}
+
+#[tokio::test]
+async fn down_refuses_connections_then_comes_back_on_the_same_port() {
+    let sink = WebhookSink::start().await.unwrap();
+    let c = client();
+    let r = c
+        .post(sink.slack_url())
+        .json(&json!({"text": "before"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    sink.down(Some(Duration::from_millis(600))).await;
+    assert!(!sink.is_up().await);
+    let e = c
+        .post(sink.slack_url())
+        .json(&json!({"text": "during"}))
+        .send()
+        .await;
+    let e = e.expect_err("a down sink must refuse");
+    assert!(e.is_connect(), "{e}");
+
+    let back = async {
+        loop {
+            if sink.is_up().await {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), back)
+        .await
+        .expect("reopened");
+    let r = c
+        .post(sink.slack_url())
+        .json(&json!({"text": "after"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(sink.deliveries().len(), 2, "nothing recorded while down");
+    sink.shutdown().await;
+    assert!(c
+        .post(sink.slack_url())
+        .json(&json!({"text": "x"}))
+        .send()
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn wait_for_sees_a_later_delivery_and_times_out_otherwise() {
+    let sink = WebhookSink::start().await.unwrap();
+    let url = sink.slack_url();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = client()
+            .post(url)
+            .json(&json!({"text": "FIRING slow_db_queries_critical"}))
+            .send()
+            .await;
+    });
+    let d = sink
+        .wait_for(Duration::from_secs(5), |d| {
+            d.alert.as_deref() == Some("slow_db_queries_critical")
+        })
+        .await
+        .expect("delivery arrives");
+    assert_eq!(d.state, Some(AlertState::Firing));
+    assert!(sink
+        .wait_for(Duration::from_millis(100), |d| d.channel == Channel::Email)
+        .await
+        .is_none());
+}
