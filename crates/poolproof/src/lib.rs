@@ -3,6 +3,7 @@
 pub mod app;
 pub mod faults;
 pub mod interrupt;
+pub mod load;
 pub mod observe;
 pub mod progress;
 pub mod redact;

@@ -1,0 +1,229 @@
+//! Runs one goose attack for a [`LoadPlan`] (one at a time per process) and returns the
+//! client series it measured.
+
+use super::plan::{LoadPlan, TransactionPlan};
+use super::progress::LoadHandle;
+use super::recorder::Recorder;
+use crate::observe::{ClientSeries, ErrorKind, Window};
+use goose::config::GooseConfiguration;
+use goose::goose::{GooseRequest, GooseUser, Scenario, Transaction, TransactionResult};
+use goose::GooseAttack;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// goose keeps global state (killswitch, logger, Ctrl-C handler): one attack at a time.
+static ATTACK_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("invalid load plan: {0}")]
+    InvalidPlan(String),
+    #[error("load generator failed: {0}")]
+    Goose(String),
+}
+
+/// What an attack measured.
+#[derive(Debug, Clone)]
+pub struct LoadOutcome {
+    pub client: ClientSeries,
+    /// Ramp and warm-up, `[-(ramp + warmup), 0)`.
+    pub warmup: Window,
+    /// Measured load, `[0, duration)`, shorter if the attack was stopped early.
+    pub load: Window,
+    /// Ctrl-C stopped the attack.
+    pub interrupted: bool,
+    /// Every request completed, in or out of the measured window.
+    pub completed_requests: u64,
+}
+
+/// A prepared attack: take its [`LoadHandle`] for progress and the fault timeline, then `run`.
+pub struct Attack {
+    plan: LoadPlan,
+    rec: Arc<Recorder>,
+}
+
+impl Attack {
+    pub fn new(plan: LoadPlan) -> Result<Attack, LoadError> {
+        plan.validate().map_err(LoadError::InvalidPlan)?;
+        let rec = Arc::new(Recorder::new(
+            plan.route_names(),
+            plan.ramp,
+            plan.warmup,
+            plan.duration,
+            plan.bearer_token.clone(),
+        ));
+        Ok(Attack { plan, rec })
+    }
+
+    pub fn handle(&self) -> LoadHandle {
+        LoadHandle {
+            rec: self.rec.clone(),
+        }
+    }
+
+    /// Runs the attack to the end of the measured window (or until stopped).
+    pub async fn run(self) -> Result<LoadOutcome, LoadError> {
+        let _guard = ATTACK_LOCK.lock().await;
+        // Our handler first, so goose's (which exits on a second Ctrl-C) is never installed.
+        let interrupts_before = crate::interrupt::count();
+        if let Err(e) = crate::interrupt::install() {
+            tracing::warn!("{e}");
+        }
+        super::install_log_bridge();
+        let attack = self.build()?;
+        let rec = self.rec.clone();
+        let timer = tokio::spawn(stop_at_end_of_window(rec.clone()));
+        let result = attack.execute().await;
+        timer.abort();
+        rec.finished.store(true, Ordering::SeqCst);
+        let interrupted = crate::interrupt::count() > interrupts_before;
+        if interrupted {
+            // The handler triggered the killswitch; keep the measured window honest.
+            let _ = rec.stop_at.set(Instant::now());
+        }
+        if let Err(e) = result {
+            return Err(LoadError::Goose(e.to_string()));
+        }
+        Ok(LoadOutcome {
+            load: rec.load_window(),
+            warmup: rec.warmup_window(),
+            client: rec.take_series(),
+            interrupted,
+            completed_requests: rec.completed.load(Ordering::Relaxed),
+        })
+    }
+
+    fn configuration(&self) -> GooseConfiguration {
+        let p = &self.plan;
+        let mut c = GooseConfiguration::default();
+        c.users = Some(p.users);
+        // A rate rather than --increase-time: it allows one user and sub-second ramps.
+        let rate = if p.ramp.is_zero() {
+            1_000_000.0
+        } else {
+            (p.users as f64 / p.ramp.as_secs_f64()).max(0.001)
+        };
+        c.increase_rate = Some(format!("{rate:.6}"));
+        // goose counts run time from when all users have started, in whole seconds; the
+        // window timer stops the attack at the exact end, this is only the backstop.
+        let secs = (p.warmup + p.duration).as_secs_f64().ceil() as u64 + 2;
+        c.run_time = Some(secs.to_string());
+        c.throttle_requests = p.rate_limit.map(|r| r as usize);
+        c.timeout = Some(format!("{:.3}", p.request_timeout.as_secs_f64()));
+        // Silence and speed: no console metrics, no reports, no controllers, and no goose
+        // metrics aggregation (we record our own histograms).
+        c.quiet = 1;
+        c.no_print_metrics = true;
+        c.no_error_summary = true;
+        c.no_metrics = true;
+        c.no_telnet = true;
+        c.no_gzip = true;
+        c
+    }
+
+    fn build(&self) -> Result<GooseAttack, LoadError> {
+        let goose_err = |e: goose::GooseError| LoadError::Goose(e.to_string());
+        let mut attack =
+            GooseAttack::initialize_with_config(self.configuration()).map_err(goose_err)?;
+        for (i, target) in self.plan.targets.iter().enumerate() {
+            let mut scenario = Scenario::new(&format!("instance{i}")).set_host(target);
+            for tx in &self.plan.transactions {
+                scenario = scenario.register_transaction(
+                    goose_transaction(tx.clone(), self.rec.clone()).map_err(goose_err)?,
+                );
+            }
+            attack = attack.register_scenario(scenario);
+        }
+        Ok(attack)
+    }
+}
+
+async fn stop_at_end_of_window(rec: Arc<Recorder>) {
+    loop {
+        if let Some(start) = rec.measure_start() {
+            let end = start + rec.duration;
+            tokio::time::sleep_until(end.into()).await;
+            rec.stop(end, "poolproof: measured load complete");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn goose_transaction(
+    tx: TransactionPlan,
+    rec: Arc<Recorder>,
+) -> Result<Transaction, goose::GooseError> {
+    let name = tx.name.clone();
+    let weight = tx.weight;
+    let tx = Arc::new(tx);
+    let f: goose::goose::TransactionFunction = Arc::new(move |user: &mut GooseUser| {
+        let tx = tx.clone();
+        let rec = rec.clone();
+        Box::pin(async move { one_request(user, &tx, &rec).await })
+    });
+    Transaction::new(f).set_name(&name).set_weight(weight)
+}
+
+/// Sends one request and records it. Latency = goose's own timing from after the throttle to
+/// the response headers (µs) plus the time to read the body, so a rate limit's queueing is
+/// not counted while the whole response is.
+async fn one_request(
+    user: &mut GooseUser,
+    tx: &TransactionPlan,
+    rec: &Recorder,
+) -> TransactionResult {
+    rec.mark_origin();
+    if rec.stopping.load(Ordering::Relaxed) {
+        // goose is shutting users down; don't add load it would not measure.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        return Ok(());
+    }
+    let (path, body) = {
+        let mut rng = rand::thread_rng();
+        (
+            tx.path.expand(&mut rng),
+            tx.body.as_ref().map(|b| b.expand(&mut rng)),
+        )
+    };
+    let method = tx.method.goose();
+    let mut builder = user.get_request_builder(&method, &path)?;
+    if let Some(body) = body {
+        builder = builder
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+    }
+    if let Some(token) = &rec.bearer_token {
+        builder = builder.bearer_auth(token);
+    }
+    let request = GooseRequest::builder()
+        .method(method)
+        .path(path.as_str())
+        .name(tx.name.as_str())
+        .expect_status_code(tx.expect_status)
+        .set_request_builder(builder)
+        .build();
+    // Err only when the throttle closed because the attack is ending: nothing to record.
+    let response = user.request(request).await?;
+    let to_headers = Duration::from_micros(response.request.response_time_micros());
+    let (latency, error) = match response.response {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let body_started = Instant::now();
+            match resp.bytes().await {
+                Ok(_) => {
+                    let latency = to_headers + body_started.elapsed();
+                    let error = (status != tx.expect_status).then_some(ErrorKind::Status(status));
+                    (Some(latency), error)
+                }
+                Err(e) if e.is_timeout() => (None, Some(ErrorKind::Timeout)),
+                Err(_) => (None, Some(ErrorKind::Transport)),
+            }
+        }
+        Err(e) if e.is_timeout() => (None, Some(ErrorKind::Timeout)),
+        Err(_) => (None, Some(ErrorKind::Transport)),
+    };
+    rec.record(&tx.name, Instant::now(), latency, error);
+    Ok(())
+}

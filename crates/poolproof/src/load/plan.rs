@@ -1,0 +1,123 @@
+//! What to run: targets, users, timeline, rate limit and weighted transactions (typed, validated).
+
+use super::template::Template;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+}
+
+impl HttpMethod {
+    pub(crate) fn goose(self) -> goose::goose::GooseMethod {
+        use goose::goose::GooseMethod as G;
+        match self {
+            HttpMethod::Get => G::Get,
+            HttpMethod::Post => G::Post,
+            HttpMethod::Put => G::Put,
+            HttpMethod::Patch => G::Patch,
+            HttpMethod::Delete => G::Delete,
+            HttpMethod::Head => G::Head,
+        }
+    }
+
+    /// Parses an HTTP method name (case-insensitive).
+    pub fn parse(s: &str) -> Option<HttpMethod> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "GET" => HttpMethod::Get,
+            "POST" => HttpMethod::Post,
+            "PUT" => HttpMethod::Put,
+            "PATCH" => HttpMethod::Patch,
+            "DELETE" => HttpMethod::Delete,
+            "HEAD" => HttpMethod::Head,
+            _ => return None,
+        })
+    }
+}
+
+/// One weighted transaction: a single request whose status must equal `expect_status`.
+#[derive(Debug, Clone)]
+pub struct TransactionPlan {
+    /// Route name used in reports and SLAs.
+    pub name: String,
+    /// Relative frequency (>= 1).
+    pub weight: usize,
+    pub method: HttpMethod,
+    pub path: Template,
+    /// Sent as `application/json` when present.
+    pub body: Option<Template>,
+    pub expect_status: u16,
+}
+
+/// A complete load plan.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// Base URLs of the app instances (e.g. `http://127.0.0.1:41234`); users are spread
+    /// over them round-robin.
+    pub targets: Vec<String>,
+    /// Concurrent users (closed model: each sends its next request when the last completes).
+    pub users: usize,
+    /// Time to start all users.
+    pub ramp: Duration,
+    /// Load after the ramp that is not measured.
+    pub warmup: Duration,
+    /// Measured load time.
+    pub duration: Duration,
+    /// Requests per second across all users, if capped.
+    pub rate_limit: Option<u32>,
+    pub transactions: Vec<TransactionPlan>,
+    /// Per-request timeout; a request without a response by then counts as a timeout error.
+    pub request_timeout: Duration,
+    /// Sent as `Authorization: Bearer` on every request (external targets). Never logged.
+    pub bearer_token: Option<String>,
+}
+
+impl LoadPlan {
+    /// Checks the invariants goose needs, naming the offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.targets.is_empty() {
+            return Err("load: no target URL".into());
+        }
+        for t in &self.targets {
+            if !(t.starts_with("http://") || t.starts_with("https://")) {
+                return Err(format!("load: target `{t}` is not an http(s) URL"));
+            }
+        }
+        if self.users == 0 {
+            return Err("load.users: must be at least 1".into());
+        }
+        if self.duration.is_zero() {
+            return Err("load.duration: must be greater than zero".into());
+        }
+        if self.rate_limit == Some(0) {
+            return Err("load.rate_limit: must be at least 1".into());
+        }
+        if self.transactions.is_empty() {
+            return Err("load.transactions: at least one transaction is needed".into());
+        }
+        for (i, t) in self.transactions.iter().enumerate() {
+            if t.weight == 0 {
+                return Err(format!("load.transactions[{i}].weight: must be at least 1"));
+            }
+            if !(100..=599).contains(&t.expect_status) {
+                return Err(format!(
+                    "load.transactions[{i}].expect_status: not an HTTP status"
+                ));
+            }
+        }
+        if self.request_timeout.is_zero() {
+            return Err("load: request timeout must be greater than zero".into());
+        }
+        Ok(())
+    }
+
+    /// Transaction names in plan order.
+    pub fn route_names(&self) -> Vec<String> {
+        self.transactions.iter().map(|t| t.name.clone()).collect()
+    }
+}

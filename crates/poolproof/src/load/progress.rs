@@ -1,0 +1,127 @@
+//! Live view of a running attack for the progress display and the fault timeline.
+
+use super::recorder::Recorder;
+use crate::observe::Window;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where an attack is on its timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadPhase {
+    /// Goose is configuring; no request yet.
+    Starting,
+    Ramp,
+    Warmup,
+    Measuring,
+    /// Past the measured window, users are stopping.
+    Stopping,
+    Done,
+}
+
+impl LoadPhase {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LoadPhase::Starting => "starting",
+            LoadPhase::Ramp => "ramp",
+            LoadPhase::Warmup => "warm-up",
+            LoadPhase::Measuring => "load",
+            LoadPhase::Stopping => "stopping",
+            LoadPhase::Done => "done",
+        }
+    }
+}
+
+/// A snapshot of a running attack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadProgress {
+    pub phase: LoadPhase,
+    /// Seconds from the start of measured load (negative during ramp and warm-up).
+    pub elapsed_s: f64,
+    /// Requests completed in the last complete second.
+    pub rps: f64,
+    /// Client p95 over the last 5 complete seconds, ms.
+    pub p95_ms: Option<f64>,
+    /// Requests completed so far (all phases).
+    pub requests: u64,
+    /// Errors so far (all phases).
+    pub errors: u64,
+}
+
+/// A cheap, clonable handle on a running attack.
+#[derive(Clone)]
+pub struct LoadHandle {
+    pub(crate) rec: Arc<Recorder>,
+}
+
+impl LoadHandle {
+    /// The instant measured load starts (`None` before the first request was sent).
+    /// Fault timelines schedule their `at` offsets from it.
+    pub fn measure_start(&self) -> Option<Instant> {
+        self.rec.measure_start()
+    }
+
+    /// Waits until the start of measured load is known and returns it; `None` if the attack
+    /// ended before sending any request.
+    pub async fn wait_measure_start(&self) -> Option<Instant> {
+        loop {
+            if let Some(s) = self.rec.measure_start() {
+                return Some(s);
+            }
+            if self.rec.finished.load(Ordering::SeqCst) {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Asks the attack to stop now (the outcome keeps what was measured).
+    pub fn stop(&self) {
+        self.rec.stop(Instant::now(), "poolproof: stop requested");
+    }
+
+    pub fn progress(&self) -> LoadProgress {
+        let rec = &self.rec;
+        let now = Instant::now();
+        let elapsed_s = rec.offset(now);
+        let phase = if rec.finished.load(Ordering::SeqCst) {
+            LoadPhase::Done
+        } else {
+            match (elapsed_s, rec.origin()) {
+                (None, _) | (_, None) => LoadPhase::Starting,
+                (Some(t), Some(o)) => {
+                    if now < o + rec.ramp {
+                        LoadPhase::Ramp
+                    } else if t < 0.0 {
+                        LoadPhase::Warmup
+                    } else if t < rec.duration.as_secs_f64() && !rec.stopping.load(Ordering::SeqCst)
+                    {
+                        LoadPhase::Measuring
+                    } else {
+                        LoadPhase::Stopping
+                    }
+                }
+            }
+        };
+        let elapsed = elapsed_s.unwrap_or(f64::NEG_INFINITY);
+        let (rps, p95_ms) = if elapsed.is_finite() {
+            let last = elapsed.floor() - 1.0;
+            rec.with_series(|s| {
+                let one = s.window(&[Window::new(last, last + 1.0)], None);
+                let five = s.window(&[Window::new(last - 4.0, last + 1.0)], None);
+                (one.requests as f64, five.latency.quantile_ms(0.95))
+            })
+            .unwrap_or((0.0, None))
+        } else {
+            (0.0, None)
+        };
+        LoadProgress {
+            phase,
+            elapsed_s: elapsed_s.unwrap_or(0.0),
+            rps,
+            p95_ms,
+            requests: rec.completed.load(Ordering::Relaxed),
+            errors: rec.errors.load(Ordering::Relaxed),
+        }
+    }
+}
