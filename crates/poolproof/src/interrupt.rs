@@ -32,7 +32,9 @@ pub fn install() -> Result<watch::Receiver<u32>, InterruptError> {
             let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
             goose::trigger_killswitch("SIGINT received");
             if n == 1 {
-                eprintln!("\npoolproof: interrupted: stopping load, tearing down (again to kill at once)");
+                eprintln!(
+                    "\npoolproof: interrupted: stopping load, tearing down (again to kill at once)"
+                );
             } else {
                 eprintln!("\npoolproof: interrupted twice: killing app instances and exiting");
                 crate::teardown::kill_registered();

@@ -7,6 +7,7 @@ pub mod load;
 pub mod observe;
 pub mod progress;
 pub mod redact;
+pub mod run;
 pub mod sampler;
 pub mod sink;
 pub mod teardown;

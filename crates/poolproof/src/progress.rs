@@ -3,7 +3,6 @@
 //! plain line per phase, so CI logs stay short and readable.
 
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -16,9 +15,6 @@ pub struct LiveStats {
     pub rps: f64,
     pub p95: Option<Duration>,
 }
-
-/// Where to send live figures; the load engine fills it, the display reads it.
-pub type LiveCell = Arc<Mutex<LiveStats>>;
 
 /// Progress of one scenario run.
 pub struct Progress {
@@ -51,29 +47,43 @@ impl Progress {
         }
     }
 
-    /// Shows a live line for a timed phase of `total` length; on a terminal it is redrawn ~4×/s
-    /// from `cell`, otherwise only the phase line is printed. Ends at the next `phase` or `finish`.
-    pub fn live(&mut self, phase: &str, total: Duration, cell: LiveCell) {
-        self.phase(phase);
-        if !self.tty {
-            return;
-        }
+    /// Shows a live line for a timed phase of `total` length: on a terminal it is redrawn ~4×/s
+    /// from what `read` returns (the current sub-phase name, seconds from the start of measured
+    /// load — negative before it — and the figures); otherwise a plain line
+    /// is printed whenever the sub-phase changes. Ends at the next `phase` or `finish`.
+    pub fn live<F>(&mut self, total: Duration, read: F)
+    where
+        F: Fn() -> (&'static str, f64, LiveStats) + Send + 'static,
+    {
+        self.end_live();
         let (stop, mut stopped) = watch::channel(false);
         let scenario = self.scenario.clone();
-        let phase = phase.to_owned();
-        let since = Instant::now();
+        let tty = self.tty;
+        let started = self.started;
         let task = tokio::spawn(async move {
+            let mut last_phase = "";
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stopped.changed() => break,
                 }
-                let s = cell.lock().map(|s| *s).unwrap_or_default();
-                let line = live_line(&scenario, &phase, since.elapsed(), total, &s);
-                let mut err = std::io::stderr().lock();
-                let _ = write!(err, "\r\x1b[2K{line}");
-                let _ = err.flush();
+                let (phase, elapsed, s) = read();
+                if phase != last_phase {
+                    last_phase = phase;
+                    if !tty {
+                        eprintln!(
+                            "[{:6.1}s] {scenario}: {phase}",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+                if tty {
+                    let line = live_line(&scenario, phase, elapsed, total, &s);
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "\r\x1b[2K{line}");
+                    let _ = err.flush();
+                }
             }
         });
         self.live = Some((stop, task));
@@ -105,7 +115,7 @@ impl Drop for Progress {
 pub fn live_line(
     scenario: &str,
     phase: &str,
-    elapsed: Duration,
+    elapsed: f64,
     total: Duration,
     s: &LiveStats,
 ) -> String {
@@ -115,7 +125,7 @@ pub fn live_line(
         .unwrap_or_else(|| "-".into());
     format!(
         "{scenario}: {phase} {:>5.1}/{:.0}s  {:>7.0} rps  p95 {p95}  errors {}/{}",
-        elapsed.as_secs_f64().min(total.as_secs_f64()),
+        elapsed.min(total.as_secs_f64()),
         total.as_secs_f64(),
         s.rps,
         s.errors,
@@ -135,13 +145,7 @@ mod tests {
             rps: 401.4,
             p95: Some(Duration::from_micros(2350)),
         };
-        let line = live_line(
-            "smoke",
-            "load",
-            Duration::from_millis(12_340),
-            Duration::from_secs(30),
-            &s,
-        );
+        let line = live_line("smoke", "load", 12.34, Duration::from_secs(30), &s);
         assert_eq!(
             line,
             "smoke: load  12.3/30s      401 rps  p95 2.4ms  errors 3/1200"
@@ -149,13 +153,13 @@ mod tests {
         let none = live_line(
             "smoke",
             "warm-up",
-            Duration::from_secs(40),
+            -2.5,
             Duration::from_secs(5),
             &LiveStats::default(),
         );
         assert_eq!(
             none,
-            "smoke: warm-up   5.0/5s        0 rps  p95 -  errors 0/0"
+            "smoke: warm-up  -2.5/5s        0 rps  p95 -  errors 0/0"
         );
     }
 }

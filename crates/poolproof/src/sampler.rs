@@ -32,8 +32,9 @@ impl Fetched {
 /// One sampling tick for one instance.
 #[derive(Debug, Clone)]
 pub struct RawSample {
-    /// Seconds from the start of measured load (negative during ramp and warm-up).
-    pub t: f64,
+    /// When the sample was taken (converted to an offset from the start of measured load,
+    /// which is only known once load runs, by [`RawSample::to_server_sample`]).
+    pub at: Instant,
     /// 0-based instance index.
     pub instance: usize,
     pub pool: Fetched,
@@ -48,13 +49,11 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Starts sampling `bases` (instance base URLs) every `interval`; times are offsets from
-    /// `origin`, the start of measured load, which may still lie in the future (warm-up).
+    /// Starts sampling `bases` (instance base URLs) every `interval`.
     pub fn start(
         client: reqwest::Client,
         bases: Vec<String>,
         token: Option<String>,
-        origin: Instant,
         interval: Duration,
     ) -> Self {
         let (stop, mut stopped) = watch::channel(false);
@@ -67,7 +66,7 @@ impl Sampler {
                     _ = tick.tick() => {}
                     _ = stopped.changed() => break,
                 }
-                let t = offset_secs(origin, Instant::now());
+                let at = Instant::now();
                 let fetches = bases.iter().enumerate().map(|(instance, base)| {
                     let client = &client;
                     let token = token.as_deref();
@@ -78,7 +77,7 @@ impl Sampler {
                             fetch(client, base, REALTIME, token, interval),
                         );
                         RawSample {
-                            t,
+                            at,
                             instance,
                             pool,
                             health,
@@ -109,9 +108,10 @@ pub fn offset_secs(origin: Instant, now: Instant) -> f64 {
 }
 
 impl RawSample {
-    /// The sample in the report's terms. Field names follow pooled-app's JSON
-    /// (`PoolStatsSnapshot`, the health status's `composite_score`, the realtime summary).
-    pub fn to_server_sample(&self) -> ServerSample {
+    /// The sample in the report's terms, its time an offset from `origin` (the start of
+    /// measured load). Field names follow pooled-app's JSON (`PoolStatsSnapshot`, the health
+    /// status's `composite_score`, the realtime summary).
+    pub fn to_server_sample(&self, origin: Instant) -> ServerSample {
         let mut errors = Vec::new();
         for f in [&self.pool, &self.health, &self.realtime] {
             if let Fetched::Gap(reason) = f {
@@ -121,7 +121,7 @@ impl RawSample {
         let pool = self.pool.json().map(pool_stats);
         let realtime = self.realtime.json();
         ServerSample {
-            t: self.t,
+            t: offset_secs(origin, self.at),
             instance: self.instance,
             mode: pool
                 .as_ref()
@@ -266,14 +266,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn samples_every_interval_and_records_gaps() {
         let (base, server) = serve().await;
-        let client = reqwest::Client::new();
         // Load starts 1 s from now: the first samples are warm-up, with negative times.
         let origin = Instant::now() + Duration::from_secs(1);
+        let client = reqwest::Client::new();
         let sampler = Sampler::start(
             client,
             vec![base.clone(), "http://127.0.0.1:9".into()],
             Some("t0ken".into()),
-            origin,
             Duration::from_millis(100),
         );
         tokio::time::sleep(Duration::from_millis(450)).await;
@@ -304,10 +303,9 @@ mod tests {
         assert!(samples
             .iter()
             .any(|s| s.instance == 1 && matches!(s.pool, Fetched::Gap(_))));
-        assert!(samples.windows(2).all(|w| w[0].t <= w[1].t));
-        assert!(first.t < -0.5, "warm-up sample at {}", first.t);
-
-        let server = first.to_server_sample();
+        assert!(samples.windows(2).all(|w| w[0].at <= w[1].at));
+        let server = first.to_server_sample(origin);
+        assert!(server.t < -0.5, "warm-up sample at {}", server.t);
         assert_eq!(
             server
                 .pool
@@ -327,7 +325,6 @@ mod tests {
             reqwest::Client::new(),
             vec![base],
             None,
-            Instant::now(),
             Duration::from_millis(100),
         );
         tokio::time::sleep(Duration::from_millis(150)).await;

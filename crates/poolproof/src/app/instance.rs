@@ -11,6 +11,18 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
+/// Variables passed through from poolproof's own environment.
+const INHERITED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TMPDIR",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+];
+
 /// How to start one instance.
 #[derive(Debug, Clone)]
 pub struct InstanceSpec {
@@ -55,7 +67,15 @@ impl AppInstance {
             source,
         })?;
         let mut cmd = Command::new(&spec.binary);
+        // A clean environment: the run's settings only, so a variable left in the user's shell
+        // (say DATABASE_POOL_SIZE) cannot change what is measured.
         cmd.args(&spec.args)
+            .env_clear()
+            .envs(
+                INHERITED
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
+            )
             .envs(&spec.env)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
