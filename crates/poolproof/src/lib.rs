@@ -1,6 +1,8 @@
 //! poolproof: YAML scenarios, real services, goose load, faults, SLA verdicts and reports.
 
 pub mod app;
+pub mod cli;
+pub mod exit;
 pub mod faults;
 pub mod interrupt;
 pub mod load;
@@ -9,5 +11,6 @@ pub mod progress;
 pub mod redact;
 pub mod run;
 pub mod sampler;
+pub mod scenario;
 pub mod sink;
 pub mod teardown;

@@ -1,0 +1,265 @@
+//! The command line: `validate`, `check`, `schema`, `list`; turns every outcome into an [`Exit`].
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::Exit;
+use crate::scenario::{self, Scenario, ScenarioError};
+
+/// poolproof: YAML scenarios against real services, goose load, faults, SLA verdicts, reports.
+///
+/// Exit codes: 0 all SLAs met; 1 an SLA or regression gate failed; 2 invalid scenario or
+/// usage; 3 infrastructure failure; 4 inconclusive (too noisy to decide).
+#[derive(Debug, Parser)]
+#[command(name = "poolproof", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run scenarios and check their SLAs (default: scenarios/smoke.yaml).
+    Validate(ValidateArgs),
+    /// Validate scenario files without running them; prints `ok FILE` or one located error per file.
+    Check(CheckArgs),
+    /// Print the JSON Schema of scenario files (for editors).
+    Schema,
+    /// List the scenarios in a directory (default: scenarios/).
+    List(ListArgs),
+}
+
+/// `poolproof validate`.
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Scenario files or directories of them.
+    pub paths: Vec<PathBuf>,
+    /// Override every scenario's `replicates`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub replicates: Option<u32>,
+    /// Where run directories are written (`<DIR>/<scenario>/<run-id>/`).
+    #[arg(long, default_value = "reports")]
+    pub reports_dir: PathBuf,
+}
+
+/// `poolproof check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Scenario files or directories of them.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `poolproof list`.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Directory to list.
+    #[arg(default_value = "scenarios")]
+    pub dir: PathBuf,
+}
+
+/// A scenario file that loaded and validated.
+#[derive(Debug, Clone)]
+pub struct LoadedScenario {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its typed content.
+    pub scenario: Scenario,
+}
+
+/// Parses argv and runs the command. Usage errors exit 2 (clap's default), `--help` 0.
+pub fn main() -> Exit {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Invalid
+            } else {
+                Exit::Ok
+            };
+        }
+    };
+    run(cli)
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Exit {
+    match cli.command {
+        Command::Validate(args) => cmd_validate(&args),
+        Command::Check(args) => cmd_check(&args),
+        Command::Schema => {
+            print_out(&scenario::schema::schema_json());
+            Exit::Ok
+        }
+        Command::List(args) => cmd_list(&args),
+    }
+}
+
+/// Expands directories into their `*.yaml` / `*.yml` files (sorted); files pass through.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let entries = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: cannot read directory: {e}", p.display()))?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && matches!(f.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            if files.is_empty() {
+                return Err(format!(
+                    "{}: no *.yaml scenario files in this directory",
+                    p.display()
+                ));
+            }
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Loads every file; on any error prints one line per invalid file to stderr and returns None.
+pub fn load_all(files: &[PathBuf]) -> Option<Vec<LoadedScenario>> {
+    let mut ok = Vec::new();
+    let mut bad = false;
+    for f in files {
+        match scenario::load_file(f) {
+            Ok(s) => ok.push(LoadedScenario {
+                path: f.clone(),
+                scenario: s,
+            }),
+            Err(e) => {
+                print_err(&e);
+                bad = true;
+            }
+        }
+    }
+    (!bad).then_some(ok)
+}
+
+fn print_err(e: &ScenarioError) {
+    eprintln!("{e}");
+}
+
+fn print_out(s: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`poolproof schema | head`) is not an error worth a panic.
+    let _ = out.write_all(s.as_bytes()).and_then(|_| out.flush());
+}
+
+fn cmd_check(args: &CheckArgs) -> Exit {
+    let files = match expand_paths(&args.files) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return Exit::Invalid;
+        }
+    };
+    let mut exit = Exit::Ok;
+    for f in &files {
+        match scenario::load_file(f) {
+            Ok(_) => print_out(&format!("ok {}\n", f.display())),
+            Err(e) => {
+                print_err(&e);
+                exit = Exit::Invalid;
+            }
+        }
+    }
+    exit
+}
+
+fn cmd_validate(args: &ValidateArgs) -> Exit {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("scenarios/smoke.yaml")]
+    } else {
+        args.paths.clone()
+    };
+    let files = match expand_paths(&paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return Exit::Invalid;
+        }
+    };
+    let Some(mut scenarios) = load_all(&files) else {
+        return Exit::Invalid;
+    };
+    if let Some(r) = args.replicates {
+        for s in &mut scenarios {
+            s.scenario.replicates = r;
+        }
+    }
+    run_scenarios(scenarios, args)
+}
+
+/// Runs validated scenarios and returns the worst outcome. This is the hand-off point to the
+/// run module (provider, app, load, SLA evaluation, reports): until it is wired in, running
+/// is reported as unavailable (exit 3), never as a pass.
+pub fn run_scenarios(scenarios: Vec<LoadedScenario>, _args: &ValidateArgs) -> Exit {
+    for s in &scenarios {
+        eprintln!(
+            "{}: cannot run: the run engine is not part of this build yet",
+            s.path.display()
+        );
+    }
+    Exit::Infrastructure
+}
+
+fn cmd_list(args: &ListArgs) -> Exit {
+    let files = match expand_paths(std::slice::from_ref(&args.dir)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return Exit::Invalid;
+        }
+    };
+    let mut rows = Vec::new();
+    let mut exit = Exit::Ok;
+    for f in &files {
+        match scenario::load_for_listing(f) {
+            Ok(s) => rows.push(list_row(f, &s)),
+            Err(e) => {
+                print_err(&e);
+                exit = Exit::Invalid;
+            }
+        }
+    }
+    let mut out = String::new();
+    let w = rows.iter().map(|r| r[0].len()).max().unwrap_or(4).max(4);
+    let w2 = rows.iter().map(|r| r[1].len()).max().unwrap_or(4).max(4);
+    let w3 = rows.iter().map(|r| r[2].len()).max().unwrap_or(4).max(4);
+    out.push_str(&format!(
+        "{:w$}  {:w2$}  {:w3$}  DESCRIPTION\n",
+        "NAME", "LOAD", "TAGS"
+    ));
+    for r in &rows {
+        out.push_str(&format!(
+            "{:w$}  {:w2$}  {:w3$}  {}\n",
+            r[0], r[1], r[2], r[3]
+        ));
+    }
+    print_out(&out);
+    exit
+}
+
+fn list_row(path: &Path, s: &Scenario) -> [String; 4] {
+    let _ = path;
+    let load = scenario::Duration::new(s.total_load_time()).to_string();
+    [
+        s.name.clone(),
+        load,
+        s.tags.join(","),
+        s.description.clone(),
+    ]
+}

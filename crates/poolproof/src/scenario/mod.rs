@@ -1,0 +1,313 @@
+//! Scenario files: strict parsing of the YAML format (docs/scenario-format.md) into a typed,
+//! validated [`Scenario`], with every error one located line.
+//!
+//! Pipeline: size and UTF-8 checks → `${VAR}` interpolation → serde_yaml with
+//! `deny_unknown_fields` and field paths (serde_path_to_error) → semantic validation, whose
+//! errors are located in the text afterwards ([`locate`]).
+
+pub mod error;
+pub mod interpolate;
+pub mod locate;
+pub mod model;
+pub mod schema;
+pub mod types;
+pub mod validate;
+
+use std::path::Path;
+
+pub use error::{ErrorKind, ScenarioError};
+pub use model::*;
+pub use types::{Duration, Percent, Secret, Template, TemplatePart, Threshold, ThresholdKind};
+
+use interpolate::Interpolated;
+use locate::Seg;
+
+/// Largest scenario file accepted; real scenarios are a few KiB.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// Reads, interpolates, parses and validates one scenario file. The error's origin is the path
+/// as given.
+pub fn load_file(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
+    let path = path.as_ref();
+    let origin = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| {
+        ScenarioError::new(
+            &origin,
+            ErrorKind::Io,
+            format!("cannot read: {}", io_reason(&e)),
+        )
+    })?;
+    if meta.is_dir() {
+        return Err(ScenarioError::new(
+            &origin,
+            ErrorKind::Io,
+            "is a directory, not a scenario file",
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(too_large(&origin, meta.len()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| {
+        ScenarioError::new(
+            &origin,
+            ErrorKind::Io,
+            format!("cannot read: {}", io_reason(&e)),
+        )
+    })?;
+    load_bytes(&bytes, &origin)
+}
+
+/// Like [`load_str`] for raw bytes: checks size and UTF-8 first.
+pub fn load_bytes(bytes: &[u8], origin: &str) -> Result<Scenario, ScenarioError> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(too_large(origin, bytes.len() as u64));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        // Safe: valid_up_to marks a UTF-8 boundary.
+        let prefix = std::str::from_utf8(good).unwrap_or("");
+        let line = prefix.matches('\n').count() + 1;
+        let column = prefix
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
+        let byte = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
+        ScenarioError::new(
+            origin,
+            ErrorKind::Syntax,
+            format!("not UTF-8: byte 0x{byte:02x} (scenario files are UTF-8 text)"),
+        )
+        .at(Some((line, column)))
+    })?;
+    load_str(text, origin)
+}
+
+/// Interpolates, parses and validates scenario text; `origin` names it in errors.
+pub fn load_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(too_large(origin, text.len() as u64));
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let blank = text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---" || t == "..."
+    });
+    if blank {
+        return Err(ScenarioError::new(
+            origin,
+            ErrorKind::Syntax,
+            "empty scenario file: expected a mapping with at least name and load",
+        )
+        .at(Some((1, 1))));
+    }
+    let interp = interpolate::interpolate_env(text).map_err(|e| {
+        ScenarioError::new(origin, ErrorKind::Interpolation, e.message).at(Some((e.line, e.column)))
+    })?;
+    parse(&interp, origin)
+}
+
+/// Reads a scenario for listing only: unset variables become empty and semantic validation is
+/// skipped, so that e.g. an external scenario whose URL variable is unset still lists.
+pub fn load_for_listing(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
+    let path = path.as_ref();
+    let origin = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        ScenarioError::new(
+            &origin,
+            ErrorKind::Io,
+            format!("cannot read: {}", io_reason(&e)),
+        )
+    })?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(too_large(&origin, bytes.len() as u64));
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let interp = interpolate::interpolate(&text, |n| Some(std::env::var(n).unwrap_or_default()))
+        .map_err(|e| {
+            ScenarioError::new(&origin, ErrorKind::Interpolation, e.message)
+                .at(Some((e.line, e.column)))
+        })?;
+    deserialize(&interp, &origin)
+}
+
+fn deserialize(interp: &Interpolated, origin: &str) -> Result<Scenario, ScenarioError> {
+    let de = serde_yaml::Deserializer::from_str(&interp.text);
+    serde_path_to_error::deserialize(de).map_err(|e| yaml_error(interp, origin, e))
+}
+
+fn parse(interp: &Interpolated, origin: &str) -> Result<Scenario, ScenarioError> {
+    let scenario = deserialize(interp, origin)?;
+    validate::validate(&scenario).map_err(|issue| {
+        let pos =
+            locate::locate(&interp.text, &issue.path).map(|(l, c)| interp.source_position(l, c));
+        ScenarioError::new(origin, ErrorKind::Semantic, interp.redact(&issue.message))
+            .at(pos)
+            .with_path(locate::path_string(&issue.path))
+    })?;
+    Ok(scenario)
+}
+
+fn yaml_error(
+    interp: &Interpolated,
+    origin: &str,
+    e: serde_path_to_error::Error<serde_yaml::Error>,
+) -> ScenarioError {
+    let path: Vec<Seg> = e
+        .path()
+        .iter()
+        .filter_map(|seg| match seg {
+            serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+            serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+            serde_path_to_error::Segment::Enum { variant } => Some(Seg::Key(variant.clone())),
+            serde_path_to_error::Segment::Unknown => None,
+        })
+        .collect();
+    let path_str = locate::path_string(&path);
+    let inner = e.into_inner();
+    let mut message = bare_message(&inner, &path_str);
+    let mut pos = inner.location().map(|l| (l.line(), l.column()));
+    let kind = if is_syntax(&message) {
+        ErrorKind::Syntax
+    } else {
+        ErrorKind::Schema
+    };
+
+    if message.starts_with("repetition limit exceeded")
+        || message.starts_with("recursion limit exceeded")
+    {
+        message = format!("{message}: too many or too deeply nested aliases (YAML alias bomb?)");
+        if pos.is_none() {
+            pos = first_alias(&interp.text);
+        }
+    }
+    if message.starts_with("found character that cannot start any token")
+        || message.contains("found a tab character")
+    {
+        if let Some((l, c)) = pos {
+            let ch = interp
+                .text
+                .lines()
+                .nth(l - 1)
+                .and_then(|line| line.chars().nth(c - 1));
+            if ch == Some('\t') {
+                message = "tab character: YAML indents with spaces only".into();
+            }
+        }
+    }
+    if let Some(field) = message
+        .strip_prefix("duplicate field `")
+        .and_then(|r| r.split('`').next())
+    {
+        // serde reports the enclosing mapping; point at the second occurrence of the key.
+        if let Some(p) = duplicate_key_position(&interp.text, pos, field) {
+            pos = Some(p);
+        }
+    }
+    if message == "EOF while parsing a value" {
+        message = "empty scenario document: expected a mapping with at least name and load".into();
+    }
+    if pos.is_none() && !path.is_empty() {
+        pos = locate::locate(&interp.text, &path);
+    }
+    let pos = pos.map(|(l, c)| interp.source_position(l, c));
+    ScenarioError::new(origin, kind, interp.redact(&message))
+        .at(pos)
+        .with_path(path_str)
+}
+
+/// The error text without serde_yaml's own path prefix and " at line L column C" suffixes.
+fn bare_message(e: &serde_yaml::Error, path: &str) -> String {
+    let mut s = e.to_string();
+    while let Some(i) = s.find(" at line ") {
+        let rest = &s[i + " at line ".len()..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        let after = &rest[digits..];
+        let Some(col) = after.strip_prefix(" column ") else {
+            break;
+        };
+        let cd = col.chars().take_while(char::is_ascii_digit).count();
+        let end = i + " at line ".len() + digits + " column ".len() + cd;
+        s.replace_range(i..end, "");
+    }
+    if let Some(rest) = s.strip_prefix(&format!("{path}: ")) {
+        if !path.is_empty() {
+            s = rest.to_string();
+        }
+    }
+    s
+}
+
+fn is_syntax(message: &str) -> bool {
+    [
+        "while scanning",
+        "while parsing",
+        "did not find expected",
+        "found character",
+        "mapping values are not allowed",
+        "found unexpected",
+        "could not find expected",
+        "more than one document",
+        "found undefined",
+    ]
+    .iter()
+    .any(|p| message.contains(p))
+}
+
+fn first_alias(text: &str) -> Option<(usize, usize)> {
+    for (l, line) in text.lines().enumerate() {
+        let chars: Vec<char> = line.chars().collect();
+        for (c, ch) in chars.iter().enumerate() {
+            if *ch == '#' {
+                break;
+            }
+            if *ch == '*'
+                && (c == 0
+                    || chars[c - 1].is_whitespace()
+                    || matches!(chars[c - 1], '[' | ',' | '{'))
+            {
+                return Some((l + 1, c + 1));
+            }
+        }
+    }
+    None
+}
+
+/// Line/column of the second `field:` key at the indentation of the mapping at `start`.
+fn duplicate_key_position(
+    text: &str,
+    start: Option<(usize, usize)>,
+    field: &str,
+) -> Option<(usize, usize)> {
+    let (sl, sc) = start.unwrap_or((1, 1));
+    let mut seen = 0;
+    for (l, line) in text.lines().enumerate().skip(sl.saturating_sub(1)) {
+        let trimmed = line.trim_start_matches([' ', '-']);
+        let indent = line.len() - trimmed.len();
+        let key = trimmed.strip_prefix(field).map(str::trim_start);
+        if indent + 1 == sc && key.is_some_and(|r| r.starts_with(':')) {
+            seen += 1;
+            if seen == 2 {
+                return Some((l + 1, line[..indent].chars().count() + 1));
+            }
+        }
+    }
+    None
+}
+
+fn too_large(origin: &str, len: u64) -> ScenarioError {
+    ScenarioError::new(
+        origin,
+        ErrorKind::Syntax,
+        format!("file is {len} bytes; scenario files are limited to {MAX_FILE_BYTES} bytes"),
+    )
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,870 @@
+//! The typed scenario model: what a scenario file says, after strict parsing and validation.
+//! See docs/scenario-format.md for the YAML form; every field here is documented there too.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::types::{Duration, Secret, Template, Threshold, ThresholdKind};
+
+/// A whole scenario file.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "poolproof scenario")]
+pub struct Scenario {
+    /// Name matching `[a-z0-9-]+`; reports go to `reports/<name>/<run-id>/`.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9-]*$"), length(max = 64))]
+    pub name: String,
+    /// One line saying what the scenario proves.
+    #[serde(default)]
+    pub description: String,
+    /// Free labels (`smoke`, `ci`, …) used by `poolproof list`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Where Postgres and Redis come from.
+    #[serde(default)]
+    pub services: Services,
+    /// The app under test.
+    #[serde(default)]
+    pub app: App,
+    /// Seed data sizes.
+    #[serde(default)]
+    pub fixtures: Fixtures,
+    /// The load profile.
+    pub load: Load,
+    /// Fault timeline; offsets count from the start of measured load (after warm-up).
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    /// The service-level agreements to check.
+    #[serde(default)]
+    pub slas: Vec<Sla>,
+    /// Optional A/B variants; each is the app's env on top of `app.env`.
+    #[serde(default)]
+    pub arms: Vec<Arm>,
+    /// Replicates per arm (>= 1), interleaved arm by arm.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 100))]
+    pub replicates: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Scenario {
+    /// The provider this scenario runs with once `services.provider` is resolved (`None` means
+    /// auto: containers where a Docker engine answers, else processes).
+    pub fn provider(&self) -> Option<Provider> {
+        self.services.provider
+    }
+    /// Whether the scenario targets an already-deployed app.
+    pub fn is_external(&self) -> bool {
+        self.services.provider == Some(Provider::External)
+    }
+    /// The transaction with this name.
+    pub fn transaction(&self, name: &str) -> Option<&Transaction> {
+        self.load.transactions.iter().find(|t| t.name == name)
+    }
+    /// The arm with this name.
+    pub fn arm(&self, name: &str) -> Option<&Arm> {
+        self.arms.iter().find(|a| a.name == name)
+    }
+    /// Total time the load runs: ramp is part of warm-up accounting by the load engine;
+    /// this is warm-up + measured duration.
+    pub fn load_time(&self) -> std::time::Duration {
+        self.load.warmup.get() + self.load.duration.get()
+    }
+    /// Load time over all arms and replicates (what a run costs in load alone).
+    pub fn total_load_time(&self) -> std::time::Duration {
+        let arms = self.arms.len().max(1) as u32;
+        self.load_time() * arms * self.replicates
+    }
+}
+
+/// `services:` — the provider and the images of Postgres and Redis.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Services {
+    /// `containers` | `processes` | `external`; omitted → containers where a Docker engine
+    /// answers, else processes.
+    #[serde(default)]
+    pub provider: Option<Provider>,
+    /// Postgres settings (containers provider).
+    #[serde(default)]
+    pub postgres: ServiceImage,
+    /// Redis settings (containers provider).
+    #[serde(default)]
+    pub redis: ServiceImage,
+}
+
+/// Where the services (and with `external`, the app) come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// testcontainers against a local Docker engine; local images, never pulled.
+    Containers,
+    /// The machine's own postgres and redis-server binaries, in temp dirs, on free ports.
+    Processes,
+    /// A deployed app at `app.url`; no services started, no faults.
+    External,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Containers => "containers",
+            Self::Processes => "processes",
+            Self::External => "external",
+        })
+    }
+}
+
+/// One service's image (containers provider).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceImage {
+    /// `name:tag`; default from env (POOLPROOF_POSTGRES_IMAGE / POOLPROOF_REDIS_IMAGE) or built-in.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// `app:` — the app under test.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    /// Path of the pooled-app binary; default: locate or build it.
+    #[serde(default)]
+    pub binary: Option<PathBuf>,
+    /// Number of app instances (1..=16).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 16))]
+    pub instances: u32,
+    /// Overrides of the app's environment (values are strings; numbers and booleans are
+    /// written as text).
+    #[serde(default)]
+    pub env: EnvMap,
+    /// Base URL of a deployed app (`external` provider only).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Bearer token for the deployed app's performance API (`external` only; never printed).
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// How long to wait for readiness (default 30s).
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout: Duration,
+}
+
+fn default_ready_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self {
+            binary: None,
+            instances: 1,
+            env: EnvMap::default(),
+            url: None,
+            token: None,
+            ready_timeout: default_ready_timeout(),
+        }
+    }
+}
+
+/// Environment variables: keys `[A-Z_][A-Z0-9_]*`, string values; duplicate keys are errors.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(with = "BTreeMap<String, String>")]
+pub struct EnvMap(pub BTreeMap<String, String>);
+
+impl EnvMap {
+    /// Iterates over (name, value) in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+    /// The value of one variable.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+    /// Whether no variable is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A scalar env value written as text.
+struct EnvValue(String);
+
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = EnvValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EnvMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of environment variables")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EnvMap, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let valid = key
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                    if !valid {
+                        return Err(de::Error::custom(format!(
+                            "environment variable name {:?} must match [A-Z_][A-Z0-9_]*",
+                            super::types::shorten(&key)
+                        )));
+                    }
+                    let value: EnvValue = map.next_value()?;
+                    if out.insert(key.clone(), value.0).is_some() {
+                        return Err(de::Error::custom(format!("duplicate key {key}")));
+                    }
+                }
+                Ok(EnvMap(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `fixtures:` — how much seed data the app's database gets.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fixtures {
+    /// Users to seed (default 1000, at most 1,000,000).
+    #[serde(default = "default_fixture_users")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub users: u32,
+    /// Buddy requests to seed (default 5000, at most 10,000,000).
+    #[serde(default = "default_fixture_requests")]
+    #[schemars(range(min = 0, max = 10_000_000))]
+    pub buddy_requests: u32,
+}
+
+fn default_fixture_users() -> u32 {
+    1000
+}
+fn default_fixture_requests() -> u32 {
+    5000
+}
+
+impl Default for Fixtures {
+    fn default() -> Self {
+        Self {
+            users: default_fixture_users(),
+            buddy_requests: default_fixture_requests(),
+        }
+    }
+}
+
+/// `load:` — the goose load profile.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Concurrent goose users (1..=10000).
+    #[schemars(range(min = 1, max = 10_000))]
+    pub users: u32,
+    /// Time to start all users (default 0s: all at once).
+    #[serde(default)]
+    pub ramp: Duration,
+    /// Load before measurement, excluded from SLAs (default 0s).
+    #[serde(default)]
+    pub warmup: Duration,
+    /// Measured load time (> 0).
+    pub duration: Duration,
+    /// Requests per second across all users (optional; > 0).
+    #[serde(default)]
+    #[schemars(range(min = 0.001, max = 1_000_000))]
+    pub rate_limit: Option<f64>,
+    /// Weighted transactions (at least one).
+    #[schemars(length(min = 1, max = 100))]
+    pub transactions: Vec<Transaction>,
+}
+
+/// One weighted request kind of the load.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transaction {
+    /// Name `[a-z0-9_-]+`, unique; SLAs select it with `route:`.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
+    pub name: String,
+    /// Relative weight (1..=1000).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub weight: u32,
+    /// HTTP method.
+    #[serde(default)]
+    pub method: Method,
+    /// Path starting with `/`, with optional `{{rand:LO..HI}}` placeholders.
+    pub path: Template,
+    /// Request body (JSON), with optional placeholders.
+    #[serde(default)]
+    pub body: Option<Template>,
+    /// Expected HTTP status (default 200); anything else counts as an error.
+    #[serde(default = "default_status")]
+    #[schemars(range(min = 100, max = 599))]
+    pub expect_status: u16,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+/// HTTP methods a transaction may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Method {
+    /// GET
+    #[default]
+    #[serde(rename = "GET")]
+    Get,
+    /// POST
+    #[serde(rename = "POST")]
+    Post,
+    /// PUT
+    #[serde(rename = "PUT")]
+    Put,
+    /// PATCH
+    #[serde(rename = "PATCH")]
+    Patch,
+    /// DELETE
+    #[serde(rename = "DELETE")]
+    Delete,
+}
+
+impl Method {
+    /// The method as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of the fault timeline.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// Start, as an offset from the start of measured load.
+    pub at: Duration,
+    /// How long the fault lasts (> 0); `at + for` must lie within `load.duration`.
+    #[serde(rename = "for")]
+    pub duration: Duration,
+    /// What goes wrong.
+    pub kind: FaultKind,
+    /// Added latency per direction of Postgres traffic (`db_latency` only; required there).
+    #[serde(default)]
+    pub latency: Option<Duration>,
+    /// HTTP status the notifier sink answers (`notifier_fail` only; 400..=599, default 500).
+    #[serde(default)]
+    #[schemars(range(min = 400, max = 599))]
+    pub status: Option<u16>,
+    /// Which notifier fails (`notifier_fail` / `notifier_down` only); omitted → both.
+    #[serde(default)]
+    pub target: Option<Channel>,
+}
+
+impl Fault {
+    /// When the fault ends, as an offset from the start of measured load.
+    pub fn end(&self) -> std::time::Duration {
+        self.at.get() + self.duration.get()
+    }
+    /// The notifier status to answer with (`notifier_fail`), defaulting to 500.
+    pub fn status_or_default(&self) -> u16 {
+        self.status.unwrap_or(500)
+    }
+}
+
+/// Kinds of fault the harness can inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Latency added by the harness' TCP proxy between the app and Postgres (`latency:`).
+    DbLatency,
+    /// The proxy resets every app↔Postgres connection and refuses new ones.
+    DbReset,
+    /// `pg_terminate_backend` on the app's sessions at `at` (and again while it lasts).
+    DbTerminateSessions,
+    /// Postgres paused (SIGSTOP / docker pause), resumed at the end.
+    PostgresPause,
+    /// Postgres stopped, started again at the end.
+    PostgresStop,
+    /// Postgres restarted at `at`; `for` bounds how long the restart may take.
+    PostgresRestart,
+    /// Redis paused, resumed at the end.
+    RedisPause,
+    /// Redis stopped, started again at the end.
+    RedisStop,
+    /// Redis restarted at `at`.
+    RedisRestart,
+    /// The notifier sink answers `status:` (default 500).
+    NotifierFail,
+    /// The notifier sink refuses connections.
+    NotifierDown,
+}
+
+impl FaultKind {
+    /// The snake_case name used in scenarios and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DbLatency => "db_latency",
+            Self::DbReset => "db_reset",
+            Self::DbTerminateSessions => "db_terminate_sessions",
+            Self::PostgresPause => "postgres_pause",
+            Self::PostgresStop => "postgres_stop",
+            Self::PostgresRestart => "postgres_restart",
+            Self::RedisPause => "redis_pause",
+            Self::RedisStop => "redis_stop",
+            Self::RedisRestart => "redis_restart",
+            Self::NotifierFail => "notifier_fail",
+            Self::NotifierDown => "notifier_down",
+        }
+    }
+    /// Whether the fault concerns the notifier sink (so `target:` applies).
+    pub fn is_notifier(self) -> bool {
+        matches!(self, Self::NotifierFail | Self::NotifierDown)
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A notification channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Slack incoming webhook.
+    Slack,
+    /// Email through Resend's API.
+    Email,
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Slack => "slack",
+            Self::Email => "email",
+        })
+    }
+}
+
+/// One SLA: `metric comparator threshold`, optionally per route, phase, alert or arms.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sla {
+    /// What is measured.
+    pub metric: Metric,
+    /// How the measured value must compare with the threshold.
+    pub comparator: Comparator,
+    /// The limit, typed by the metric (checked at load time).
+    pub threshold: Threshold,
+    /// A transaction name; omitted → overall. Client-side latency, error rate, throughput and
+    /// server-side p95 only.
+    #[serde(default)]
+    pub route: Option<String>,
+    /// Part of the measured load the SLA looks at (default `load`: all of it).
+    #[serde(default)]
+    pub phase: Phase,
+    /// `health_score` only: minimum (default) or mean over the phase.
+    #[serde(default)]
+    pub aggregate: Option<Aggregate>,
+    /// Alert rule name (`alert_latency`, `alert_resolution`, optional for `duplicate_notifications`).
+    #[serde(default)]
+    pub alert: Option<String>,
+    /// Channel (`alert_latency`, `alert_resolution`, `duplicate_notifications`); omitted → any.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// Ratio metrics only: `[treatment, baseline]`; omitted → the first two arms.
+    #[serde(default)]
+    pub arms: Option<ArmPair>,
+}
+
+impl Sla {
+    /// A short label such as `latency_p95[profile] <= 50ms`, for reports and test-case names.
+    pub fn label(&self) -> String {
+        let mut s = self.metric.as_str().to_string();
+        if let Some(r) = &self.route {
+            s.push_str(&format!("[{r}]"));
+        }
+        if let Some(a) = &self.alert {
+            s.push_str(&format!("[{a}]"));
+        }
+        if let Some(c) = &self.channel {
+            s.push_str(&format!("[{c}]"));
+        }
+        if self.phase != Phase::Load {
+            s.push_str(&format!("@{}", self.phase));
+        }
+        format!("{s} {} {}", self.comparator, self.threshold)
+    }
+    /// The health-score aggregate, defaulting to `min`.
+    pub fn aggregate_or_default(&self) -> Aggregate {
+        self.aggregate.unwrap_or(Aggregate::Min)
+    }
+    /// (treatment, baseline) arm names for ratio metrics: the explicit pair, else the first two
+    /// arms of the scenario.
+    pub fn arm_pair<'a>(&'a self, scenario: &'a Scenario) -> Option<(&'a str, &'a str)> {
+        match &self.arms {
+            Some(p) => Some((p.treatment.as_str(), p.baseline.as_str())),
+            None => match scenario.arms.as_slice() {
+                [a, b, ..] => Some((a.name.as_str(), b.name.as_str())),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The metrics an SLA may check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Client-side median latency.
+    LatencyP50,
+    /// Client-side 95th percentile latency.
+    LatencyP95,
+    /// Client-side 99th percentile latency.
+    LatencyP99,
+    /// Client-side maximum latency.
+    LatencyMax,
+    /// Share of requests that failed (unexpected status or transport error).
+    ErrorRate,
+    /// Achieved requests per second.
+    Throughput,
+    /// 1 − connections opened / acquisitions.
+    PoolEfficiency,
+    /// In use / max connections (peak over the phase).
+    PoolUtilization,
+    /// 95th percentile of the pool's acquire wait.
+    AcquireWaitP95,
+    /// The app's composite health score (0–100), min or mean over the phase.
+    HealthScore,
+    /// Server-side p95 from the app's own metrics.
+    ServerLatencyP95,
+    /// Fault start → first delivery of the named alert.
+    AlertLatency,
+    /// Fault end → delivery of the named alert's resolution.
+    AlertResolution,
+    /// Notifications delivered more than once per alert transition.
+    DuplicateNotifications,
+    /// Fault end → p95 and error rate back within their SLAs.
+    RecoveryTime,
+    /// A/B: 1 − p95(treatment) / p95(baseline).
+    P95Improvement,
+    /// A/B: throughput(treatment) / throughput(baseline).
+    CapacityRatio,
+    /// A/B: 1 − connection overhead per request (treatment / baseline).
+    ConnectionOverheadReduction,
+    /// A/B: 1 − throughput(treatment) / throughput(baseline).
+    ThroughputLoss,
+}
+
+impl Metric {
+    /// Every metric, in documentation order.
+    pub const ALL: [Metric; 19] = [
+        Self::LatencyP50,
+        Self::LatencyP95,
+        Self::LatencyP99,
+        Self::LatencyMax,
+        Self::ErrorRate,
+        Self::Throughput,
+        Self::PoolEfficiency,
+        Self::PoolUtilization,
+        Self::AcquireWaitP95,
+        Self::HealthScore,
+        Self::ServerLatencyP95,
+        Self::AlertLatency,
+        Self::AlertResolution,
+        Self::DuplicateNotifications,
+        Self::RecoveryTime,
+        Self::P95Improvement,
+        Self::CapacityRatio,
+        Self::ConnectionOverheadReduction,
+        Self::ThroughputLoss,
+    ];
+
+    /// The snake_case name used in scenarios and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LatencyP50 => "latency_p50",
+            Self::LatencyP95 => "latency_p95",
+            Self::LatencyP99 => "latency_p99",
+            Self::LatencyMax => "latency_max",
+            Self::ErrorRate => "error_rate",
+            Self::Throughput => "throughput",
+            Self::PoolEfficiency => "pool_efficiency",
+            Self::PoolUtilization => "pool_utilization",
+            Self::AcquireWaitP95 => "acquire_wait_p95",
+            Self::HealthScore => "health_score",
+            Self::ServerLatencyP95 => "server_latency_p95",
+            Self::AlertLatency => "alert_latency",
+            Self::AlertResolution => "alert_resolution",
+            Self::DuplicateNotifications => "duplicate_notifications",
+            Self::RecoveryTime => "recovery_time",
+            Self::P95Improvement => "p95_improvement",
+            Self::CapacityRatio => "capacity_ratio",
+            Self::ConnectionOverheadReduction => "connection_overhead_reduction",
+            Self::ThroughputLoss => "throughput_loss",
+        }
+    }
+
+    /// The threshold kinds this metric accepts.
+    pub fn threshold_kinds(self) -> &'static [ThresholdKind] {
+        use ThresholdKind as K;
+        match self {
+            Self::LatencyP50
+            | Self::LatencyP95
+            | Self::LatencyP99
+            | Self::LatencyMax
+            | Self::AcquireWaitP95
+            | Self::ServerLatencyP95
+            | Self::AlertLatency
+            | Self::AlertResolution
+            | Self::RecoveryTime => &[K::Duration],
+            Self::ErrorRate | Self::PoolEfficiency | Self::PoolUtilization => &[K::Percent],
+            Self::Throughput | Self::HealthScore | Self::DuplicateNotifications => &[K::Number],
+            Self::P95Improvement | Self::ConnectionOverheadReduction | Self::ThroughputLoss => {
+                &[K::Percent, K::Ratio]
+            }
+            Self::CapacityRatio => &[K::Ratio, K::Percent],
+        }
+    }
+
+    /// Whether `route:` may narrow this metric to one transaction.
+    pub fn supports_route(self) -> bool {
+        matches!(
+            self,
+            Self::LatencyP50
+                | Self::LatencyP95
+                | Self::LatencyP99
+                | Self::LatencyMax
+                | Self::ErrorRate
+                | Self::Throughput
+                | Self::ServerLatencyP95
+        )
+    }
+
+    /// Whether the metric is about alert notifications (`alert:` / `channel:` apply).
+    pub fn is_alert(self) -> bool {
+        matches!(
+            self,
+            Self::AlertLatency | Self::AlertResolution | Self::DuplicateNotifications
+        )
+    }
+
+    /// Whether the metric compares two arms (`arms:` applies; the scenario needs two arms).
+    pub fn is_ratio(self) -> bool {
+        matches!(
+            self,
+            Self::P95Improvement
+                | Self::CapacityRatio
+                | Self::ConnectionOverheadReduction
+                | Self::ThroughputLoss
+        )
+    }
+
+    /// Whether the metric is measured relative to a fault (the scenario needs faults).
+    pub fn needs_fault(self) -> bool {
+        matches!(
+            self,
+            Self::AlertLatency | Self::AlertResolution | Self::RecoveryTime
+        )
+    }
+
+    /// Whether the metric comes from the app's monitoring endpoints (not the load generator).
+    pub fn is_server_side(self) -> bool {
+        matches!(
+            self,
+            Self::PoolEfficiency
+                | Self::PoolUtilization
+                | Self::AcquireWaitP95
+                | Self::HealthScore
+                | Self::ServerLatencyP95
+        )
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `<`, `<=`, `>`, `>=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Comparator {
+    /// measured < threshold
+    #[serde(rename = "<")]
+    Lt,
+    /// measured <= threshold
+    #[serde(rename = "<=")]
+    Le,
+    /// measured > threshold
+    #[serde(rename = ">")]
+    Gt,
+    /// measured >= threshold
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+impl Comparator {
+    /// Whether `measured <op> threshold` holds (NaN never holds).
+    pub fn holds(self, measured: f64, threshold: f64) -> bool {
+        match self {
+            Self::Lt => measured < threshold,
+            Self::Le => measured <= threshold,
+            Self::Gt => measured > threshold,
+            Self::Ge => measured >= threshold,
+        }
+    }
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lt => "<",
+            Self::Le => "<=",
+            Self::Gt => ">",
+            Self::Ge => ">=",
+        }
+    }
+}
+
+impl fmt::Display for Comparator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The part of the measured load an SLA looks at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// All of the measured load.
+    #[default]
+    Load,
+    /// Before the first fault starts.
+    Before,
+    /// While any fault is active.
+    During,
+    /// After the last fault ends.
+    After,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Load => "load",
+            Self::Before => "before",
+            Self::During => "during",
+            Self::After => "after",
+        })
+    }
+}
+
+/// How a time series is reduced to one figure (`health_score`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    /// The lowest sample.
+    Min,
+    /// The mean of the samples.
+    Mean,
+}
+
+/// `[treatment, baseline]` arm names of a ratio SLA.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(with = "[String; 2]")]
+pub struct ArmPair {
+    /// The arm whose effect is measured (e.g. `pooled`).
+    pub treatment: String,
+    /// The arm it is compared against (e.g. `unpooled`).
+    pub baseline: String,
+}
+
+impl<'de> Deserialize<'de> for ArmPair {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ArmPair;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("two arm names: [treatment, baseline]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ArmPair, A::Error> {
+                let err =
+                    || de::Error::custom("expected exactly two arm names: [treatment, baseline]");
+                let treatment: String = seq.next_element()?.ok_or_else(err)?;
+                let baseline: String = seq.next_element()?.ok_or_else(err)?;
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(err());
+                }
+                if treatment == baseline {
+                    return Err(de::Error::custom(format!(
+                        "an arm cannot be compared with itself ({treatment})"
+                    )));
+                }
+                Ok(ArmPair {
+                    treatment,
+                    baseline,
+                })
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One A/B variant: the app's env on top of `app.env`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Arm {
+    /// Name `[a-z0-9-]+`, unique.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
+    pub name: String,
+    /// Environment overrides for this arm.
+    #[serde(default)]
+    pub env: EnvMap,
+}

@@ -1,0 +1,558 @@
+//! Semantic checks on a deserialized scenario: ranges, cross references (routes, arms, alerts),
+//! the fault timeline against the load, and what the `external` provider forbids.
+
+use std::collections::HashSet;
+
+use super::locate::Seg;
+use super::model::{Fault, FaultKind, Metric, Provider, Scenario, Sla};
+use super::types::Threshold;
+
+/// Upper bounds that keep a typo from turning into a runaway run.
+pub mod limits {
+    /// `load.users`
+    pub const MAX_USERS: u32 = 10_000;
+    /// `load.rate_limit` (requests per second)
+    pub const MAX_RATE: f64 = 1_000_000.0;
+    /// `app.instances`
+    pub const MAX_INSTANCES: u32 = 16;
+    /// `replicates`
+    pub const MAX_REPLICATES: u32 = 100;
+    /// `arms`
+    pub const MAX_ARMS: usize = 8;
+    /// `load.transactions`
+    pub const MAX_TRANSACTIONS: usize = 100;
+    /// A transaction's `weight`
+    pub const MAX_WEIGHT: u32 = 1000;
+    /// `fixtures.users`
+    pub const MAX_FIXTURE_USERS: u32 = 1_000_000;
+    /// `fixtures.buddy_requests`
+    pub const MAX_FIXTURE_REQUESTS: u32 = 10_000_000;
+    /// `faults[].latency`
+    pub const MAX_FAULT_LATENCY_SECS: u64 = 60;
+    /// `app.ready_timeout`
+    pub const MAX_READY_TIMEOUT_SECS: u64 = 600;
+}
+
+/// One semantic problem: the field path and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Where, as path segments from the document root.
+    pub path: Vec<Seg>,
+    /// What is wrong.
+    pub message: String,
+}
+
+struct Ctx {
+    path: Vec<Seg>,
+}
+
+impl Ctx {
+    fn issue(&self, extra: &[Seg], message: impl Into<String>) -> Issue {
+        let mut path = self.path.clone();
+        path.extend_from_slice(extra);
+        Issue {
+            path,
+            message: message.into(),
+        }
+    }
+}
+
+fn k(s: &str) -> Seg {
+    Seg::Key(s.to_string())
+}
+
+fn is_slug(s: &str, extra: &[char]) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || extra.contains(&c))
+}
+
+fn check<T: PartialOrd + std::fmt::Display + Copy>(
+    v: T,
+    lo: T,
+    hi: T,
+    path: &[Seg],
+    what: &str,
+) -> Result<(), Issue> {
+    if v < lo || v > hi {
+        return Err(Issue {
+            path: path.to_vec(),
+            message: format!("{what} must lie within {lo}..={hi}, got {v}"),
+        });
+    }
+    Ok(())
+}
+
+/// Checks everything serde cannot; returns the first problem in document order of sections.
+pub fn validate(s: &Scenario) -> Result<(), Issue> {
+    use limits::*;
+    let root = Ctx { path: vec![] };
+    if s.name.is_empty() || s.name.len() > 64 || !is_slug(&s.name, &[]) {
+        return Err(root.issue(
+            &[k("name")],
+            "a scenario name must match [a-z0-9-]+ (at most 64 characters); it names the report directory",
+        ));
+    }
+    for (i, t) in s.tags.iter().enumerate() {
+        if t.is_empty() || t.len() > 32 || !is_slug(t, &['_']) {
+            return Err(root.issue(
+                &[k("tags"), Seg::Index(i)],
+                "a tag must match [a-z0-9_-]+ (at most 32 characters)",
+            ));
+        }
+    }
+
+    // services / app
+    let external = s.services.provider == Some(Provider::External);
+    if external {
+        if s.services.postgres.image.is_some() {
+            return Err(root.issue(
+                &[k("services"), k("postgres"), k("image")],
+                "the external provider starts no services: remove the image",
+            ));
+        }
+        if s.services.redis.image.is_some() {
+            return Err(root.issue(
+                &[k("services"), k("redis"), k("image")],
+                "the external provider starts no services: remove the image",
+            ));
+        }
+    }
+    let app = [k("app")];
+    check(
+        s.app.instances,
+        1,
+        MAX_INSTANCES,
+        &[k("app"), k("instances")],
+        "app.instances",
+    )?;
+    let rt = s.app.ready_timeout.get();
+    if rt.is_zero() || rt.as_secs() > MAX_READY_TIMEOUT_SECS {
+        return Err(root.issue(
+            &[k("app"), k("ready_timeout")],
+            format!("ready_timeout must be more than 0s and at most {MAX_READY_TIMEOUT_SECS}s"),
+        ));
+    }
+    match (&s.app.url, external) {
+        (None, true) => {
+            return Err(root.issue(&app, "the external provider needs app.url, the deployed app's base URL (e.g. url: ${POOLPROOF_APP_URL})"))
+        }
+        (Some(_), false) => {
+            return Err(root.issue(&[k("app"), k("url")], "app.url is only for services.provider: external (poolproof starts the app itself otherwise)"))
+        }
+        (Some(url), true) => {
+            let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+            let host = url.split("://").nth(1).unwrap_or("");
+            if !scheme_ok || host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                // The URL is not echoed: it may carry credentials.
+                return Err(root.issue(&[k("app"), k("url")], "app.url must be an http:// or https:// URL with a host"));
+            }
+        }
+        (None, false) => {}
+    }
+    if s.app.token.is_some() && !external {
+        return Err(root.issue(
+            &[k("app"), k("token")],
+            "app.token is only for services.provider: external",
+        ));
+    }
+    if external {
+        if s.app.binary.is_some() {
+            return Err(root.issue(
+                &[k("app"), k("binary")],
+                "the external provider runs no app binary: remove app.binary",
+            ));
+        }
+        if s.app.instances != 1 {
+            return Err(root.issue(
+                &[k("app"), k("instances")],
+                "the external provider starts no instances: remove app.instances",
+            ));
+        }
+        if !s.app.env.is_empty() {
+            return Err(root.issue(
+                &[k("app"), k("env")],
+                "the external provider cannot set the deployed app's environment: remove app.env",
+            ));
+        }
+    }
+
+    // fixtures
+    check(
+        s.fixtures.users,
+        1,
+        MAX_FIXTURE_USERS,
+        &[k("fixtures"), k("users")],
+        "fixtures.users",
+    )?;
+    check(
+        s.fixtures.buddy_requests,
+        0,
+        MAX_FIXTURE_REQUESTS,
+        &[k("fixtures"), k("buddy_requests")],
+        "fixtures.buddy_requests",
+    )?;
+
+    // load
+    let l = &s.load;
+    check(
+        l.users,
+        1,
+        MAX_USERS,
+        &[k("load"), k("users")],
+        "load.users",
+    )?;
+    if l.duration.is_zero() {
+        return Err(root.issue(
+            &[k("load"), k("duration")],
+            "load.duration must be more than 0s",
+        ));
+    }
+    if l.ramp.get() > l.warmup.get() + l.duration.get() {
+        return Err(root.issue(
+            &[k("load"), k("ramp")],
+            format!(
+                "ramp ({}) is longer than warmup + duration ({})",
+                l.ramp,
+                super::types::Duration::new(l.warmup.get() + l.duration.get())
+            ),
+        ));
+    }
+    if let Some(r) = l.rate_limit {
+        if !r.is_finite() || r <= 0.0 || r > MAX_RATE {
+            return Err(root.issue(&[k("load"), k("rate_limit")], format!("rate_limit must be more than 0 and at most {MAX_RATE} requests/second, got {r}")));
+        }
+    }
+    if l.transactions.is_empty() {
+        return Err(root.issue(
+            &[k("load"), k("transactions")],
+            "at least one transaction is needed",
+        ));
+    }
+    if l.transactions.len() > MAX_TRANSACTIONS {
+        return Err(root.issue(
+            &[k("load"), k("transactions")],
+            format!("at most {MAX_TRANSACTIONS} transactions"),
+        ));
+    }
+    let mut names = HashSet::new();
+    for (i, t) in l.transactions.iter().enumerate() {
+        let at = |f: &str| vec![k("load"), k("transactions"), Seg::Index(i), k(f)];
+        if !is_slug(&t.name, &['_']) || t.name.len() > 64 {
+            return Err(Issue {
+                path: at("name"),
+                message: "a transaction name must match [a-z0-9_-]+".into(),
+            });
+        }
+        if !names.insert(t.name.as_str()) {
+            return Err(Issue {
+                path: at("name"),
+                message: format!("duplicate transaction name {:?}", t.name),
+            });
+        }
+        check(t.weight, 1, MAX_WEIGHT, &at("weight"), "weight")?;
+        if !t.path.as_str().starts_with('/') {
+            return Err(Issue {
+                path: at("path"),
+                message: "a path must start with \"/\"".into(),
+            });
+        }
+        if t.path
+            .as_str()
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Issue {
+                path: at("path"),
+                message: "a path cannot contain spaces or control characters".into(),
+            });
+        }
+        check(
+            t.expect_status,
+            100,
+            599,
+            &at("expect_status"),
+            "expect_status",
+        )?;
+    }
+
+    // faults
+    if external && !s.faults.is_empty() {
+        return Err(root.issue(
+            &[k("faults")],
+            "faults need services that poolproof runs; the external provider targets a deployed app and refuses faults",
+        ));
+    }
+    for (i, f) in s.faults.iter().enumerate() {
+        check_fault(f, i, l.duration)?;
+    }
+
+    // arms
+    if s.arms.len() == 1 {
+        return Err(root.issue(
+            &[k("arms")],
+            "arms compare variants: give at least two, or none",
+        ));
+    }
+    if s.arms.len() > MAX_ARMS {
+        return Err(root.issue(&[k("arms")], format!("at most {MAX_ARMS} arms")));
+    }
+    if external && !s.arms.is_empty() {
+        return Err(root.issue(
+            &[k("arms")],
+            "arms set the app's environment, which the external provider cannot do",
+        ));
+    }
+    let mut arm_names = HashSet::new();
+    for (i, a) in s.arms.iter().enumerate() {
+        let at = vec![k("arms"), Seg::Index(i), k("name")];
+        if !is_slug(&a.name, &['_']) || a.name.len() > 64 {
+            return Err(Issue {
+                path: at,
+                message: "an arm name must match [a-z0-9_-]+".into(),
+            });
+        }
+        if !arm_names.insert(a.name.as_str()) {
+            return Err(Issue {
+                path: at,
+                message: format!("duplicate arm name {:?}", a.name),
+            });
+        }
+    }
+    check(
+        s.replicates,
+        1,
+        MAX_REPLICATES,
+        &[k("replicates")],
+        "replicates",
+    )?;
+
+    // slas
+    for (i, sla) in s.slas.iter().enumerate() {
+        check_sla(s, sla, i)?;
+    }
+    Ok(())
+}
+
+fn check_fault(f: &Fault, i: usize, load: super::types::Duration) -> Result<(), Issue> {
+    let at = |field: &str| vec![k("faults"), Seg::Index(i), k(field)];
+    if f.duration.is_zero() {
+        return Err(Issue {
+            path: at("for"),
+            message: "a fault must last more than 0s".into(),
+        });
+    }
+    if f.end() > load.get() {
+        return Err(Issue {
+            path: at("at"),
+            message: format!(
+                "the fault ends at {} (at {} + for {}), after the measured load ends at {}",
+                super::types::Duration::new(f.end()),
+                f.at,
+                f.duration,
+                load
+            ),
+        });
+    }
+    match (f.kind, f.latency) {
+        (FaultKind::DbLatency, None) => {
+            return Err(Issue {
+                path: vec![k("faults"), Seg::Index(i)],
+                message: "db_latency needs latency: (e.g. latency: 2500ms)".into(),
+            })
+        }
+        (FaultKind::DbLatency, Some(d))
+            if d.is_zero() || d.get().as_secs() >= limits::MAX_FAULT_LATENCY_SECS =>
+        {
+            return Err(Issue {
+                path: at("latency"),
+                message: format!(
+                    "latency must be more than 0s and less than {}s",
+                    limits::MAX_FAULT_LATENCY_SECS
+                ),
+            })
+        }
+        (kind, Some(_)) if kind != FaultKind::DbLatency => {
+            return Err(Issue {
+                path: at("latency"),
+                message: format!("latency applies to db_latency only, not {kind}"),
+            })
+        }
+        _ => {}
+    }
+    if let Some(st) = f.status {
+        if f.kind != FaultKind::NotifierFail {
+            return Err(Issue {
+                path: at("status"),
+                message: format!("status applies to notifier_fail only, not {}", f.kind),
+            });
+        }
+        check(st, 400, 599, &at("status"), "status")?;
+    }
+    if f.target.is_some() && !f.kind.is_notifier() {
+        return Err(Issue {
+            path: at("target"),
+            message: format!(
+                "target applies to notifier_fail and notifier_down only, not {}",
+                f.kind
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn describe(t: &Threshold) -> String {
+    match t {
+        Threshold::Duration(d) => d.to_string(),
+        Threshold::Percent(p) => p.to_string(),
+        Threshold::Number(n) => n.to_string(),
+        Threshold::Ratio(r) => format!("x{r}"),
+    }
+}
+
+fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
+    let at = |field: &str| vec![k("slas"), Seg::Index(i), k(field)];
+    let m = sla.metric;
+    let kinds = m.threshold_kinds();
+    if !kinds.contains(&sla.threshold.kind()) {
+        let want = kinds
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        return Err(Issue {
+            path: at("threshold"),
+            message: format!("{m} takes {want}, got {}", describe(&sla.threshold)),
+        });
+    }
+    match (m, sla.threshold) {
+        (Metric::HealthScore, Threshold::Number(n)) if n > 100.0 => {
+            return Err(Issue {
+                path: at("threshold"),
+                message: format!("health_score lies within 0..=100, got {n}"),
+            })
+        }
+        (Metric::DuplicateNotifications, Threshold::Number(n)) if n.fract() != 0.0 => {
+            return Err(Issue {
+                path: at("threshold"),
+                message: format!("duplicate_notifications is a count, got {n}"),
+            })
+        }
+        (Metric::Throughput, Threshold::Number(n)) if n > limits::MAX_RATE => {
+            return Err(Issue {
+                path: at("threshold"),
+                message: format!(
+                    "throughput above {} rps cannot be reached here, got {n}",
+                    limits::MAX_RATE
+                ),
+            })
+        }
+        _ => {}
+    }
+    if let Some(route) = &sla.route {
+        if !m.supports_route() {
+            return Err(Issue {
+                path: at("route"),
+                message: format!("{m} is not measured per route; remove route"),
+            });
+        }
+        if s.transaction(route).is_none() {
+            let known = s
+                .load
+                .transactions
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Issue {
+                path: at("route"),
+                message: format!(
+                    "unknown route {:?}: a route names a transaction ({known})",
+                    super::types::shorten(route)
+                ),
+            });
+        }
+    }
+    if sla.aggregate.is_some() && m != Metric::HealthScore {
+        return Err(Issue {
+            path: at("aggregate"),
+            message: format!("aggregate applies to health_score only, not {m}"),
+        });
+    }
+    if sla.alert.is_some() && !m.is_alert() {
+        return Err(Issue { path: at("alert"), message: format!("alert applies to alert_latency, alert_resolution and duplicate_notifications only, not {m}") });
+    }
+    if sla.channel.is_some() && !m.is_alert() {
+        return Err(Issue { path: at("channel"), message: format!("channel applies to alert_latency, alert_resolution and duplicate_notifications only, not {m}") });
+    }
+    if let Some(a) = &sla.alert {
+        let ok = !a.is_empty()
+            && a.len() <= 128
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(Issue {
+                path: at("alert"),
+                message: "an alert name must match [A-Za-z0-9_-]+".into(),
+            });
+        }
+    }
+    if matches!(m, Metric::AlertLatency | Metric::AlertResolution) && sla.alert.is_none() {
+        return Err(Issue {
+            path: vec![k("slas"), Seg::Index(i)],
+            message: format!(
+                "{m} needs alert: the alert rule's name (e.g. high_request_latency_p95_critical)"
+            ),
+        });
+    }
+    if m.needs_fault() && s.faults.is_empty() {
+        return Err(Issue {
+            path: at("metric"),
+            message: format!("{m} is measured from a fault, but the scenario has no faults"),
+        });
+    }
+    if sla.phase != super::model::Phase::Load && s.faults.is_empty() {
+        return Err(Issue {
+            path: at("phase"),
+            message: format!(
+                "phase {} is relative to faults, but the scenario has no faults",
+                sla.phase
+            ),
+        });
+    }
+    if m.is_ratio() {
+        if s.arms.len() < 2 {
+            return Err(Issue {
+                path: at("metric"),
+                message: format!("{m} compares two arms, but the scenario defines no arms"),
+            });
+        }
+        if let Some(pair) = &sla.arms {
+            for name in [&pair.treatment, &pair.baseline] {
+                if s.arm(name).is_none() {
+                    let known = s
+                        .arms
+                        .iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Err(Issue {
+                        path: at("arms"),
+                        message: format!(
+                            "unknown arm {:?} (arms: {known})",
+                            super::types::shorten(name)
+                        ),
+                    });
+                }
+            }
+        }
+    } else if sla.arms.is_some() {
+        return Err(Issue {
+            path: at("arms"),
+            message: format!("arms applies to ratio metrics only, not {m}"),
+        });
+    }
+    Ok(())
+}
