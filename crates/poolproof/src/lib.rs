@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compare;
 pub mod exit;
 pub mod faults;
 pub mod interrupt;

@@ -1,0 +1,28 @@
+//! Regression gating: compares per-replicate figures of a NEW run against a BASE run (a
+//! baseline or another report) and decides, metric by metric, whether NEW regressed — only
+//! when a bootstrap confidence interval of the change lies wholly past the tolerance.
+//! Method and measured error rates: docs/regression-gating.md.
+
+pub mod baseline;
+pub mod bootstrap;
+pub mod chart;
+pub mod comparison;
+pub mod dist;
+pub mod host;
+pub mod metric;
+pub mod noise;
+pub mod render;
+pub mod rng;
+pub mod summary;
+pub mod verdict;
+
+pub use baseline::{load_figures, save_baseline, Baseline, BaselineError, BASELINE_FORMAT};
+pub use bootstrap::{BootstrapConfig, Interval};
+pub use chart::replicate_chart_svg;
+pub use comparison::{compare, Comparison, Outcome, RunFigures, INCONCLUSIVE_EXIT_CODE};
+pub use host::HostFacts;
+pub use metric::{Direction, Metric};
+pub use noise::{noise_summary, CpuMeter, NoiseSummary};
+pub use render::{comparison_markdown, noise_markdown};
+pub use summary::{CpuUsage, ReplicateSummary};
+pub use verdict::{decide, GateConfig, MetricComparison, Verdict};

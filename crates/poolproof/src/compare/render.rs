@@ -1,0 +1,193 @@
+//! Markdown rendering of a comparison (for report.md and stdout) and of a run's noise.
+
+use std::fmt::Write as _;
+
+use super::comparison::Comparison;
+use super::metric::{sig3, Metric};
+use super::noise::NoiseSummary;
+use super::verdict::{MetricComparison, Verdict};
+
+fn signed_pct(x: f64) -> String {
+    if x.is_infinite() {
+        if x > 0.0 {
+            "+∞".into()
+        } else {
+            "−∞".into()
+        }
+    } else {
+        let p = x * 100.0;
+        format!("{}{} %", if p >= 0.0 { "+" } else { "−" }, sig3(p.abs()))
+    }
+}
+
+/// The change column: relative for metrics with a non-zero base, absolute otherwise.
+fn change_cells(r: &MetricComparison) -> (String, String) {
+    if r.base.mean > 0.0 {
+        (
+            signed_pct(r.change),
+            format!(
+                "{} … {}",
+                signed_pct(r.interval.lo),
+                signed_pct(r.interval.hi)
+            ),
+        )
+    } else {
+        let f = |v: f64| {
+            let s = r.metric.format(v.abs());
+            format!("{}{s}", if v >= 0.0 { "+" } else { "−" })
+        };
+        (
+            f(r.difference),
+            format!(
+                "{} … {}",
+                f(r.difference_interval.lo),
+                f(r.difference_interval.hi)
+            ),
+        )
+    }
+}
+
+fn side_cell(m: Metric, s: &super::verdict::SideStats) -> String {
+    format!(
+        "{} (cv {:.1} %, n={})",
+        m.format(s.mean),
+        s.cv * 100.0,
+        s.values.len()
+    )
+}
+
+fn verdict_cell(v: Verdict) -> String {
+    match v {
+        Verdict::Regressed | Verdict::Inconclusive => format!("**{}**", v.as_str()),
+        _ => v.as_str().to_string(),
+    }
+}
+
+/// The comparison table plus warnings, outcome and noise, as a markdown section.
+pub fn comparison_markdown(c: &Comparison) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## Regression gate: {} — {}\n",
+        c.scenario,
+        c.outcome.as_str()
+    );
+    let _ = writeln!(s, "BASE `{}` · NEW `{}`  ", c.base, c.new);
+    let _ = writeln!(
+        s,
+        "Change = NEW mean / BASE mean − 1 over replicates; {:.0} % percentile bootstrap interval ({} resamples, seed {:#x}); tolerance {:.0} % unless noted.\n",
+        c.confidence * 100.0,
+        c.resamples,
+        c.seed,
+        c.tolerance * 100.0
+    );
+    for w in &c.warnings {
+        let _ = writeln!(s, "> **Warning:** {w}  ");
+    }
+    if !c.warnings.is_empty() {
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "| Metric | Base | New | Change | {:.0} % interval | Tolerance | Verdict |",
+        c.confidence * 100.0
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for r in &c.rows {
+        let name = match &r.arm {
+            Some(a) => format!("{a} / {}", r.metric),
+            None => r.metric.name().to_string(),
+        };
+        let (change, interval) = change_cells(r);
+        let tol = if r.min_effect > 0.0 {
+            format!(
+                "{:.0} % and {}",
+                r.tolerance * 100.0,
+                r.metric.format(r.min_effect)
+            )
+        } else {
+            format!("{:.0} %", r.tolerance * 100.0)
+        };
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {change} | {interval} | {tol} | {} |",
+            side_cell(r.metric, &r.base),
+            side_cell(r.metric, &r.new),
+            verdict_cell(r.verdict)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n**Outcome: {}** — {}\n",
+        c.outcome.as_str(),
+        c.outcome_reason
+    );
+    let notes: Vec<&MetricComparison> = c
+        .rows
+        .iter()
+        .filter(|r| r.verdict != Verdict::Unchanged)
+        .collect();
+    for r in notes {
+        let _ = writeln!(s, "- `{}`: {}", r.metric, r.reason);
+    }
+    let _ = writeln!(s, "\n### Host noise\n");
+    s.push_str(&noise_line("BASE", &c.base_noise));
+    s.push_str(&noise_line("NEW", &c.new_noise));
+    s
+}
+
+fn noise_line(side: &str, n: &NoiseSummary) -> String {
+    let mut s = format!("- {side}: {} replicates", n.replicates);
+    let worst =
+        n.cv.iter()
+            .flat_map(|(arm, per)| per.iter().map(move |(m, cv)| (arm, *m, *cv)))
+            .max_by(|a, b| a.2.total_cmp(&b.2));
+    if let Some((arm, m, cv)) = worst {
+        let arm = if arm.is_empty() {
+            String::new()
+        } else {
+            format!("{arm}/")
+        };
+        let _ = write!(s, "; widest spread {arm}{m} cv {:.1} %", cv * 100.0);
+    }
+    if !n.too_wide.is_empty() {
+        let _ = write!(s, " (too wide: {})", n.too_wide.join(", "));
+    }
+    match (
+        n.load_generator_busy_cores_max,
+        n.load_generator_host_share_max,
+    ) {
+        (Some(c), Some(h)) => {
+            let _ = write!(
+                s,
+                "; load generator CPU max {:.2} cores ({:.0} % of the host)",
+                c,
+                h * 100.0
+            );
+        }
+        _ => s.push_str("; load generator CPU not measured"),
+    }
+    if n.is_saturated() {
+        let ids: Vec<String> = n.saturated.iter().map(|r| r.to_string()).collect();
+        let _ = write!(s, " — **saturated** in {}", ids.join(", "));
+    }
+    s.push('\n');
+    s
+}
+
+/// The noise of a single run (no baseline), for report.md: spread per metric and the load
+/// generator's CPU.
+pub fn noise_markdown(n: &NoiseSummary) -> String {
+    let mut s = String::from("### Host noise\n\n");
+    s.push_str(&noise_line("This run", n));
+    if !n.cv.is_empty() {
+        s.push_str("\n| Arm | Metric | Replicate spread (cv) |\n|---|---|---|\n");
+        for (arm, per) in &n.cv {
+            for (m, cv) in per {
+                let arm = if arm.is_empty() { "-" } else { arm.as_str() };
+                let _ = writeln!(s, "| {arm} | {m} | {:.1} % |", cv * 100.0);
+            }
+        }
+    }
+    s
+}

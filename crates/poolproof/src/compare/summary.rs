@@ -1,0 +1,72 @@
+//! One replicate's figures: the unit the regression gate compares.
+//!
+//! A replicate is one complete measured load phase of one arm. The run loop produces one
+//! `ReplicateSummary` per replicate and arm; report.json carries them as `replicates: [...]`,
+//! and baselines store them unchanged.
+
+use serde::{Deserialize, Serialize};
+
+/// The figures of one replicate. Latencies in milliseconds, rates as fractions (0.02 = 2 %).
+/// Pool and server figures are absent when the app's monitoring endpoints were not sampled
+/// (e.g. provider `external` without them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateSummary {
+    /// Arm name for A/B scenarios; absent for single-arm scenarios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
+    /// 1-based replicate number; arms share numbers (replicate 2 of `pooled` ran next to
+    /// replicate 2 of `unpooled`).
+    pub index: u32,
+    /// Client-side latency percentiles over the measured phase, milliseconds.
+    pub latency_p50_ms: f64,
+    pub latency_p95_ms: f64,
+    pub latency_p99_ms: f64,
+    /// Completed requests per second over the measured phase.
+    pub throughput_rps: f64,
+    /// Failed requests / all requests (wrong status, transport error), 0..=1.
+    pub error_rate: f64,
+    /// 1 − connections opened / acquisitions, 0..=1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_efficiency: Option<f64>,
+    /// Mean of in-use / max over the samples, 0..=1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_utilization: Option<f64>,
+    /// Pool acquire wait p95, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acquire_wait_p95_ms: Option<f64>,
+    /// Server-side request latency p95 from the app's metrics, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_latency_p95_ms: Option<f64>,
+    /// CPU the load generator (the poolproof process) used during the measured phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_generator: Option<CpuUsage>,
+}
+
+/// CPU time a process used over a wall-clock span, on a host with `cores` logical CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CpuUsage {
+    /// User + system CPU seconds.
+    pub cpu_seconds: f64,
+    /// Wall-clock seconds of the span.
+    pub wall_seconds: f64,
+    /// Logical CPUs available to the process.
+    pub cores: u32,
+}
+
+impl CpuUsage {
+    /// Average number of cores kept busy (1.0 = one full core).
+    pub fn busy_cores(&self) -> f64 {
+        if self.wall_seconds > 0.0 {
+            self.cpu_seconds / self.wall_seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Share of the whole host's CPU capacity (wall time × cores), 0..=1.
+    pub fn host_share(&self) -> f64 {
+        self.busy_cores() / f64::from(self.cores.max(1))
+    }
+}

@@ -1,0 +1,359 @@
+//! The decision rule for one metric: BASE replicates vs NEW replicates → verdict.
+//!
+//! Rule (docs/regression-gating.md explains the why):
+//! 1. **erratic** when either side's spread (sd / max(mean, min effect)) exceeds the CV limit:
+//!    reported, never gated;
+//! 2. **regressed** / **improved** when the bootstrap interval of the change lies wholly past
+//!    the tolerance in the worse / better direction (and past the metric's minimum effect);
+//! 3. **inconclusive** when the point estimate is worse than the tolerance but the interval
+//!    reaches back inside it (the spread is too wide to decide), or a side has too few
+//!    replicates;
+//! 4. **unchanged** otherwise (an estimate better than the tolerance whose interval reaches
+//!    back inside it is unchanged too: an undecided improvement is no risk).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::bootstrap::{self, BootstrapConfig, Interval};
+use super::metric::{Direction, Metric};
+use super::rng::{derive_seed, Rng};
+
+/// Per-metric verdict of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Regressed,
+    Improved,
+    Unchanged,
+    Erratic,
+    Inconclusive,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Regressed => "regressed",
+            Verdict::Improved => "improved",
+            Verdict::Unchanged => "unchanged",
+            Verdict::Erratic => "erratic",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// Settings of the regression gate. `Default` is the documented configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateConfig {
+    pub bootstrap: BootstrapConfig,
+    /// Seed of the bootstrap; each metric (and arm) derives its own stream from it.
+    pub seed: u64,
+    /// Relative tolerance for every metric without an override (0.05 = 5 %).
+    pub tolerance: f64,
+    /// Per-metric tolerance overrides.
+    pub tolerances: BTreeMap<Metric, f64>,
+    /// A side whose sd / max(mean, min effect) exceeds this is erratic.
+    pub erratic_cv: f64,
+    /// Fewer replicates than this on a side: no regressed/improved verdict.
+    pub min_replicates: usize,
+    /// The load generator is saturated when it kept this many cores busy on average.
+    pub saturation_busy_cores: f64,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap: BootstrapConfig::default(),
+            seed: 0x706f_6f6c_7072_6f66, // "poolprof"
+            tolerance: 0.05,
+            tolerances: BTreeMap::new(),
+            erratic_cv: 0.15,
+            min_replicates: 3,
+            saturation_busy_cores: 0.9,
+        }
+    }
+}
+
+impl GateConfig {
+    pub fn tolerance_for(&self, m: Metric) -> f64 {
+        self.tolerances.get(&m).copied().unwrap_or(self.tolerance)
+    }
+}
+
+/// Location and spread of one side's replicate values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SideStats {
+    pub values: Vec<f64>,
+    pub mean: f64,
+    pub sd: f64,
+    /// sd / max(mean, the metric's minimum effect): the spread the erratic rule looks at.
+    pub cv: f64,
+}
+
+impl SideStats {
+    pub fn of(values: &[f64], min_effect: f64) -> Self {
+        let mean = bootstrap::mean(values);
+        let sd = bootstrap::std_dev(values);
+        let scale = mean.abs().max(min_effect);
+        let cv = if scale > 0.0 { sd / scale } else { 0.0 };
+        Self {
+            values: values.to_vec(),
+            mean,
+            sd,
+            cv,
+        }
+    }
+}
+
+/// One row of a comparison: a metric (of an arm) with its change, interval and verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricComparison {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
+    pub metric: Metric,
+    pub direction: Direction,
+    pub base: SideStats,
+    pub new: SideStats,
+    /// NEW mean / BASE mean − 1 (+∞, serialised as null, when BASE is all zero).
+    pub change: f64,
+    /// Bootstrap interval of `change`.
+    pub interval: Interval,
+    /// NEW mean − BASE mean, in the metric's unit.
+    pub difference: f64,
+    pub difference_interval: Interval,
+    pub tolerance: f64,
+    pub min_effect: f64,
+    pub verdict: Verdict,
+    /// One line saying why.
+    pub reason: String,
+}
+
+/// Compares one metric. `base` and `new` must be non-empty.
+pub fn decide(
+    arm: Option<&str>,
+    metric: Metric,
+    base: &[f64],
+    new: &[f64],
+    cfg: &GateConfig,
+) -> MetricComparison {
+    let tol = cfg.tolerance_for(metric);
+    let min_effect = metric.default_min_effect();
+    let bs = SideStats::of(base, min_effect);
+    let ns = SideStats::of(new, min_effect);
+    let label = format!("{}/{}", arm.unwrap_or(""), metric.name());
+    let mut rng = Rng::seed_from_u64(derive_seed(cfg.seed, &label));
+    let ci = bootstrap::change_intervals(base, new, &cfg.bootstrap, &mut rng);
+    let change = bootstrap::relative_change(bs.mean, ns.mean);
+    let difference = ns.mean - bs.mean;
+
+    // Orient everything so that positive means "worse".
+    let sign = match metric.direction() {
+        Direction::LowerIsBetter => 1.0,
+        Direction::HigherIsBetter => -1.0,
+    };
+    let orient = |i: Interval| {
+        if sign > 0.0 {
+            i
+        } else {
+            Interval {
+                lo: -i.hi,
+                hi: -i.lo,
+            }
+        }
+    };
+    let (rel, abs) = (orient(ci.relative), orient(ci.absolute));
+    let (worse_rel, worse_abs) = (sign * change, sign * difference);
+
+    let erratic_side = if bs.cv > cfg.erratic_cv {
+        Some(("BASE", bs.cv))
+    } else if ns.cv > cfg.erratic_cv {
+        Some(("NEW", ns.cv))
+    } else {
+        None
+    };
+    let few = base.len().min(new.len()) < cfg.min_replicates;
+    let pct = |x: f64| format!("{:.1} %", x * 100.0);
+
+    let (verdict, reason) = if let Some((side, cv)) = erratic_side {
+        (
+            Verdict::Erratic,
+            format!(
+                "{side} spread {} exceeds the {} limit: reported, not gated",
+                pct(cv),
+                pct(cfg.erratic_cv)
+            ),
+        )
+    } else if rel.lo > tol && abs.lo > min_effect {
+        if few {
+            (Verdict::Inconclusive, too_few(cfg))
+        } else {
+            (
+                Verdict::Regressed,
+                format!("whole interval is worse than the {} tolerance", pct(tol)),
+            )
+        }
+    } else if rel.hi < -tol && abs.hi < -min_effect {
+        if few {
+            (Verdict::Inconclusive, too_few(cfg))
+        } else {
+            (
+                Verdict::Improved,
+                format!("whole interval is better than the {} tolerance", pct(tol)),
+            )
+        }
+    } else if worse_rel > tol && worse_abs > min_effect {
+        (
+            Verdict::Inconclusive,
+            format!(
+                "estimate is worse than the {} tolerance but the interval reaches back inside it: spread too wide to decide",
+                pct(tol)
+            ),
+        )
+    } else if worse_rel < -tol && worse_abs < -min_effect {
+        // An undecided improvement is no risk to gate on: reported as unchanged.
+        (
+            Verdict::Unchanged,
+            format!(
+                "estimate is better than the {} tolerance but the interval reaches back inside it",
+                pct(tol)
+            ),
+        )
+    } else {
+        (
+            Verdict::Unchanged,
+            format!("estimate within the {} tolerance", pct(tol)),
+        )
+    };
+
+    MetricComparison {
+        arm: arm.map(str::to_string),
+        metric,
+        direction: metric.direction(),
+        base: bs,
+        new: ns,
+        change,
+        interval: ci.relative,
+        difference,
+        difference_interval: ci.absolute,
+        tolerance: tol,
+        min_effect,
+        verdict,
+        reason,
+    }
+}
+
+fn too_few(cfg: &GateConfig) -> String {
+    format!(
+        "interval is past the tolerance, but a side has fewer than {} replicates",
+        cfg.min_replicates
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> GateConfig {
+        GateConfig::default()
+    }
+
+    #[test]
+    fn clear_latency_increase_is_a_regression() {
+        let base = [100.0, 102.0, 98.0, 101.0, 99.0];
+        let new = [130.0, 128.0, 133.0, 131.0, 129.0];
+        let r = decide(None, Metric::LatencyP95, &base, &new, &cfg());
+        assert_eq!(r.verdict, Verdict::Regressed, "{r:?}");
+        assert!((r.change - 0.3).abs() < 0.01);
+    }
+
+    #[test]
+    fn lower_throughput_is_a_regression_and_higher_an_improvement() {
+        let base = [500.0, 505.0, 495.0, 502.0, 498.0];
+        let down = [350.0, 352.0, 348.0, 351.0, 349.0];
+        let up = [650.0, 655.0, 645.0, 652.0, 648.0];
+        assert_eq!(
+            decide(None, Metric::Throughput, &base, &down, &cfg()).verdict,
+            Verdict::Regressed
+        );
+        assert_eq!(
+            decide(None, Metric::Throughput, &base, &up, &cfg()).verdict,
+            Verdict::Improved
+        );
+        // The same drop in latency is an improvement.
+        assert_eq!(
+            decide(None, Metric::LatencyP50, &base, &down, &cfg()).verdict,
+            Verdict::Improved
+        );
+    }
+
+    #[test]
+    fn change_inside_tolerance_is_unchanged() {
+        let base = [100.0, 102.0, 98.0, 101.0, 99.0];
+        let new = [102.0, 104.0, 100.0, 103.0, 101.0];
+        let r = decide(None, Metric::LatencyP95, &base, &new, &cfg());
+        assert_eq!(r.verdict, Verdict::Unchanged, "{r:?}");
+    }
+
+    #[test]
+    fn high_spread_is_erratic_not_gated() {
+        let base = [100.0, 102.0, 98.0, 101.0, 99.0];
+        let new = [90.0, 200.0, 130.0, 300.0, 110.0];
+        let r = decide(None, Metric::LatencyP99, &base, &new, &cfg());
+        assert_eq!(r.verdict, Verdict::Erratic, "{r:?}");
+        assert!(r.reason.contains("NEW"));
+    }
+
+    #[test]
+    fn estimate_past_tolerance_with_wide_interval_is_inconclusive() {
+        let base = [100.0, 112.0, 90.0, 105.0, 95.0];
+        let new = [118.0, 101.0, 125.0, 108.0, 112.0];
+        let r = decide(None, Metric::LatencyP95, &base, &new, &cfg());
+        assert_eq!(r.verdict, Verdict::Inconclusive, "{r:?}");
+    }
+
+    #[test]
+    fn too_few_replicates_cannot_regress() {
+        let r = decide(
+            None,
+            Metric::LatencyP95,
+            &[100.0, 101.0],
+            &[150.0, 151.0],
+            &cfg(),
+        );
+        assert_eq!(r.verdict, Verdict::Inconclusive, "{r:?}");
+    }
+
+    #[test]
+    fn tiny_error_rates_are_judged_against_the_minimum_effect() {
+        // 0.01 % → 0.03 %: +200 % relative, but far under 0.5 percentage points.
+        let base = [0.0001, 0.0001, 0.0001, 0.0001, 0.0001];
+        let new = [0.0003, 0.0003, 0.0003, 0.0003, 0.0003];
+        let r = decide(None, Metric::ErrorRate, &base, &new, &cfg());
+        assert_eq!(r.verdict, Verdict::Unchanged, "{r:?}");
+        // 0 → 5 % errors: a regression even though the relative change is infinite.
+        let r = decide(
+            None,
+            Metric::ErrorRate,
+            &[0.0; 5],
+            &[0.05, 0.06, 0.05, 0.04, 0.05],
+            &cfg(),
+        );
+        assert_eq!(r.verdict, Verdict::Regressed, "{r:?}");
+    }
+
+    #[test]
+    fn per_metric_tolerance_override_applies() {
+        let base = [100.0, 100.5, 99.5, 100.2, 99.8];
+        let new = [108.0, 108.5, 107.5, 108.2, 107.8];
+        let mut c = cfg();
+        assert_eq!(
+            decide(None, Metric::LatencyP95, &base, &new, &c).verdict,
+            Verdict::Regressed
+        );
+        c.tolerances.insert(Metric::LatencyP95, 0.10);
+        assert_eq!(
+            decide(None, Metric::LatencyP95, &base, &new, &c).verdict,
+            Verdict::Unchanged
+        );
+    }
+}
