@@ -2,5 +2,10 @@
 //! drives faults against services, the proxy and the webhook sink.
 
 pub mod proxy;
+pub mod timeline;
 
 pub use proxy::{Direction, ProxyError, ProxyStats, TcpProxy};
+pub use timeline::{
+    FaultAction, FaultOutcome, FaultTargets, PlannedFault, Service, ServiceControl, ServiceOp,
+    Timeline, TimelineError,
+};
