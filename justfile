@@ -1,0 +1,39 @@
+# poolproof tasks. Run through `ci/just` on a fresh machine (it installs just).
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+images_ok := 'docker image inspect "${POOLPROOF_POSTGRES_IMAGE:-poolproof/postgres:15}" "${POOLPROOF_REDIS_IMAGE:-poolproof/redis:7}" >/dev/null 2>&1'
+
+# List the recipes.
+default:
+    @just --list
+
+# Real Postgres and Redis for tests: Docker engine + local images, else local processes.
+services:
+    ci/services.sh
+    cargo run --quiet --release -p poolproof-services -- sweep
+
+# Everything CI checks: lints and the whole test suite against real services.
+test: services
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # Container tests must not silently skip where the engine and images are there.
+    if {{images_ok}}; then export POOLPROOF_EXPECT_CONTAINERS=1; fi
+    cargo clippy --release --workspace --all-targets -- -D warnings
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --release --workspace --no-fail-fast
+    else
+        cargo test --release --workspace --no-fail-fast
+    fi
+
+# Start Postgres and Redis and keep them up (prints URLs without passwords; Ctrl-C stops).
+up: services
+    cargo run --quiet --release -p poolproof-services -- up
+
+# Run pooled-app against locally started Postgres and Redis (Ctrl-C stops everything).
+app: services
+    cargo build --release -p pooled-app -p poolproof-services
+    target/release/poolproof-services run -- target/release/pooled-app
+
+# The main job: the smoke scenarios (the run helper finishes this recipe).
+validate: services
+    cargo run --release -p poolproof -- validate scenarios
