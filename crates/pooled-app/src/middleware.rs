@@ -98,7 +98,8 @@ impl RequestTotals {
 /// What the middleware needs, shared by every request.
 #[derive(Clone, Default)]
 pub struct Instrumentation {
-    pub observers: Vec<Arc<dyn RequestObserver>>,
+    /// Behind an `Arc` so the per-request clone of the middleware state is one atomic increment.
+    pub observers: Arc<Vec<Arc<dyn RequestObserver>>>,
     pub totals: Arc<RequestTotals>,
     /// Emit the JSON log line (`LOG_REQUESTS`).
     pub log_requests: bool,
@@ -139,7 +140,7 @@ pub async fn instrument(State(inst): State<Instrumentation>, req: Request, next:
     } else if record.is_server_error() {
         inst.totals.server_errors.fetch_add(1, Ordering::Relaxed);
     }
-    for observer in &inst.observers {
+    for observer in inst.observers.iter() {
         observer.observe(&record);
     }
     if inst.log_requests {

@@ -59,7 +59,7 @@ impl AppState {
         );
         let state = AppState {
             instrumentation: Instrumentation {
-                observers: Vec::new(),
+                observers: Arc::new(Vec::new()),
                 totals: Default::default(),
                 log_requests: config.log_requests,
             },
@@ -83,7 +83,7 @@ impl AppState {
 
     /// Registers a request observer (before [`crate::app::router`] is called).
     pub fn add_observer(&mut self, observer: Arc<dyn RequestObserver>) {
-        self.instrumentation.observers.push(observer);
+        Arc::make_mut(&mut self.instrumentation.observers).push(observer);
     }
 
     pub fn is_migrated(&self) -> bool {

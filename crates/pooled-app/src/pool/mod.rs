@@ -140,7 +140,9 @@ impl Db {
     /// Everything `/api/performance/pool` shows.
     pub fn stats(&self) -> PoolStatsSnapshot {
         let s = &self.inner.settings;
-        let (size, idle) = match self.inner.pool() {
+        let pool = self.inner.pool();
+        let pool_size_actual = pool.as_ref().map_or(0, PgPool::size);
+        let (size, idle) = match pool {
             Some(p) if self.mode() == PoolMode::Pooled => {
                 (p.size(), u32::try_from(p.num_idle()).unwrap_or(u32::MAX))
             }
@@ -154,6 +156,7 @@ impl Db {
             idle,
             max,
             min,
+            pool_size_actual,
         })
     }
 

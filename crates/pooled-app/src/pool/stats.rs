@@ -265,6 +265,8 @@ pub(crate) struct Gauges {
     pub idle: u32,
     pub max: u32,
     pub min: u32,
+    /// Connections of the installed pool even when not in pooled mode (for the closed-by-reason inference).
+    pub pool_size_actual: u32,
 }
 
 impl PoolStats {
@@ -293,7 +295,7 @@ impl PoolStats {
             broken: closed_broken,
             pool_replaced,
             pool_evicted: pool_opened
-                .saturating_sub(u64::from(g.size))
+                .saturating_sub(u64::from(g.pool_size_actual))
                 .saturating_sub(pool_replaced)
                 .saturating_sub(closed_broken),
         };

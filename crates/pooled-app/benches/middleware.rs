@@ -1,0 +1,103 @@
+//! Cost of the request middleware per request, in-process: the same router driven with tower `oneshot`
+//! bare, with the middleware (log line off), with a histogram-recording observer attached, and with the
+//! JSON log line written (to a sink). The difference to `bare` is the middleware's cost.
+//!
+//! Run: `cargo bench -p pooled-app --bench middleware`
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use axum::routing::get;
+use axum::{Json, Router};
+use criterion::{criterion_group, criterion_main, Criterion};
+use hdrhistogram::Histogram;
+use pooled_app::middleware::{instrument, Instrumentation, RequestObserver, RequestRecord};
+use tower::ServiceExt;
+
+struct HdrObserver(Mutex<Histogram<u64>>);
+
+impl RequestObserver for HdrObserver {
+    fn observe(&self, record: &RequestRecord) {
+        if let Ok(mut h) = self.0.lock() {
+            h.saturating_record(record.duration_us().max(1));
+        }
+    }
+}
+
+fn base() -> Router {
+    Router::new().route(
+        "/api/users/{id}",
+        get(|| async { Json(serde_json::json!({"id": 7, "name": "User 7", "city": "Oslo"})) }),
+    )
+}
+
+fn with(inst: Instrumentation) -> Router {
+    base().layer(axum::middleware::from_fn_with_state(inst, instrument))
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let observer: Arc<dyn RequestObserver> = Arc::new(HdrObserver(Mutex::new(
+        Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
+    )));
+    let variants: [(&str, Router); 4] = [
+        ("bare", base()),
+        (
+            "middleware_nolog",
+            with(Instrumentation {
+                log_requests: false,
+                ..Default::default()
+            }),
+        ),
+        (
+            "middleware_observer_nolog",
+            with(Instrumentation {
+                log_requests: false,
+                observers: Arc::new(vec![observer.clone()]),
+                ..Default::default()
+            }),
+        ),
+        (
+            "middleware_observer_jsonlog",
+            with(Instrumentation {
+                log_requests: true,
+                observers: Arc::new(vec![observer]),
+                ..Default::default()
+            }),
+        ),
+    ];
+
+    // The log variant writes real JSON lines (to a sink) through the same formatter as the binary.
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(std::io::sink)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut group = c.benchmark_group("middleware");
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    for (name, router) in variants {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                let req = Request::get("/api/users/7")
+                    .body(Body::empty())
+                    .expect("request");
+                let router = router.clone();
+                async move { router.oneshot(req).await.expect("infallible") }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
