@@ -466,6 +466,7 @@ mod tests {
             idle: 10,
             max: 20,
             min: 5,
+            pool_size_actual: 10,
         };
         let snap = s.snapshot(g);
         assert_eq!(snap.pool_efficiency_percent, 99.0);
@@ -478,6 +479,7 @@ mod tests {
             idle: 0,
             max: 0,
             min: 0,
+            pool_size_actual: 0,
         };
         assert_eq!(s.snapshot(g).pool_efficiency_percent, 0.0);
     }
