@@ -76,6 +76,7 @@ impl fmt::Display for SecretUrl {
 /// Masks the password (and any query string, which may hold one) of a URL; unparsable text is hidden whole.
 pub fn redact_url(raw: &str) -> String {
     match reqwest::Url::parse(raw) {
+        Ok(url) if url.password().is_none() && url.query().is_none() => raw.to_string(),
         Ok(mut url) => {
             if url.password().is_some() {
                 let _ = url.set_password(Some("***"));

@@ -286,7 +286,8 @@ impl PoolStats {
         let pool_efficiency_percent = if acquisitions == 0 {
             0.0
         } else {
-            round2((100.0 * (1.0 - opened as f64 / acquisitions as f64)).clamp(0.0, 100.0))
+            // Not rounded: 98.996 % must not show as 99 %.
+            (100.0 * (1.0 - opened as f64 / acquisitions as f64)).clamp(0.0, 100.0)
         };
         let closed_broken = ld(&self.closed_broken);
         let pool_replaced = ld(&self.closed_pool_replaced);
