@@ -361,8 +361,10 @@ async fn automatic_provider_prefers_containers_when_available() {
     } else {
         Provider::Processes
     };
-    let mut options = Options::default();
-    options.provider = None;
+    let mut options = Options {
+        provider: None,
+        ..Options::default()
+    };
     assert_eq!(
         poolproof_services::resolve_provider(&options).await,
         expected
