@@ -43,7 +43,21 @@ fi
 # Debian's docker.io ships its own `docker` client in /usr/bin; any of them works once pinned.
 command -v docker >/dev/null 2>&1 || { say "no docker client on PATH"; exit 1; }
 
-if ! pgrep -x dockerd >/dev/null 2>&1; then
+# A live (not zombie) dockerd process: a killed one may linger as a zombie when PID 1
+# does not reap orphans.
+dockerd_running() {
+    local pid state
+    for pid in $(pgrep -x dockerd 2>/dev/null); do
+        state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
+        [ -n "$state" ] && [ "$state" != Z ] && return 0
+    done
+    return 1
+}
+
+if ! dockerd_running; then
+    # Left by a dockerd that was killed (e.g. at the end of a previous session): a pid file
+    # naming a reused pid would stop the new daemon.
+    rm -f /var/run/docker.pid
     say "starting dockerd (log: $LOG)"
     mkdir -p "$(dirname "$LOG")"
     # setsid: the daemon must outlive this script and the CI step's process group.
