@@ -99,6 +99,30 @@ impl Delivery {
     pub fn delivered(&self) -> bool {
         (200..300).contains(&self.status) && !self.replay
     }
+
+    /// As an observation of the run: time as an offset from `load_start`. `None` for
+    /// requests that name no alert transition, and for idempotent replays (the provider
+    /// would not send those again, so nobody would see them).
+    pub fn observed(&self, load_start: Instant) -> Option<crate::observe::AlertDelivery> {
+        if self.replay {
+            return None;
+        }
+        let t = if self.at >= load_start {
+            (self.at - load_start).as_secs_f64()
+        } else {
+            -(load_start - self.at).as_secs_f64()
+        };
+        Some(crate::observe::AlertDelivery {
+            t,
+            channel: self.channel.to_string(),
+            alert: self.alert.clone()?,
+            transition: match self.state? {
+                AlertState::Firing => crate::observe::AlertTransition::Firing,
+                AlertState::Resolved => crate::observe::AlertTransition::Resolved,
+            },
+            status: self.status,
+        })
+    }
 }
 
 /// A failure the sink plays: answer `status` (on one channel or both) until `until`.
@@ -135,47 +159,91 @@ struct Serving {
     task: JoinHandle<()>,
 }
 
-/// A running sink. Dropping it stops the server.
-pub struct WebhookSink {
+/// One channel's listener: its own port, so one channel can be down while the other is up.
+struct Slot {
+    channel: Channel,
     addr: SocketAddr,
-    shared: Arc<Shared>,
     serving: tokio::sync::Mutex<Option<Serving>>,
+}
+
+impl Slot {
+    async fn close(&self) {
+        if let Some(s) = self.serving.lock().await.take() {
+            let _ = s.stop.send(());
+            // Graceful shutdown closes idle keep-alive connections; in-flight requests
+            // finish. Bound the wait so a stuck client cannot hold the fault open.
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.task).await;
+        }
+    }
+}
+
+/// A running sink: one listener for Slack, one for Resend. Dropping it stops both.
+pub struct WebhookSink {
+    shared: Arc<Shared>,
+    slots: [Slot; 2],
     reopen: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl WebhookSink {
-    /// Starts on 127.0.0.1 with a free port.
+    /// Starts both listeners on 127.0.0.1 with free ports.
     pub async fn start() -> Result<Arc<Self>, SinkError> {
-        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let addr = listener.local_addr().map_err(|source| SinkError::Bind {
-            addr: "127.0.0.1:0".into(),
-            source,
-        })?;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner::default()),
             arrived: Notify::new(),
         });
-        let serving = serve(listener, shared.clone());
+        let mut slots = Vec::with_capacity(2);
+        for channel in [Channel::Slack, Channel::Email] {
+            let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+            let addr = listener.local_addr().map_err(|source| SinkError::Bind {
+                addr: "127.0.0.1:0".into(),
+                source,
+            })?;
+            slots.push(Slot {
+                channel,
+                addr,
+                serving: tokio::sync::Mutex::new(Some(serve(listener, shared.clone()))),
+            });
+        }
+        let [slack, email]: [Slot; 2] = match slots.try_into() {
+            Ok(s) => s,
+            Err(_) => unreachable!("two slots were pushed"),
+        };
         Ok(Arc::new(Self {
-            addr,
             shared,
-            serving: tokio::sync::Mutex::new(Some(serving)),
+            slots: [slack, email],
             reopen: Mutex::new(None),
         }))
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    fn slot(&self, c: Channel) -> &Slot {
+        match c {
+            Channel::Slack => &self.slots[0],
+            Channel::Email => &self.slots[1],
+        }
+    }
+
+    fn slots_for(&self, c: Option<Channel>) -> impl Iterator<Item = &Slot> {
+        self.slots
+            .iter()
+            .filter(move |s| c.is_none_or(|c| c == s.channel))
+    }
+
+    /// The listening address of a channel.
+    pub fn addr(&self, c: Channel) -> SocketAddr {
+        self.slot(c).addr
     }
 
     /// For the app's `SLACK_WEBHOOK_URL`.
     pub fn slack_url(&self) -> String {
-        format!("http://{}/slack/services/T000/B000/poolproof", self.addr)
+        format!(
+            "http://{}/slack/services/T000/B000/poolproof",
+            self.slot(Channel::Slack).addr
+        )
     }
 
     /// For the app's `RESEND_API_URL` (the base; the app posts to `{base}/emails`).
     pub fn resend_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.slot(Channel::Email).addr)
     }
 
     /// Answers `status` on `channel` (or both) for `for_` (or until `recover`).
@@ -192,21 +260,18 @@ impl WebhookSink {
         self.shared.lock().failing = None;
     }
 
-    /// Closes the listener (clients get connection refused) and, with `for_`, reopens
-    /// it on the same port afterwards. Returns once the port no longer accepts.
-    pub async fn down(self: &Arc<Self>, for_: Option<Duration>) {
-        if let Some(s) = self.serving.lock().await.take() {
-            let _ = s.stop.send(());
-            // Graceful shutdown closes idle keep-alive connections; in-flight requests
-            // finish. Bound the wait so a stuck client cannot hold the fault open.
-            let _ = tokio::time::timeout(Duration::from_secs(5), s.task).await;
+    /// Closes the listener of `channel` (or both): clients get connection refused. With
+    /// `for_`, reopens on the same port afterwards. Returns once the port no longer accepts.
+    pub async fn down(self: &Arc<Self>, channel: Option<Channel>, for_: Option<Duration>) {
+        for s in self.slots_for(channel) {
+            s.close().await;
         }
         if let Some(d) = for_ {
             let me = Arc::downgrade(self);
             let h = tokio::spawn(async move {
                 tokio::time::sleep(d).await;
                 if let Some(me) = me.upgrade() {
-                    let _ = me.up().await;
+                    let _ = me.up(channel).await;
                 }
             });
             if let Some(old) = self.lock_reopen().replace(h) {
@@ -215,18 +280,20 @@ impl WebhookSink {
         }
     }
 
-    /// Reopens the listener on the same port (no-op when already up).
-    pub async fn up(&self) -> Result<(), SinkError> {
-        let mut serving = self.serving.lock().await;
-        if serving.is_none() {
-            let listener = bind(self.addr).await?;
-            *serving = Some(serve(listener, self.shared.clone()));
+    /// Reopens the listener of `channel` (or both) on its port (no-op when up).
+    pub async fn up(&self, channel: Option<Channel>) -> Result<(), SinkError> {
+        for s in self.slots_for(channel) {
+            let mut serving = s.serving.lock().await;
+            if serving.is_none() {
+                let listener = bind(s.addr).await?;
+                *serving = Some(serve(listener, self.shared.clone()));
+            }
         }
         Ok(())
     }
 
-    pub async fn is_up(&self) -> bool {
-        self.serving.lock().await.is_some()
+    pub async fn is_up(&self, channel: Channel) -> bool {
+        self.slot(channel).serving.lock().await.is_some()
     }
 
     fn lock_reopen(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
@@ -236,6 +303,16 @@ impl WebhookSink {
     /// Every request received so far, in arrival order.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.shared.lock().deliveries.clone()
+    }
+
+    /// The alert notifications received so far, as observations relative to `load_start`.
+    pub fn observed(&self, load_start: Instant) -> Vec<crate::observe::AlertDelivery> {
+        self.shared
+            .lock()
+            .deliveries
+            .iter()
+            .filter_map(|d| d.observed(load_start))
+            .collect()
     }
 
     /// Waits until a delivery matches `pred` or `timeout` passes; returns the first match.
@@ -258,14 +335,13 @@ impl WebhookSink {
         }
     }
 
-    /// Stops the server and any pending reopen.
+    /// Stops both servers and any pending reopen.
     pub async fn shutdown(&self) {
         if let Some(h) = self.lock_reopen().take() {
             h.abort();
         }
-        if let Some(s) = self.serving.lock().await.take() {
-            let _ = s.stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(5), s.task).await;
+        for s in &self.slots {
+            s.close().await;
         }
     }
 }
@@ -275,9 +351,11 @@ impl Drop for WebhookSink {
         if let Some(h) = self.lock_reopen().take() {
             h.abort();
         }
-        if let Ok(mut s) = self.serving.try_lock() {
-            if let Some(s) = s.take() {
-                s.task.abort();
+        for s in &self.slots {
+            if let Ok(mut g) = s.serving.try_lock() {
+                if let Some(s) = g.take() {
+                    s.task.abort();
+                }
             }
         }
     }

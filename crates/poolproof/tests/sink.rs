@@ -135,6 +135,16 @@ async fn resend_answers_ids_honours_idempotency_and_never_keeps_the_key() {
         Some("high_request_latency_p95_critical")
     );
     assert_eq!(d[0].state, Some(AlertState::Firing));
+    // As observations: the replay is not a notification anybody would receive.
+    let obs = sink.observed(d[0].at);
+    assert_eq!(obs.len(), 2);
+    assert_eq!(obs[0].t, 0.0);
+    assert_eq!(obs[0].channel, "email");
+    assert_eq!(
+        obs[0].transition,
+        poolproof::observe::AlertTransition::Firing
+    );
+    assert!(obs[1].t > 0.0);
     let dump = serde_json::to_string(&d).unwrap() + &format!("{d:?}");
     assert!(!dump.contains(KEY), "the API key leaked into the records");
 }
@@ -261,8 +271,18 @@ async fn down_refuses_connections_then_comes_back_on_the_same_port() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    sink.down(Some(Duration::from_millis(600))).await;
-    assert!(!sink.is_up().await);
+    sink.down(Some(Channel::Slack), Some(Duration::from_millis(600)))
+        .await;
+    assert!(!sink.is_up(Channel::Slack).await);
+    assert!(sink.is_up(Channel::Email).await, "only slack is down");
+    let r = c
+        .post(format!("{}/emails", sink.resend_url()))
+        .bearer_auth(KEY)
+        .json(&email("a_b_c", "firing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let e = c
         .post(sink.slack_url())
         .json(&json!({"text": "during"}))
@@ -273,7 +293,7 @@ async fn down_refuses_connections_then_comes_back_on_the_same_port() {
 
     let back = async {
         loop {
-            if sink.is_up().await {
+            if sink.is_up(Channel::Slack).await {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -289,7 +309,11 @@ async fn down_refuses_connections_then_comes_back_on_the_same_port() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(sink.deliveries().len(), 2, "nothing recorded while down");
+    assert_eq!(
+        sink.deliveries().len(),
+        3,
+        "nothing recorded on slack while down"
+    );
     sink.shutdown().await;
     assert!(c
         .post(sink.slack_url())

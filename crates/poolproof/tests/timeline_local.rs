@@ -9,7 +9,7 @@ use poolproof::faults::timeline::check;
 use poolproof::faults::{
     FaultAction, FaultTargets, PlannedFault, TcpProxy, Timeline, TimelineError,
 };
-use poolproof::sink::WebhookSink;
+use poolproof::sink::{Channel, WebhookSink};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -137,12 +137,12 @@ async fn notifier_fail_and_down_act_on_the_sink() {
             PlannedFault {
                 at: ms(100),
                 duration: Some(ms(300)),
-                action: FaultAction::NotifierFail(StatusCode::SERVICE_UNAVAILABLE),
+                action: FaultAction::NotifierFail(StatusCode::SERVICE_UNAVAILABLE, None),
             },
             PlannedFault {
                 at: ms(600),
                 duration: Some(ms(300)),
-                action: FaultAction::NotifierDown,
+                action: FaultAction::NotifierDown(Some(Channel::Slack)),
             },
         ],
         targets,
@@ -214,7 +214,7 @@ async fn check_names_the_fault_lacking_its_target() {
         PlannedFault {
             at: ms(0),
             duration: None,
-            action: FaultAction::NotifierDown,
+            action: FaultAction::NotifierDown(None),
         },
         PlannedFault {
             at: ms(0),

@@ -19,7 +19,8 @@ use tokio::time::Instant;
 
 use super::proxy::{Direction, TcpProxy};
 use crate::observe::FaultEvent;
-use crate::sink::WebhookSink;
+use crate::scenario;
+use crate::sink::{Channel, WebhookSink};
 
 /// A started service the timeline can act on (implemented for the services crate's handles).
 pub trait ServiceControl: Send + Sync {
@@ -64,10 +65,10 @@ pub enum FaultAction {
     /// `pg_terminate_backend` on every session of the app's database.
     DbTerminateSessions,
     Service(Service, ServiceOp),
-    /// The webhook sink answers this status on both channels.
-    NotifierFail(StatusCode),
-    /// The webhook sink's listener is closed.
-    NotifierDown,
+    /// The webhook sink answers this status on one channel (or both).
+    NotifierFail(StatusCode, Option<Channel>),
+    /// The webhook sink's listener for one channel (or both) is closed.
+    NotifierDown(Option<Channel>),
 }
 
 impl FaultAction {
@@ -83,8 +84,8 @@ impl FaultAction {
             FaultAction::Service(Service::Redis, ServiceOp::Pause) => "redis_pause",
             FaultAction::Service(Service::Redis, ServiceOp::Stop) => "redis_stop",
             FaultAction::Service(Service::Redis, ServiceOp::Restart) => "redis_restart",
-            FaultAction::NotifierFail(_) => "notifier_fail",
-            FaultAction::NotifierDown => "notifier_down",
+            FaultAction::NotifierFail(..) => "notifier_fail",
+            FaultAction::NotifierDown(_) => "notifier_down",
         }
     }
 
@@ -95,7 +96,11 @@ impl FaultAction {
             | FaultAction::DbTerminateSessions
             | FaultAction::Service(Service::Postgres, _) => "postgres",
             FaultAction::Service(Service::Redis, _) => "redis",
-            FaultAction::NotifierFail(_) | FaultAction::NotifierDown => "notifier",
+            FaultAction::NotifierFail(_, Some(Channel::Slack))
+            | FaultAction::NotifierDown(Some(Channel::Slack)) => "slack",
+            FaultAction::NotifierFail(_, Some(Channel::Email))
+            | FaultAction::NotifierDown(Some(Channel::Email)) => "email",
+            FaultAction::NotifierFail(_, None) | FaultAction::NotifierDown(None) => "notifier",
         }
     }
 
@@ -110,8 +115,42 @@ impl FaultAction {
 pub struct PlannedFault {
     pub at: Duration,
     /// `None`: a one-shot action (or, for lasting kinds, until the timeline is finished).
+    /// For a restart it bounds how long the restart may take.
     pub duration: Option<Duration>,
     pub action: FaultAction,
+}
+
+impl From<&scenario::model::Fault> for PlannedFault {
+    fn from(f: &scenario::model::Fault) -> Self {
+        use scenario::model::FaultKind as K;
+        let channel = f.target.map(|c| match c {
+            scenario::model::Channel::Slack => Channel::Slack,
+            scenario::model::Channel::Email => Channel::Email,
+        });
+        let action = match f.kind {
+            // Validation guarantees a latency for db_latency; zero would be a no-op, not a panic.
+            K::DbLatency => FaultAction::DbLatency(f.latency.map(|d| d.get()).unwrap_or_default()),
+            K::DbReset => FaultAction::DbReset,
+            K::DbTerminateSessions => FaultAction::DbTerminateSessions,
+            K::PostgresPause => FaultAction::Service(Service::Postgres, ServiceOp::Pause),
+            K::PostgresStop => FaultAction::Service(Service::Postgres, ServiceOp::Stop),
+            K::PostgresRestart => FaultAction::Service(Service::Postgres, ServiceOp::Restart),
+            K::RedisPause => FaultAction::Service(Service::Redis, ServiceOp::Pause),
+            K::RedisStop => FaultAction::Service(Service::Redis, ServiceOp::Stop),
+            K::RedisRestart => FaultAction::Service(Service::Redis, ServiceOp::Restart),
+            K::NotifierFail => FaultAction::NotifierFail(
+                StatusCode::from_u16(f.status_or_default())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                channel,
+            ),
+            K::NotifierDown => FaultAction::NotifierDown(channel),
+        };
+        PlannedFault {
+            at: f.at.get(),
+            duration: Some(f.duration.get()),
+            action,
+        }
+    }
 }
 
 /// What the timeline can act on; only what the plan needs has to be present.
@@ -158,7 +197,7 @@ pub fn check(plan: &[PlannedFault], t: &FaultTargets) -> Result<(), TimelineErro
             FaultAction::Service(Service::Redis, _) if t.redis.is_none() => {
                 return Err(missing("a controllable Redis (not external)"))
             }
-            FaultAction::NotifierFail(_) | FaultAction::NotifierDown if t.sink.is_none() => {
+            FaultAction::NotifierFail(..) | FaultAction::NotifierDown(_) if t.sink.is_none() => {
                 return Err(missing("the webhook sink"))
             }
             _ => {}
@@ -341,9 +380,28 @@ async fn act(
         FaultAction::DbTerminateSessions => {
             let url = t.postgres_admin_url.as_deref().ok_or_else(missing)?;
             let db = t.database.as_deref().ok_or_else(missing)?;
-            let n = terminate_sessions(url, db).await?;
+            // At `at`, then again every TERMINATE_EVERY while the fault lasts, so sessions
+            // the app reopens are cut too.
+            let until = f.duration.map(|d| Instant::now() + d);
+            let mut total = terminate_sessions(url, db).await?;
+            let mut rounds = 1;
+            while let Some(until) = until {
+                let next = Instant::now() + TERMINATE_EVERY;
+                if next >= until {
+                    hold(Some(until.saturating_duration_since(Instant::now())), stop).await;
+                    break;
+                }
+                hold(Some(TERMINATE_EVERY), stop).await;
+                if *stop.borrow() {
+                    break;
+                }
+                total += terminate_sessions(url, db).await?;
+                rounds += 1;
+            }
             ev.end = Some(offset(load_start));
-            Ok(Some(format!("{n} sessions terminated")))
+            Ok(Some(format!(
+                "{total} sessions terminated in {rounds} rounds"
+            )))
         }
         FaultAction::Service(svc, op) => {
             let s = match svc {
@@ -358,38 +416,45 @@ async fn act(
                     hold(d, stop).await;
                     s.unpause().await?;
                 }
-                (ServiceOp::Stop, d) | (ServiceOp::Restart, d @ Some(_)) => {
-                    // A restart with a duration is a stop, that much downtime, a start.
+                (ServiceOp::Stop, d) => {
                     s.stop().await?;
                     ev.start = offset(load_start);
                     hold(d, stop).await;
                     s.start().await?;
                 }
-                (ServiceOp::Restart, None) => s.restart().await?,
+                // The fault spans the restart itself; `for` bounds how long it may take.
+                (ServiceOp::Restart, d) => {
+                    let bound = d.unwrap_or(Duration::from_secs(60));
+                    tokio::time::timeout(bound, s.restart())
+                        .await
+                        .map_err(|_| format!("restart took longer than {bound:?}"))??;
+                }
             }
             ev.end = Some(offset(load_start));
             Ok(None)
         }
-        FaultAction::NotifierFail(status) => {
+        FaultAction::NotifierFail(status, channel) => {
             let sink = t.sink.as_ref().ok_or_else(missing)?;
-            sink.fail(*status, None, None);
+            sink.fail(*status, *channel, None);
             ev.start = offset(load_start);
             hold(f.duration, stop).await;
             sink.recover();
             ev.end = Some(offset(load_start));
             Ok(None)
         }
-        FaultAction::NotifierDown => {
+        FaultAction::NotifierDown(channel) => {
             let sink = t.sink.as_ref().ok_or_else(missing)?;
-            sink.down(None).await;
+            sink.down(*channel, None).await;
             ev.start = offset(load_start);
             hold(f.duration, stop).await;
-            sink.up().await.map_err(|e| e.to_string())?;
+            sink.up(*channel).await.map_err(|e| e.to_string())?;
             ev.end = Some(offset(load_start));
             Ok(None)
         }
     }
 }
+
+const TERMINATE_EVERY: Duration = Duration::from_millis(500);
 
 /// Ends every other session of `database` through a direct connection; returns how many.
 async fn terminate_sessions(admin_url: &str, database: &str) -> Result<i64, String> {

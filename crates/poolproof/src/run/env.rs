@@ -42,7 +42,10 @@ pub fn instance_env(i: &EnvInputs<'_>) -> BTreeMap<String, String> {
         set("RESEND_API_URL", sink.resend.clone());
         // The sink accepts any key; a fixed placeholder keeps real keys out of test runs.
         set("RESEND_API_KEY", "re_poolproof_sink".to_owned());
-        set("PERFORMANCE_ALERT_EMAIL", "alerts@poolproof.invalid".to_owned());
+        set(
+            "PERFORMANCE_ALERT_EMAIL",
+            "alerts@poolproof.invalid".to_owned(),
+        );
     }
     for layer in [i.scenario_env, i.arm_env].into_iter().flatten() {
         for (k, v) in layer {
@@ -93,7 +96,12 @@ mod tests {
             port: 1,
             ..EnvInputs::default()
         });
-        for k in ["REDIS_URL", "SLACK_WEBHOOK_URL", "RESEND_API_URL", "RESEND_API_KEY"] {
+        for k in [
+            "REDIS_URL",
+            "SLACK_WEBHOOK_URL",
+            "RESEND_API_URL",
+            "RESEND_API_KEY",
+        ] {
             assert!(!env.contains_key(k), "{k}");
         }
     }

@@ -20,7 +20,13 @@ mod tests {
         let b = new_run_id();
         assert_ne!(a, b);
         assert_eq!(a.len(), "20261127T081502Z-3fa9c1".len(), "{a}");
-        assert!(a.as_bytes()[8] == b'T' && a.as_bytes()[15] == b'Z' && a.as_bytes()[16] == b'-', "{a}");
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{a}");
+        assert!(
+            a.as_bytes()[8] == b'T' && a.as_bytes()[15] == b'Z' && a.as_bytes()[16] == b'-',
+            "{a}"
+        );
+        assert!(
+            a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{a}"
+        );
     }
 }
