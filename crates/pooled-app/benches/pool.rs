@@ -51,29 +51,40 @@ fn bench(c: &mut Criterion) {
             .await
             .expect("raw sqlx pool");
         let pooled = Db::new(&url, settings(true)).await.expect("pooled layer");
-        let unpooled = Db::new(&url, settings(false)).await.expect("unpooled layer");
+        let unpooled = Db::new(&url, settings(false))
+            .await
+            .expect("unpooled layer");
         (raw, pooled, unpooled)
     });
 
     let mut g = c.benchmark_group("pool_acquire_release");
-    g.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
     g.bench_function("sqlx_pool", |b| {
-        b.to_async(&rt).iter(|| async { drop(raw.acquire().await.expect("acquire")) })
+        b.to_async(&rt)
+            .iter(|| async { drop(raw.acquire().await.expect("acquire")) })
     });
     g.bench_function("layer_pooled", |b| {
-        b.to_async(&rt).iter(|| async { drop(pooled.acquire().await.expect("acquire")) })
+        b.to_async(&rt)
+            .iter(|| async { drop(pooled.acquire().await.expect("acquire")) })
     });
     g.sample_size(20);
     g.bench_function("layer_unpooled", |b| {
-        b.to_async(&rt).iter(|| async { drop(unpooled.acquire().await.expect("acquire")) })
+        b.to_async(&rt)
+            .iter(|| async { drop(unpooled.acquire().await.expect("acquire")) })
     });
     g.finish();
 
     let mut g = c.benchmark_group("pool_acquire_select1_release");
-    g.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
-    g.bench_function("layer_pooled", |b| b.to_async(&rt).iter(|| select1(&pooled)));
+    g.measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    g.bench_function("layer_pooled", |b| {
+        b.to_async(&rt).iter(|| select1(&pooled))
+    });
     g.sample_size(20);
-    g.bench_function("layer_unpooled", |b| b.to_async(&rt).iter(|| select1(&unpooled)));
+    g.bench_function("layer_unpooled", |b| {
+        b.to_async(&rt).iter(|| select1(&unpooled))
+    });
     g.finish();
 
     for (name, db) in [("pooled", &pooled), ("unpooled", &unpooled)] {
