@@ -57,6 +57,8 @@ async fn pool_failure_falls_back_and_recovers() {
     );
     let (ready, body) = app.get("/readyz").await;
     assert_eq!(ready, 503, "{body}");
+    let totals = app.state.instrumentation.totals.snapshot();
+    assert!(totals.server_errors >= 10, "5xx not counted: {totals:?}");
 
     services::ok("start Postgres", pg.start().await);
     let back = app

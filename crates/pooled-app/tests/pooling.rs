@@ -74,6 +74,13 @@ async fn pooled_and_unpooled_serve_1000_responds_with_expected_efficiency() {
         responds.iter().any(|r| r.cache_hits > 0),
         "no cache hit at all over {REQUESTS} responds"
     );
+    let totals = app.state.instrumentation.totals.snapshot();
+    assert_eq!(
+        (totals.client_errors, totals.server_errors),
+        (0, 0),
+        "{totals:?}"
+    );
+    assert!(totals.requests >= 3 * REQUESTS as u64, "{totals:?}");
     app.stop().await;
 
     // Unpooled: a new connection per request, so no acquisition reuses one.

@@ -166,7 +166,7 @@ impl Db {
             PoolMode::Pooled => match self.inner.pool() {
                 Some(pool) => self.acquire_pooled(pool).await,
                 None => {
-                    self.inner.enter_fallback();
+                    self.inner.enter_fallback_arc();
                     direct::acquire_with_backoff(&self.inner).await
                 }
             },
@@ -306,15 +306,16 @@ impl DbInner {
     }
 
     fn enter_fallback_arc(self: &Arc<Self>) {
-        if self
-            .mode
-            .compare_exchange(
-                PoolMode::Pooled.as_u8(),
-                PoolMode::Fallback.as_u8(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
+        if self.settings.pooling
+            && self
+                .mode
+                .compare_exchange(
+                    PoolMode::Pooled.as_u8(),
+                    PoolMode::Fallback.as_u8(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
         {
             self.stats
                 .fallback_activations
