@@ -56,7 +56,7 @@ put_libs() {
 }
 
 # The shell and the few tools the entrypoints use.
-BASE_TOOLS="/bin/sh /usr/bin/dash /bin/mkdir /bin/chmod /bin/rm /bin/sleep /bin/cat /usr/bin/env"
+BASE_TOOLS="/bin/sh /usr/bin/locale /usr/bin/dash /bin/mkdir /bin/chmod /bin/rm /bin/sleep /bin/cat /usr/bin/env"
 
 base_root() {
     local root=$1 user=$2 home=$3
@@ -109,6 +109,8 @@ build_postgres() {
     # JIT pulls in libLLVM (~100 MB); without its provider postgres simply runs without JIT.
     rm -rf "$root$PGLIB"/llvmjit* "$root$PGLIB/bitcode"
     put "$root" "$PGSHARE"
+    # initdb lists locales (`locale -a`); C.utf8 comes with libc.
+    [ -d /usr/lib/locale/C.utf8 ] && put "$root" /usr/lib/locale/C.utf8
     mkdir -p "$root/usr/share"
     cp -a /usr/share/zoneinfo "$root/usr/share/zoneinfo"
     put_libs "$root" "${bins[@]}" $(find "$root$PGLIB" -name '*.so')

@@ -56,8 +56,24 @@ pub struct Redis {
     managed: Managed<RedisImage>,
 }
 
+/// Before this process starts its first service, removes what killed runs left behind
+/// (only services whose owning process is gone), so they do not pile up.
+async fn sweep_once() {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            match crate::sweep_leftovers().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed services left by killed runs"),
+                Err(e) => tracing::warn!(error = %e, "could not sweep leftovers of killed runs"),
+            }
+        })
+        .await;
+}
+
 /// Starts Postgres with the provider `options` resolve to.
 pub async fn start_postgres(options: &Options) -> Result<Postgres, ServiceError> {
+    sweep_once().await;
     let provider = resolve_provider(options).await;
     let mut attempt = 0;
     loop {
@@ -129,6 +145,7 @@ async fn try_start_postgres(
 
 /// Starts Redis with the provider `options` resolve to.
 pub async fn start_redis(options: &Options) -> Result<Redis, ServiceError> {
+    sweep_once().await;
     let provider = resolve_provider(options).await;
     let mut attempt = 0;
     loop {
@@ -171,6 +188,7 @@ async fn try_start_redis(options: &Options, provider: Provider) -> Result<Redis,
 
 /// Starts both concurrently (same provider for both).
 pub async fn start_both(options: &Options) -> Result<(Postgres, Redis), ServiceError> {
+    sweep_once().await;
     let provider = resolve_provider(options).await;
     let fixed = options.clone().with_provider(provider);
     let (postgres, redis) = tokio::join!(start_postgres(&fixed), start_redis(&fixed));

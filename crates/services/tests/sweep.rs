@@ -107,8 +107,9 @@ async fn sweep_removes_processes_of_a_killed_run_only() {
         "orphans outlive their killed owner"
     );
 
-    let removed = sweep_leftovers().await.expect("sweep");
-    assert!(removed >= 2, "removed {removed}");
+    // Other test processes sweep too (on their first start), so the count this call returns
+    // is not ours to assert; what must hold is that the orphans are gone afterwards.
+    sweep_leftovers().await.expect("sweep");
     assert!(pids_of(&label).is_empty());
     for _ in 0..100 {
         if orphans.iter().all(|pid| !alive(*pid)) {
@@ -137,8 +138,7 @@ async fn sweep_removes_containers_of_a_killed_run_only() {
         "postgres and redis containers left behind"
     );
 
-    let removed = sweep_leftovers().await.expect("sweep");
-    assert!(removed >= 2, "removed {removed}");
+    sweep_leftovers().await.expect("sweep");
     assert!(docker_ps(&label).is_empty());
     assert_eq!(
         docker_ps(&live_options.run_label).len(),
