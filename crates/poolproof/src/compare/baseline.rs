@@ -159,7 +159,7 @@ pub fn load_figures(input: &Path) -> Result<RunFigures, BaselineError> {
         return Err(field_err(&path, "replicates", "empty: nothing to compare"));
     }
     let host = match v.get("host") {
-        Some(h) if !h.is_null() => Some(take(&path, "host", h)?),
+        Some(h) if h.is_object() => Some(HostFacts::from_json(h)),
         _ => None,
     };
     let tools = match v.get("tools") {

@@ -67,27 +67,49 @@ impl HostFacts {
         }
     }
 
-    /// Names of the facts that differ ("hostname", "cpu_model", ...). Memory within 5 % counts
-    /// as equal: the same machine reports slightly different totals across kernels.
+    /// Reads host facts from a report.json `host` object, whichever shape it has: this
+    /// struct's, or the report header's (`hostname`, `cpus`, `memory_mib`). The hostname is
+    /// hashed on the way in. Facts it lacks stay unknown ("" / 0) and are not compared.
+    pub fn from_json(v: &serde_json::Value) -> Self {
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+        Self {
+            hostname_hash: s("hostname_hash")
+                .or_else(|| s("hostname").filter(|h| !h.is_empty()).map(|h| fnv1a(&h)))
+                .unwrap_or_default(),
+            cpu_model: s("cpu_model").unwrap_or_default(),
+            cores: n("cores").or_else(|| n("cpus")).unwrap_or(0) as u32,
+            memory_bytes: n("memory_bytes")
+                .or_else(|| n("memory_mib").map(|m| m * 1024 * 1024))
+                .unwrap_or(0),
+            kernel: s("kernel").unwrap_or_default(),
+            os: s("os").unwrap_or_default(),
+        }
+    }
+
+    /// Names of the facts that differ ("hostname", "cpu_model", ...); facts unknown on either
+    /// side are skipped. Memory within 5 % counts as equal: the same machine reports slightly
+    /// different totals across kernels.
     pub fn differences(&self, other: &HostFacts) -> Vec<&'static str> {
+        let known = |a: &str, b: &str| !a.is_empty() && a != "unknown" && !b.is_empty() && b != "unknown";
         let mut d = Vec::new();
-        if self.hostname_hash != other.hostname_hash {
+        if known(&self.hostname_hash, &other.hostname_hash) && self.hostname_hash != other.hostname_hash {
             d.push("hostname");
         }
-        if self.cpu_model != other.cpu_model {
+        if known(&self.cpu_model, &other.cpu_model) && self.cpu_model != other.cpu_model {
             d.push("cpu_model");
         }
-        if self.cores != other.cores {
+        if self.cores > 0 && other.cores > 0 && self.cores != other.cores {
             d.push("cores");
         }
         let (a, b) = (self.memory_bytes as f64, other.memory_bytes as f64);
-        if (a - b).abs() > 0.05 * a.max(b) {
+        if a > 0.0 && b > 0.0 && (a - b).abs() > 0.05 * a.max(b) {
             d.push("memory");
         }
-        if self.kernel != other.kernel {
+        if known(&self.kernel, &other.kernel) && self.kernel != other.kernel {
             d.push("kernel");
         }
-        if self.os != other.os {
+        if known(&self.os, &other.os) && self.os != other.os {
             d.push("os");
         }
         d
@@ -124,5 +146,21 @@ mod tests {
         b.cores += 2;
         b.cpu_model = "Other CPU".into();
         assert_eq!(a.differences(&b), vec!["cpu_model", "cores"]);
+    }
+
+    #[test]
+    fn reads_the_report_header_shape_and_skips_unknown_facts() {
+        let here = HostFacts::collect();
+        let name = read_trim("/proc/sys/kernel/hostname").unwrap_or_default();
+        let v = serde_json::json!({
+            "hostname": name, "os": "linux", "arch": "x86_64",
+            "cpus": here.cores, "memory_mib": here.memory_bytes / (1024 * 1024),
+        });
+        let h = HostFacts::from_json(&v);
+        assert_eq!(h.hostname_hash, here.hostname_hash);
+        assert!(h.cpu_model.is_empty());
+        assert!(h.differences(&here).is_empty(), "{:?}", h.differences(&here));
+        let other = HostFacts::from_json(&serde_json::json!({"hostname": "elsewhere", "cpus": here.cores + 1}));
+        assert_eq!(other.differences(&here), vec!["hostname", "cores"]);
     }
 }

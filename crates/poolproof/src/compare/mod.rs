@@ -6,11 +6,13 @@
 pub mod baseline;
 pub mod bootstrap;
 pub mod chart;
+pub mod cli;
 pub mod comparison;
 pub mod dist;
 pub mod host;
 pub mod metric;
 pub mod noise;
+pub mod observed;
 pub mod render;
 pub mod rng;
 pub mod summary;

@@ -1,0 +1,209 @@
+//! The regression gate's command-line edge: `poolproof compare`, `poolproof baseline save`,
+//! the gate flags shared with `validate --baseline`, and the mapping of outcomes to exit codes.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use crate::exit::Exit;
+use crate::scenario::Percent;
+
+use super::baseline::{load_figures, save_baseline, BaselineError};
+use super::comparison::{compare, Comparison, Outcome, RunFigures};
+use super::metric::Metric;
+use super::render::comparison_markdown;
+use super::verdict::GateConfig;
+
+/// Flags of the regression gate (shared by `compare` and `validate --baseline`).
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    /// Relative change tolerated before a metric can regress.
+    #[arg(long, default_value = "5%", value_name = "PERCENT")]
+    pub tolerance: Percent,
+    /// Per-metric tolerance, e.g. `latency_p99=10%` (repeatable).
+    #[arg(long = "metric-tolerance", value_name = "METRIC=PERCENT", value_parser = parse_metric_tolerance)]
+    pub metric_tolerance: Vec<(Metric, Percent)>,
+    /// Replicate spread (coefficient of variation) above which a metric is erratic, not gated.
+    #[arg(long, default_value = "15%", value_name = "PERCENT")]
+    pub erratic_cv: Percent,
+    /// Two-sided confidence level of the bootstrap interval.
+    #[arg(long, default_value = "95%", value_name = "PERCENT")]
+    pub confidence: Percent,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(200..=1_000_000))]
+    pub resamples: u32,
+    /// Seed of the bootstrap (same inputs and seed, same intervals).
+    #[arg(long, default_value_t = GateConfig::default().seed)]
+    pub seed: u64,
+}
+
+fn parse_metric_tolerance(s: &str) -> Result<(Metric, Percent), String> {
+    let (m, p) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected METRIC=PERCENT (e.g. latency_p99=10%), got {s:?}"))?;
+    let metric: Metric = m.trim().parse().map_err(|e: super::metric::UnknownMetric| e.to_string())?;
+    let pct: Percent = p.parse().map_err(|e: crate::scenario::types::ValueError| e.to_string())?;
+    Ok((metric, pct))
+}
+
+impl GateArgs {
+    /// The gate configuration these flags describe.
+    pub fn config(&self) -> GateConfig {
+        let mut c = GateConfig {
+            tolerance: self.tolerance.fraction(),
+            erratic_cv: self.erratic_cv.fraction(),
+            seed: self.seed,
+            ..GateConfig::default()
+        };
+        c.bootstrap.confidence = self.confidence.fraction().clamp(0.5, 0.999);
+        c.bootstrap.resamples = self.resamples as usize;
+        for (m, p) in &self.metric_tolerance {
+            c.tolerances.insert(*m, p.fraction());
+        }
+        c
+    }
+}
+
+/// `poolproof compare BASE NEW`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The reference: a baseline file, a report.json, or a run directory.
+    pub base: PathBuf,
+    /// The candidate: a baseline file, a report.json, or a run directory.
+    pub new: PathBuf,
+    #[command(flatten)]
+    pub gate: GateArgs,
+    /// Also write the comparison as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// `poolproof baseline ...`.
+#[derive(Debug, Clone, Args)]
+pub struct BaselineArgs {
+    #[command(subcommand)]
+    pub command: BaselineCommand,
+}
+
+/// Baseline subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BaselineCommand {
+    /// Save a run's per-replicate figures as `<reports-dir>/baselines/<scenario>.json`.
+    Save {
+        /// A run directory or its report.json.
+        input: PathBuf,
+        /// The reports directory the baselines directory lives in.
+        #[arg(long, default_value = "reports")]
+        reports_dir: PathBuf,
+    },
+}
+
+/// Exit code of a comparison outcome.
+pub fn outcome_exit(o: Outcome) -> Exit {
+    match o {
+        Outcome::Pass => Exit::Ok,
+        Outcome::Regressed => Exit::Failed,
+        Outcome::Inconclusive => Exit::Inconclusive,
+    }
+}
+
+fn print_stdout(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes()).and_then(|_| out.flush());
+}
+
+/// Appends to `$GITHUB_STEP_SUMMARY` when set; a failure there is a warning, not a verdict.
+fn step_summary(md: &str) {
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        let r = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(md.as_bytes()));
+        if let Err(e) = r {
+            eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY: {e}");
+        }
+    }
+}
+
+/// Prints a comparison: warnings to stderr (one line each), the markdown table to stdout.
+pub fn print_comparison(c: &Comparison) {
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
+    let md = comparison_markdown(c);
+    print_stdout(&md);
+    step_summary(&md);
+}
+
+fn write_json(path: &Path, c: &Comparison) -> Result<(), BaselineError> {
+    let werr = |source| BaselineError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = serde_json::to_string_pretty(c).map_err(|e| werr(std::io::Error::other(e)))?;
+    std::fs::write(path, text + "\n").map_err(werr)
+}
+
+/// `poolproof compare BASE NEW`: exit 0 pass, 1 regression, 2 unreadable input, 4 inconclusive.
+pub fn cmd_compare(args: &CompareArgs) -> Exit {
+    let load = |p: &Path| {
+        load_figures(p).map_err(|e| {
+            eprintln!("{e}");
+        })
+    };
+    let (Ok(base), Ok(new)) = (load(&args.base), load(&args.new)) else {
+        return Exit::Invalid;
+    };
+    let c = compare(&base, &new, &args.gate.config());
+    print_comparison(&c);
+    if let Some(p) = &args.json {
+        if let Err(e) = write_json(p, &c) {
+            eprintln!("{e}");
+            return Exit::Infrastructure;
+        }
+    }
+    outcome_exit(c.outcome)
+}
+
+/// `poolproof baseline save`.
+pub fn cmd_baseline(args: &BaselineArgs) -> Exit {
+    match &args.command {
+        BaselineCommand::Save { input, reports_dir } => match save_baseline(input, reports_dir) {
+            Ok(out) => {
+                print_stdout(&format!("saved baseline {}\n", out.display()));
+                Exit::Ok
+            }
+            Err(e @ BaselineError::Write { .. }) => {
+                eprintln!("{e}");
+                Exit::Infrastructure
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Exit::Invalid
+            }
+        },
+    }
+}
+
+/// The `validate --baseline FILE` gate, for the run loop: compares the run's figures with the
+/// baseline, writes `comparison.json` and `comparison.md` into the run directory, prints the
+/// table, and returns the comparison (its outcome maps to the exit code via [`outcome_exit`]).
+pub fn gate_run(
+    baseline: &Path,
+    new: &RunFigures,
+    gate: &GateArgs,
+    run_dir: &Path,
+) -> Result<Comparison, BaselineError> {
+    let base = load_figures(baseline)?;
+    let c = compare(&base, new, &gate.config());
+    write_json(&run_dir.join("comparison.json"), &c)?;
+    let md = comparison_markdown(&c);
+    std::fs::write(run_dir.join("comparison.md"), &md).map_err(|source| BaselineError::Write {
+        path: run_dir.join("comparison.md"),
+        source,
+    })?;
+    print_comparison(&c);
+    Ok(c)
+}
