@@ -1,4 +1,5 @@
-//! The command line: `validate`, `check`, `schema`, `list`; turns every outcome into an [`Exit`].
+//! The command line: `validate`, `check`, `schema`, `list`, `compare`, `baseline`; turns every
+//! outcome into an [`Exit`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,12 @@ pub enum Command {
     Schema,
     /// List the scenarios in a directory (default: scenarios/).
     List(ListArgs),
+    /// Compare NEW against BASE (baselines, report.json files or run directories): per metric,
+    /// the change with a bootstrap interval over replicates and a verdict; exit 1 on a
+    /// regression, 4 when inconclusive.
+    Compare(crate::compare::cli::CompareArgs),
+    /// Manage baselines in `reports/baselines/`.
+    Baseline(crate::compare::cli::BaselineArgs),
 }
 
 /// `poolproof validate`.
@@ -44,6 +51,12 @@ pub struct ValidateArgs {
     /// Where run directories are written (`<DIR>/<scenario>/<run-id>/`).
     #[arg(long, default_value = "reports")]
     pub reports_dir: PathBuf,
+    /// After the run, gate against this baseline (or report.json): exit 1 on a regression,
+    /// 4 when inconclusive.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub gate: crate::compare::cli::GateArgs,
 }
 
 /// `poolproof check`.
@@ -97,6 +110,8 @@ pub fn run(cli: Cli) -> Exit {
             Exit::Ok
         }
         Command::List(args) => cmd_list(&args),
+        Command::Compare(args) => crate::compare::cli::cmd_compare(&args),
+        Command::Baseline(args) => crate::compare::cli::cmd_baseline(&args),
     }
 }
 

@@ -42,8 +42,13 @@ fn parse_metric_tolerance(s: &str) -> Result<(Metric, Percent), String> {
     let (m, p) = s
         .split_once('=')
         .ok_or_else(|| format!("expected METRIC=PERCENT (e.g. latency_p99=10%), got {s:?}"))?;
-    let metric: Metric = m.trim().parse().map_err(|e: super::metric::UnknownMetric| e.to_string())?;
-    let pct: Percent = p.parse().map_err(|e: crate::scenario::types::ValueError| e.to_string())?;
+    let metric: Metric = m
+        .trim()
+        .parse()
+        .map_err(|e: super::metric::UnknownMetric| e.to_string())?;
+    let pct: Percent = p
+        .parse()
+        .map_err(|e: crate::scenario::types::ValueError| e.to_string())?;
     Ok((metric, pct))
 }
 

@@ -91,9 +91,12 @@ impl HostFacts {
     /// side are skipped. Memory within 5 % counts as equal: the same machine reports slightly
     /// different totals across kernels.
     pub fn differences(&self, other: &HostFacts) -> Vec<&'static str> {
-        let known = |a: &str, b: &str| !a.is_empty() && a != "unknown" && !b.is_empty() && b != "unknown";
+        let known =
+            |a: &str, b: &str| !a.is_empty() && a != "unknown" && !b.is_empty() && b != "unknown";
         let mut d = Vec::new();
-        if known(&self.hostname_hash, &other.hostname_hash) && self.hostname_hash != other.hostname_hash {
+        if known(&self.hostname_hash, &other.hostname_hash)
+            && self.hostname_hash != other.hostname_hash
+        {
             d.push("hostname");
         }
         if known(&self.cpu_model, &other.cpu_model) && self.cpu_model != other.cpu_model {
@@ -159,8 +162,14 @@ mod tests {
         let h = HostFacts::from_json(&v);
         assert_eq!(h.hostname_hash, here.hostname_hash);
         assert!(h.cpu_model.is_empty());
-        assert!(h.differences(&here).is_empty(), "{:?}", h.differences(&here));
-        let other = HostFacts::from_json(&serde_json::json!({"hostname": "elsewhere", "cpus": here.cores + 1}));
+        assert!(
+            h.differences(&here).is_empty(),
+            "{:?}",
+            h.differences(&here)
+        );
+        let other = HostFacts::from_json(
+            &serde_json::json!({"hostname": "elsewhere", "cpus": here.cores + 1}),
+        );
         assert_eq!(other.differences(&here), vec!["hostname", "cores"]);
     }
 }

@@ -16,7 +16,9 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
 /// summed over instances. The app's own `efficiency_percent` counts since app start (warm-up
 /// included), which would blur a comparison.
 fn phase_efficiency(samples: &[&ServerSample]) -> Option<f64> {
-    let mut per: BTreeMap<usize, (Option<(u64, u64)>, Option<(u64, u64)>)> = BTreeMap::new();
+    /// (acquisitions, connections opened) at an instance's first and last sample.
+    type Counters = (Option<(u64, u64)>, Option<(u64, u64)>);
+    let mut per: BTreeMap<usize, Counters> = BTreeMap::new();
     for s in samples {
         if let Some(p) = &s.pool {
             let e = per.entry(s.instance).or_default();
@@ -135,7 +137,10 @@ mod tests {
         assert!((r.latency_p50_ms - 50.0).abs() < 1.0, "{r:?}");
         assert!((r.latency_p99_ms - 99.0).abs() < 1.5, "{r:?}");
         // Warm-up sample (utilization 100 %, server p95 999 ms) excluded.
-        assert!((r.pool_utilization.unwrap_or(0.0) - 0.4).abs() < 1e-12, "{r:?}");
+        assert!(
+            (r.pool_utilization.unwrap_or(0.0) - 0.4).abs() < 1e-12,
+            "{r:?}"
+        );
         assert_eq!(r.server_latency_p95_ms, Some(8.0));
         // Between t=0.5 (acq 1000, opened 510) and t=9.5 (acq 3000, opened 530): 1 − 20/2000.
         assert!((r.pool_efficiency.unwrap_or(0.0) - 0.99).abs() < 1e-9);

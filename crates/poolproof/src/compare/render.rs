@@ -75,7 +75,7 @@ pub fn comparison_markdown(c: &Comparison) -> String {
     let _ = writeln!(s, "BASE `{}` · NEW `{}`  ", c.base, c.new);
     let _ = writeln!(
         s,
-        "Change = NEW mean / BASE mean − 1 over replicates; {:.0} % percentile bootstrap interval ({} resamples, seed {:#x}); tolerance {:.0} % unless noted.\n",
+        "Change = NEW mean / BASE mean − 1 over replicates; {:.0} % t-calibrated percentile bootstrap interval ({} resamples, seed {:#x}); tolerance {:.0} % unless noted.\n",
         c.confidence * 100.0,
         c.resamples,
         c.seed,
