@@ -14,7 +14,13 @@ use crate::scenario::{self, Scenario, ScenarioError};
 /// Exit codes: 0 all SLAs met; 1 an SLA or regression gate failed; 2 invalid scenario or
 /// usage; 3 infrastructure failure; 4 inconclusive (too noisy to decide).
 #[derive(Debug, Parser)]
-#[command(name = "poolproof", version, about, long_about = None)]
+#[command(
+    name = "poolproof",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 all SLAs met; 1 an SLA or regression gate failed; 2 invalid scenario or usage; 3 infrastructure failure; 4 inconclusive (too noisy to decide)."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

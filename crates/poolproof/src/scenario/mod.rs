@@ -166,14 +166,8 @@ fn yaml_error(
         .collect();
     let path_str = locate::path_string(&path);
     let inner = e.into_inner();
-    let mut message = bare_message(&inner, &path_str);
+    let mut message = bare_message(&inner, &path, interp);
     let mut pos = inner.location().map(|l| (l.line(), l.column()));
-    let kind = if is_syntax(&message) {
-        ErrorKind::Syntax
-    } else {
-        ErrorKind::Schema
-    };
-
     if message.starts_with("repetition limit exceeded")
         || message.starts_with("recursion limit exceeded")
     {
@@ -189,8 +183,8 @@ fn yaml_error(
             let ch = interp
                 .text
                 .lines()
-                .nth(l - 1)
-                .and_then(|line| line.chars().nth(c - 1));
+                .nth(l.saturating_sub(1))
+                .and_then(|line| line.chars().nth(c.saturating_sub(1)));
             if ch == Some('\t') {
                 message = "tab character: YAML indents with spaces only".into();
             }
@@ -205,38 +199,131 @@ fn yaml_error(
             pos = Some(p);
         }
     }
+    if message.starts_with("deserializing from YAML containing more than one document") {
+        message = "more than one YAML document (---): a scenario file holds exactly one".into();
+        pos = pos.or_else(|| second_document(&interp.text));
+    }
     if message == "EOF while parsing a value" {
         message = "empty scenario document: expected a mapping with at least name and load".into();
     }
     if pos.is_none() && !path.is_empty() {
         pos = locate::locate(&interp.text, &path);
     }
+    let kind = if is_syntax(&message) {
+        ErrorKind::Syntax
+    } else {
+        ErrorKind::Schema
+    };
     let pos = pos.map(|(l, c)| interp.source_position(l, c));
+    // A syntax error belongs to the text, not to the field the parser was filling.
+    let path_str = if kind == ErrorKind::Syntax {
+        String::new()
+    } else {
+        path_str
+    };
     ScenarioError::new(origin, kind, interp.redact(&message))
         .at(pos)
         .with_path(path_str)
 }
 
-/// The error text without serde_yaml's own path prefix and " at line L column C" suffixes.
-fn bare_message(e: &serde_yaml::Error, path: &str) -> String {
+/// The error text without serde_yaml's own path prefix and its first " at line L column C"
+/// (the position we print in front); later positions (a syntax error's context) are mapped
+/// back to the source and kept as " at L:C".
+fn bare_message(e: &serde_yaml::Error, path: &[Seg], interp: &Interpolated) -> String {
     let mut s = e.to_string();
-    while let Some(i) = s.find(" at line ") {
+    let mut first = true;
+    let mut from = 0;
+    while let Some(i) = s[from..].find(" at line ").map(|i| i + from) {
         let rest = &s[i + " at line ".len()..];
         let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        let after = &rest[digits..];
-        let Some(col) = after.strip_prefix(" column ") else {
-            break;
+        let Some(col) = rest[digits..].strip_prefix(" column ") else {
+            from = i + 1;
+            continue;
         };
         let cd = col.chars().take_while(char::is_ascii_digit).count();
         let end = i + " at line ".len() + digits + " column ".len() + cd;
-        s.replace_range(i..end, "");
+        let replacement = if first {
+            String::new()
+        } else {
+            let line: usize = rest[..digits].parse().unwrap_or(0);
+            let column: usize = col[..cd].parse().unwrap_or(0);
+            let (l, c) = interp.source_position(line, column);
+            format!(" at {l}:{c}")
+        };
+        s.replace_range(i..end, &replacement);
+        from = i + replacement.len();
+        first = false;
     }
-    if let Some(rest) = s.strip_prefix(&format!("{path}: ")) {
-        if !path.is_empty() {
+    // serde_yaml prefixes its own idea of the path (possibly an ancestor of ours).
+    for n in (1..=path.len()).rev() {
+        let prefix = format!("{}: ", locate::path_string(&path[..n]));
+        if let Some(rest) = s.strip_prefix(&prefix) {
             s = rest.to_string();
+            break;
         }
     }
-    s
+    suggest(&s).unwrap_or(s)
+}
+
+/// Turns serde's "unknown variant/field `x`, expected one of `a`, `b`, …" into a short
+/// "did you mean `a`?" when one candidate is close; None when none is.
+fn suggest(message: &str) -> Option<String> {
+    let (what, rest) = if let Some(r) = message.strip_prefix("unknown variant `") {
+        ("value", r)
+    } else {
+        ("field", message.strip_prefix("unknown field `")?)
+    };
+    let (given, rest) = rest.split_once('`')?;
+    let list = rest.split_once("expected one of ")?.1;
+    let candidates: Vec<&str> = list.split(", ").map(|c| c.trim_matches('`')).collect();
+    if given.chars().count() < 4 {
+        // Too short for a meaningful guess (`=<` is as near `<` as `<=`): keep the full list.
+        return Some(message.replacen("unknown variant", "unknown value", 1));
+    }
+    let (best, dist) = candidates
+        .iter()
+        .map(|c| (*c, edit_distance(given, c)))
+        .min_by_key(|(_, d)| *d)?;
+    let limit = (given.chars().count() / 3).clamp(1, 3);
+    Some(if dist <= limit {
+        format!("unknown {what} `{given}`; did you mean `{best}`?")
+    } else {
+        message.replacen("unknown variant", "unknown value", 1)
+    })
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Line and column of the second document's `---` marker.
+fn second_document(text: &str) -> Option<(usize, usize)> {
+    let mut seen_content = false;
+    for (l, line) in text.lines().enumerate() {
+        let t = line.trim_end();
+        if t == "---" || t.starts_with("--- ") {
+            if seen_content {
+                return Some((l + 1, 1));
+            }
+        } else if !t.trim_start().is_empty()
+            && !t.trim_start().starts_with('#')
+            && !t.starts_with('%')
+        {
+            seen_content = true;
+        }
+    }
+    None
 }
 
 fn is_syntax(message: &str) -> bool {
@@ -248,7 +335,9 @@ fn is_syntax(message: &str) -> bool {
         "mapping values are not allowed",
         "found unexpected",
         "could not find expected",
-        "more than one document",
+        "more than one YAML document",
+        "tab character",
+        "not UTF-8",
         "found undefined",
     ]
     .iter()

@@ -74,12 +74,11 @@ fn check<T: PartialOrd + std::fmt::Display + Copy>(
     lo: T,
     hi: T,
     path: &[Seg],
-    what: &str,
 ) -> Result<(), Issue> {
     if v < lo || v > hi {
         return Err(Issue {
             path: path.to_vec(),
-            message: format!("{what} must lie within {lo}..={hi}, got {v}"),
+            message: format!("must lie within {lo}..={hi}, got {v}"),
         });
     }
     Ok(())
@@ -120,24 +119,22 @@ pub fn validate(s: &Scenario) -> Result<(), Issue> {
             ));
         }
     }
-    let app = [k("app")];
     check(
         s.app.instances,
         1,
         MAX_INSTANCES,
         &[k("app"), k("instances")],
-        "app.instances",
     )?;
     let rt = s.app.ready_timeout.get();
     if rt.is_zero() || rt.as_secs() > MAX_READY_TIMEOUT_SECS {
         return Err(root.issue(
             &[k("app"), k("ready_timeout")],
-            format!("ready_timeout must be more than 0s and at most {MAX_READY_TIMEOUT_SECS}s"),
+            format!("must be more than 0s and at most {MAX_READY_TIMEOUT_SECS}s"),
         ));
     }
     match (&s.app.url, external) {
         (None, true) => {
-            return Err(root.issue(&app, "the external provider needs app.url, the deployed app's base URL (e.g. url: ${POOLPROOF_APP_URL})"))
+            return Err(root.issue(&[k("services"), k("provider")], "the external provider needs app.url, the deployed app's base URL (e.g. url: ${POOLPROOF_APP_URL})"))
         }
         (Some(_), false) => {
             return Err(root.issue(&[k("app"), k("url")], "app.url is only for services.provider: external (poolproof starts the app itself otherwise)"))
@@ -185,30 +182,19 @@ pub fn validate(s: &Scenario) -> Result<(), Issue> {
         1,
         MAX_FIXTURE_USERS,
         &[k("fixtures"), k("users")],
-        "fixtures.users",
     )?;
     check(
         s.fixtures.buddy_requests,
         0,
         MAX_FIXTURE_REQUESTS,
         &[k("fixtures"), k("buddy_requests")],
-        "fixtures.buddy_requests",
     )?;
 
     // load
     let l = &s.load;
-    check(
-        l.users,
-        1,
-        MAX_USERS,
-        &[k("load"), k("users")],
-        "load.users",
-    )?;
+    check(l.users, 1, MAX_USERS, &[k("load"), k("users")])?;
     if l.duration.is_zero() {
-        return Err(root.issue(
-            &[k("load"), k("duration")],
-            "load.duration must be more than 0s",
-        ));
+        return Err(root.issue(&[k("load"), k("duration")], "must be more than 0s"));
     }
     if l.ramp.get() > l.warmup.get() + l.duration.get() {
         return Err(root.issue(
@@ -222,7 +208,10 @@ pub fn validate(s: &Scenario) -> Result<(), Issue> {
     }
     if let Some(r) = l.rate_limit {
         if !r.is_finite() || r <= 0.0 || r > MAX_RATE {
-            return Err(root.issue(&[k("load"), k("rate_limit")], format!("rate_limit must be more than 0 and at most {MAX_RATE} requests/second, got {r}")));
+            return Err(root.issue(
+                &[k("load"), k("rate_limit")],
+                format!("must be more than 0 and at most {MAX_RATE} requests/second, got {r}"),
+            ));
         }
     }
     if l.transactions.is_empty() {
@@ -252,7 +241,7 @@ pub fn validate(s: &Scenario) -> Result<(), Issue> {
                 message: format!("duplicate transaction name {:?}", t.name),
             });
         }
-        check(t.weight, 1, MAX_WEIGHT, &at("weight"), "weight")?;
+        check(t.weight, 1, MAX_WEIGHT, &at("weight"))?;
         if !t.path.as_str().starts_with('/') {
             return Err(Issue {
                 path: at("path"),
@@ -269,13 +258,7 @@ pub fn validate(s: &Scenario) -> Result<(), Issue> {
                 message: "a path cannot contain spaces or control characters".into(),
             });
         }
-        check(
-            t.expect_status,
-            100,
-            599,
-            &at("expect_status"),
-            "expect_status",
-        )?;
+        check(t.expect_status, 100, 599, &at("expect_status"))?;
     }
 
     // faults
@@ -321,13 +304,7 @@ pub fn validate(s: &Scenario) -> Result<(), Issue> {
             });
         }
     }
-    check(
-        s.replicates,
-        1,
-        MAX_REPLICATES,
-        &[k("replicates")],
-        "replicates",
-    )?;
+    check(s.replicates, 1, MAX_REPLICATES, &[k("replicates")])?;
 
     // slas
     for (i, sla) in s.slas.iter().enumerate() {
@@ -389,7 +366,7 @@ fn check_fault(f: &Fault, i: usize, load: super::types::Duration) -> Result<(), 
                 message: format!("status applies to notifier_fail only, not {}", f.kind),
             });
         }
-        check(st, 400, 599, &at("status"), "status")?;
+        check(st, 400, 599, &at("status"))?;
     }
     if f.target.is_some() && !f.kind.is_notifier() {
         return Err(Issue {
