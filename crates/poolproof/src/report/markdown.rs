@@ -1,0 +1,184 @@
+//! report.md (and the GitHub step summary): verdict first, failing SLAs named, then the
+//! SLA table and the summary figures.
+
+use super::model::{RunReport, Summary};
+use crate::sla::{format_value, Unit, Verdict};
+use std::fmt::Write as _;
+
+/// Escapes plain text for a markdown table cell (no raw HTML, no column breaks).
+fn cell(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '|' | '<' | '>' | '`' => {
+                o.push('\\');
+                o.push(c);
+            }
+            '\n' | '\r' => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Text shown as a code span in a table cell: backticks cannot be escaped there, so they
+/// become quotes; GitHub honours `\|` inside code spans in tables.
+fn code(s: &str) -> String {
+    format!(
+        "`{}`",
+        s.replace('`', "'")
+            .replace('|', "\\|")
+            .replace(['\n', '\r'], " ")
+    )
+}
+
+fn opt(v: Option<f64>, unit: Unit) -> String {
+    v.map(|v| format_value(v, unit))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn verdict_cell(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Met => "✅ met",
+        Verdict::Failed => "❌ **FAILED**",
+        Verdict::NoData => "❌ **NO DATA**",
+        Verdict::NotEvaluated => "❌ **NOT EVALUATED**",
+    }
+}
+
+fn summary_row(name: &str, s: &Summary) -> String {
+    format!(
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        cell(name),
+        s.requests,
+        s.errors,
+        opt(s.error_rate, Unit::Fraction),
+        opt(s.throughput_rps, Unit::RequestsPerSecond),
+        opt(s.p50_ms, Unit::Milliseconds),
+        opt(s.p95_ms, Unit::Milliseconds),
+        opt(s.p99_ms, Unit::Milliseconds),
+        opt(s.max_ms, Unit::Milliseconds),
+    )
+}
+
+const SUMMARY_HEAD: &str = "| | requests | errors | error rate | throughput | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+
+pub fn markdown(r: &RunReport) -> String {
+    let mut o = String::new();
+    let failed = r.slas.iter().filter(|s| !s.passed()).count();
+    let status = if r.interrupted {
+        "INTERRUPTED".to_string()
+    } else if r.passed {
+        format!("PASSED ({} of {} SLAs met)", r.slas.len(), r.slas.len())
+    } else {
+        format!("FAILED ({failed} of {} SLAs not met)", r.slas.len())
+    };
+    let _ = writeln!(o, "# poolproof: {} — {status}\n", cell(&r.scenario));
+    if !r.description.is_empty() {
+        let _ = writeln!(o, "{}\n", cell(&r.description));
+    }
+    let _ = writeln!(
+        o,
+        "Run {} · started {} · host {} ({} CPUs, {}) · poolproof {} · goose {}\n",
+        code(&r.run_id),
+        cell(&r.started_at),
+        cell(&r.host.hostname),
+        r.host.cpus,
+        cell(&r.host.arch),
+        r.tools.poolproof,
+        r.tools.goose,
+    );
+    if failed > 0 {
+        let _ = writeln!(o, "**Failed SLAs:**\n");
+        for s in r.slas.iter().filter(|s| !s.passed()) {
+            let _ = writeln!(
+                o,
+                "- **{}** — {}: measured {} against {} ({})",
+                code(&s.label),
+                s.verdict.as_str(),
+                cell(&s.measured_text),
+                code(&format!("{} {}", s.comparator, s.threshold_text)),
+                cell(&s.detail),
+            );
+        }
+        o.push('\n');
+    }
+    if r.interrupted {
+        let _ = writeln!(
+            o,
+            "**The run was interrupted**: figures cover only the part that ran.\n"
+        );
+    }
+    let _ = writeln!(o, "## SLAs\n");
+    if r.slas.is_empty() {
+        let _ = writeln!(o, "The scenario declares no SLA.\n");
+    } else {
+        let _ = writeln!(
+            o,
+            "| SLA | threshold | measured | verdict |\n|---|---|---|---|"
+        );
+        for s in &r.slas {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                code(&s.label),
+                code(&format!("{} {}", s.comparator, s.threshold_text)),
+                cell(&s.measured_text),
+                verdict_cell(s.verdict),
+            );
+        }
+        o.push('\n');
+    }
+    let _ = writeln!(o, "## Summary (measured load, {} s)\n", r.summary.seconds);
+    o.push_str(SUMMARY_HEAD);
+    let _ = writeln!(o, "{}", summary_row("all routes", &r.summary));
+    for route in &r.routes {
+        let _ = writeln!(o, "{}", summary_row(&route.name, &route.summary));
+    }
+    o.push('\n');
+    if !r.summary.errors_by_kind.is_empty() {
+        let kinds: Vec<String> = r
+            .summary
+            .errors_by_kind
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect();
+        let _ = writeln!(o, "Errors by kind: {}\n", cell(&kinds.join(", ")));
+    }
+    if !r.arms.is_empty() {
+        let _ = writeln!(o, "## Arms\n");
+        o.push_str(SUMMARY_HEAD);
+        for a in &r.arms {
+            let _ = writeln!(o, "{}", summary_row(&a.name, &a.summary));
+        }
+        o.push('\n');
+    }
+    if !r.faults.is_empty() {
+        let _ = writeln!(
+            o,
+            "## Faults\n\n| kind | planned at | started | ended |\n|---|---:|---:|---:|"
+        );
+        for f in &r.faults {
+            let end = f
+                .end
+                .map(|e| format!("{e:.2} s"))
+                .unwrap_or_else(|| "not ended".into());
+            let _ = writeln!(
+                o,
+                "| {} | {:.2} s | {:.2} s | {end} |",
+                cell(&f.kind),
+                f.planned_at,
+                f.start
+            );
+        }
+        o.push('\n');
+    }
+    if !r.notes.is_empty() {
+        let _ = writeln!(o, "## Notes\n");
+        for n in &r.notes {
+            let _ = writeln!(o, "- {}", cell(n));
+        }
+        o.push('\n');
+    }
+    o
+}

@@ -1,0 +1,315 @@
+//! The report data model (what report.json holds, schema version 1) and how it is built
+//! from a run's observations and SLA verdicts.
+
+use crate::observe::{
+    AlertDelivery, FaultEvent, HostFacts, Observations, PhaseKind, ServerSample, Window,
+    WindowStats,
+};
+use crate::scenario::Scenario;
+use crate::sla::SlaResult;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped on any incompatible change of report.json.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything needed to build a report.
+pub struct ReportInput<'a> {
+    pub scenario: &'a Scenario,
+    /// The scenario file as given on the command line, if any.
+    pub scenario_path: Option<&'a str>,
+    pub run_id: &'a str,
+    /// RFC 3339 start time of the run.
+    pub started_at: &'a str,
+    /// Wall time of the whole run in seconds, when known.
+    pub wall_time_s: Option<f64>,
+    pub host: HostFacts,
+    /// The primary observations (the run, or the first arm of an A/B run).
+    pub obs: &'a Observations,
+    /// Per-arm observations of an A/B run (empty otherwise).
+    pub arms: &'a BTreeMap<String, Observations>,
+    pub slas: &'a [SlaResult],
+    pub interrupted: bool,
+    /// Problems worth showing that are not SLA verdicts (e.g. a sampler endpoint missing).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tools {
+    pub poolproof: String,
+    pub goose: String,
+}
+
+/// Client-side figures over a window (latencies in ms, error rate as a fraction).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: Option<f64>,
+    pub throughput_rps: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub mean_ms: Option<f64>,
+    pub seconds: f64,
+    /// Error counts by status code, `timeout` or `transport`.
+    pub errors_by_kind: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    pub fn of(w: &WindowStats) -> Summary {
+        Summary {
+            requests: w.requests,
+            errors: w.error_count(),
+            error_rate: w.error_rate(),
+            throughput_rps: w.throughput_rps(),
+            p50_ms: w.latency.quantile_ms(0.5),
+            p95_ms: w.latency.quantile_ms(0.95),
+            p99_ms: w.latency.quantile_ms(0.99),
+            max_ms: w.latency.max_ms(),
+            mean_ms: w.latency.mean_ms(),
+            seconds: w.seconds,
+            errors_by_kind: w.errors.iter().map(|(k, n)| (k.label(), *n)).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteSummary {
+    pub name: String,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// One second of client-side data (overall, and per route).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientSecond {
+    /// Second start, offset from the start of measured load.
+    pub t: i64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub routes: BTreeMap<String, RouteSecondSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteSecondSummary {
+    pub requests: u64,
+    pub errors: u64,
+    pub p95_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub client: Vec<ClientSecond>,
+    pub server: Vec<ServerSample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSpan {
+    pub name: String,
+    pub start: f64,
+    pub end: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmSummary {
+    pub name: String,
+    pub summary: Summary,
+    pub routes: Vec<RouteSummary>,
+}
+
+/// The content of report.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub schema_version: u32,
+    pub scenario: String,
+    pub description: String,
+    pub scenario_path: Option<String>,
+    pub run_id: String,
+    pub started_at: String,
+    pub wall_time_s: Option<f64>,
+    /// All SLAs met and the run was not interrupted.
+    pub passed: bool,
+    pub interrupted: bool,
+    /// Labels of the SLAs that were not met (failed, no data or not evaluated).
+    pub failed_slas: Vec<String>,
+    pub host: HostFacts,
+    pub tools: Tools,
+    /// The scenario as run, secrets and secret-looking env values replaced by `***`.
+    pub settings: serde_json::Value,
+    pub slas: Vec<SlaResult>,
+    /// Client-side figures over the measured load.
+    pub summary: Summary,
+    pub routes: Vec<RouteSummary>,
+    pub phases: Vec<PhaseSpan>,
+    pub faults: Vec<FaultEvent>,
+    pub alerts: Vec<AlertDelivery>,
+    pub arms: Vec<ArmSummary>,
+    pub series: Series,
+    pub notes: Vec<String>,
+}
+
+fn load_summaries(obs: &Observations) -> (Summary, Vec<RouteSummary>) {
+    let load = obs.windows(PhaseKind::Load);
+    let summary = Summary::of(&obs.client.window(&load, None));
+    let routes = obs
+        .client
+        .routes
+        .iter()
+        .map(|r| RouteSummary {
+            name: r.clone(),
+            summary: Summary::of(&obs.client.window(&load, Some(r))),
+        })
+        .collect();
+    (summary, routes)
+}
+
+fn client_series(obs: &Observations) -> Vec<ClientSecond> {
+    let from = obs
+        .warmup
+        .map(|w| w.start)
+        .unwrap_or(obs.load.start)
+        .floor() as i64;
+    let to = obs.load.end.ceil() as i64;
+    (from..to)
+        .map(|t| {
+            let all = obs.client.second(t, None);
+            let routes = obs
+                .client
+                .routes
+                .iter()
+                .map(|r| {
+                    let w = obs.client.second(t, Some(r));
+                    (
+                        r.clone(),
+                        RouteSecondSummary {
+                            requests: w.requests,
+                            errors: w.error_count(),
+                            p95_ms: w.latency.quantile_ms(0.95),
+                        },
+                    )
+                })
+                .collect();
+            ClientSecond {
+                t,
+                requests: all.requests,
+                errors: all.error_count(),
+                p50_ms: all.latency.quantile_ms(0.5),
+                p95_ms: all.latency.quantile_ms(0.95),
+                p99_ms: all.latency.quantile_ms(0.99),
+                max_ms: all.latency.max_ms(),
+                routes,
+            }
+        })
+        .collect()
+}
+
+fn phases(obs: &Observations) -> Vec<PhaseSpan> {
+    let mut out = Vec::new();
+    for kind in [
+        PhaseKind::Warmup,
+        PhaseKind::Load,
+        PhaseKind::Before,
+        PhaseKind::During,
+        PhaseKind::After,
+    ] {
+        for Window { start, end } in obs.windows(kind) {
+            out.push(PhaseSpan {
+                name: kind.as_str().to_string(),
+                start,
+                end,
+            });
+        }
+    }
+    out
+}
+
+/// Env names whose values are treated as secrets in the settings.
+fn secret_name(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL"]
+        .iter()
+        .any(|s| n.contains(s))
+}
+
+/// Replaces secret-looking env values and URL passwords anywhere in the settings.
+fn scrub(v: &mut serde_json::Value, key: Option<&str>) {
+    match v {
+        serde_json::Value::String(s) => {
+            if key.is_some_and(secret_name) {
+                *s = "***".to_string();
+            } else {
+                *s = crate::redact::redact_urls(s);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub(x, None)),
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                scrub(x, Some(k));
+            }
+        }
+        _ => {}
+    }
+}
+
+impl RunReport {
+    pub fn build(input: ReportInput<'_>) -> RunReport {
+        let obs = input.obs;
+        let (summary, routes) = load_summaries(obs);
+        let mut settings = serde_json::to_value(input.scenario).unwrap_or(serde_json::Value::Null);
+        scrub(&mut settings, None);
+        let failed_slas: Vec<String> = input
+            .slas
+            .iter()
+            .filter(|s| !s.passed())
+            .map(|s| s.label.clone())
+            .collect();
+        let arms = input
+            .arms
+            .iter()
+            .map(|(name, o)| {
+                let (summary, routes) = load_summaries(o);
+                ArmSummary {
+                    name: name.clone(),
+                    summary,
+                    routes,
+                }
+            })
+            .collect();
+        RunReport {
+            schema_version: SCHEMA_VERSION,
+            scenario: input.scenario.name.clone(),
+            description: input.scenario.description.clone(),
+            scenario_path: input.scenario_path.map(str::to_string),
+            run_id: input.run_id.to_string(),
+            started_at: input.started_at.to_string(),
+            wall_time_s: input.wall_time_s,
+            passed: failed_slas.is_empty() && !input.interrupted,
+            interrupted: input.interrupted,
+            failed_slas,
+            host: input.host,
+            tools: Tools {
+                poolproof: env!("CARGO_PKG_VERSION").to_string(),
+                goose: crate::load::GOOSE_VERSION.to_string(),
+            },
+            settings,
+            slas: input.slas.to_vec(),
+            summary,
+            routes,
+            phases: phases(obs),
+            faults: obs.faults.clone(),
+            alerts: obs.alerts.clone(),
+            arms,
+            series: Series {
+                client: client_series(obs),
+                server: obs.server.clone(),
+            },
+            notes: input.notes,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! SLA evaluation: each scenario SLA against a run's observations → a verdict with the
+//! measured value and the threshold. "No data" is a failure, never a silent pass.
+//!
+//! How each metric is measured (all over the SLA's phase, warm-up excluded):
+//! - `latency_p50|p95|p99|max`: client-side, from the merged per-second HDR histograms of the
+//!   phase (overall or one route); requests without a response are not latencies.
+//! - `error_rate`: errors / completed requests (unexpected status, timeout, transport).
+//! - `throughput`: successful requests per second of the phase.
+//! - `pool_efficiency`: 1 − Δconnections opened / Δacquisitions between the first and last
+//!   sample of the phase, summed over instances (falls back to the app's cumulative figure when
+//!   the phase holds a single sample per instance).
+//! - `pool_utilization`: the peak of in use / max over the phase's samples.
+//! - `acquire_wait_p95`: the highest acquire-wait p95 the app reported in the phase (the app
+//!   reports it since start, so this is conservative).
+//! - `health_score`: min (default) or mean of the composite score samples.
+//! - `server_latency_p95`: mean of the app's per-second p95 samples (per-route not sampled).
+//! - alert and A/B metrics: see [`alerts`] and [`ratios`].
+
+mod alerts;
+mod client;
+mod ratios;
+mod server;
+mod value;
+
+pub use value::{format_value, Unit};
+
+use crate::observe::{Observations, PhaseKind};
+use crate::scenario::{Comparator, Metric, Phase, Sla};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The outcome of one SLA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Met,
+    Failed,
+    /// Nothing was measured for this SLA: a failure.
+    NoData,
+    /// poolproof cannot evaluate this metric (yet, or in this configuration): a failure.
+    NotEvaluated,
+}
+
+impl Verdict {
+    pub fn passed(self) -> bool {
+        self == Verdict::Met
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Met => "met",
+            Verdict::Failed => "FAILED",
+            Verdict::NoData => "NO DATA",
+            Verdict::NotEvaluated => "NOT EVALUATED",
+        }
+    }
+}
+
+/// One SLA's verdict with everything a report shows about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaResult {
+    /// e.g. `latency_p95[profile] <= 50ms`.
+    pub label: String,
+    pub metric: String,
+    pub comparator: String,
+    pub route: Option<String>,
+    pub phase: String,
+    /// The threshold in the metric's unit (ms, fraction, rps, score, count, multiple).
+    pub threshold: f64,
+    /// The threshold as written in the scenario.
+    pub threshold_text: String,
+    pub unit: Unit,
+    pub measured: Option<f64>,
+    /// The measured value formatted in the threshold's style, or `-`.
+    pub measured_text: String,
+    pub verdict: Verdict,
+    /// How the value was obtained, or why there is none.
+    pub detail: String,
+}
+
+impl SlaResult {
+    pub fn passed(&self) -> bool {
+        self.verdict.passed()
+    }
+}
+
+/// What an SLA metric evaluated to before comparison.
+pub(crate) enum Measure {
+    Value { value: f64, detail: String },
+    NoData(String),
+    NotEvaluated(String),
+}
+
+/// The observations a set of SLAs is evaluated against: the run itself, plus each A/B arm's
+/// observations (empty without arms).
+#[derive(Debug, Clone, Copy)]
+pub struct EvalInput<'a> {
+    pub obs: &'a Observations,
+    pub arms: &'a BTreeMap<String, Observations>,
+    /// Arm names in scenario order: a ratio SLA without `arms:` compares the first two.
+    pub arm_names: &'a [String],
+}
+
+pub(crate) fn phase_kind(p: Phase) -> PhaseKind {
+    match p {
+        Phase::Load => PhaseKind::Load,
+        Phase::Before => PhaseKind::Before,
+        Phase::During => PhaseKind::During,
+        Phase::After => PhaseKind::After,
+    }
+}
+
+/// Evaluates one SLA. `all` is the scenario's full SLA list (recovery time uses the
+/// latency and error-rate SLAs as its definition of "recovered").
+pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
+    let unit = Unit::of(sla.metric, &sla.threshold);
+    let measure = match sla.metric {
+        Metric::LatencyP50
+        | Metric::LatencyP95
+        | Metric::LatencyP99
+        | Metric::LatencyMax
+        | Metric::ErrorRate
+        | Metric::Throughput => client::measure(sla, input.obs),
+        Metric::PoolEfficiency
+        | Metric::PoolUtilization
+        | Metric::AcquireWaitP95
+        | Metric::HealthScore
+        | Metric::ServerLatencyP95 => server::measure(sla, input.obs),
+        Metric::AlertLatency | Metric::AlertResolution | Metric::DuplicateNotifications => {
+            alerts::measure(sla, input.obs)
+        }
+        Metric::RecoveryTime => alerts::recovery_time(all, input.obs),
+        Metric::P95Improvement
+        | Metric::CapacityRatio
+        | Metric::ConnectionOverheadReduction
+        | Metric::ThroughputLoss => ratios::measure(sla, input.arms, input.arm_names),
+    };
+    let threshold = sla.threshold.canonical();
+    let (measured, verdict, detail) = match measure {
+        Measure::Value { value, detail } => {
+            let met = holds(sla.comparator, value, threshold);
+            (
+                Some(value),
+                if met { Verdict::Met } else { Verdict::Failed },
+                detail,
+            )
+        }
+        Measure::NoData(why) => (None, Verdict::NoData, why),
+        Measure::NotEvaluated(why) => (None, Verdict::NotEvaluated, why),
+    };
+    SlaResult {
+        label: sla.label(),
+        metric: sla.metric.as_str().to_string(),
+        comparator: sla.comparator.as_str().to_string(),
+        route: sla.route.clone(),
+        phase: sla.phase.to_string(),
+        threshold,
+        threshold_text: sla.threshold.to_string(),
+        unit,
+        measured_text: measured
+            .map(|v| format_value(v, unit))
+            .unwrap_or_else(|| "-".to_string()),
+        measured,
+        verdict,
+        detail,
+    }
+}
+
+/// Evaluates every SLA of a scenario, in order.
+pub fn evaluate_all(slas: &[Sla], input: EvalInput<'_>) -> Vec<SlaResult> {
+    slas.iter().map(|s| evaluate(s, slas, input)).collect()
+}
+
+/// Whether every SLA was met (an empty list passes: there was nothing to fail).
+pub fn all_met(results: &[SlaResult]) -> bool {
+    results.iter().all(SlaResult::passed)
+}
+
+/// `measured <op> threshold`; a non-finite measurement never holds.
+fn holds(op: Comparator, measured: f64, threshold: f64) -> bool {
+    measured.is_finite() && op.holds(measured, threshold)
+}
