@@ -5,6 +5,7 @@ pub mod cli;
 pub mod compare;
 pub mod exit;
 pub mod faults;
+pub mod html;
 pub mod interrupt;
 pub mod load;
 pub mod observe;

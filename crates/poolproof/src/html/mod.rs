@@ -1,0 +1,3 @@
+//! The self-contained HTML report (`report.html`): inline SVG charts, no JavaScript.
+
+pub mod chart;
