@@ -134,3 +134,35 @@ pub fn rows_chart_svg(rows: &[MetricComparison]) -> String {
     s.push_str("</svg>");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::{decide, GateConfig, Metric};
+
+    #[test]
+    fn one_dot_per_replicate_and_finite_coordinates() {
+        let cfg = GateConfig::default();
+        let rows = vec![
+            decide(
+                None,
+                Metric::LatencyP95,
+                &[20.0, 21.0, 19.0, 20.5, 20.2],
+                &[26.0, 25.0, 27.0, 26.5, 25.5],
+                &cfg,
+            ),
+            // All-equal values must not divide by zero.
+            decide(Some("a<b"), Metric::ErrorRate, &[0.0; 3], &[0.0; 3], &cfg),
+        ];
+        let svg = rows_chart_svg(&rows);
+        assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 16);
+        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+        assert!(svg.contains("a&lt;b / error_rate"));
+        assert!(svg.contains("regressed") && svg.contains("#c0392b"));
+        assert!(
+            svg.contains("<title>NEW replicate 3: 27.0 ms</title>"),
+            "{svg}"
+        );
+    }
+}

@@ -15,6 +15,7 @@ pub mod noise;
 pub mod observed;
 pub mod render;
 pub mod rng;
+pub mod schedule;
 pub mod summary;
 pub mod verdict;
 
@@ -26,5 +27,6 @@ pub use host::HostFacts;
 pub use metric::{Direction, Metric};
 pub use noise::{noise_summary, CpuMeter, NoiseSummary};
 pub use render::{comparison_markdown, noise_markdown};
+pub use schedule::{replicate_schedule, Step};
 pub use summary::{CpuUsage, ReplicateSummary};
 pub use verdict::{decide, GateConfig, MetricComparison, Verdict};
