@@ -437,7 +437,7 @@ mod tests {
         );
         assert_eq!(p[0].matches('L').count(), 2);
         for pt in p[0]
-            .split(|c| c == 'M' || c == 'L')
+            .split(['M', 'L'])
             .filter(|s| !s.trim().is_empty())
         {
             let (x, y) = pt.trim().split_once(',').unwrap();
