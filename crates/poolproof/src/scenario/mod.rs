@@ -86,6 +86,15 @@ pub fn load_bytes(bytes: &[u8], origin: &str) -> Result<Scenario, ScenarioError>
 
 /// Interpolates, parses and validates scenario text; `origin` names it in errors.
 pub fn load_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+    load_str_with(text, origin, |name| std::env::var(name).ok())
+}
+
+/// Like [`load_str`] with `${VAR}` values from `lookup` instead of the process environment.
+pub fn load_str_with(
+    text: &str,
+    origin: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Scenario, ScenarioError> {
     if text.len() > MAX_FILE_BYTES {
         return Err(too_large(origin, text.len() as u64));
     }
@@ -102,7 +111,7 @@ pub fn load_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
         )
         .at(Some((1, 1))));
     }
-    let interp = interpolate::interpolate_env(text).map_err(|e| {
+    let interp = interpolate::interpolate(text, lookup).map_err(|e| {
         ScenarioError::new(origin, ErrorKind::Interpolation, e.message).at(Some((e.line, e.column)))
     })?;
     parse(&interp, origin)
@@ -202,6 +211,10 @@ fn yaml_error(
     if message.starts_with("deserializing from YAML containing more than one document") {
         message = "more than one YAML document (---): a scenario file holds exactly one".into();
         pos = pos.or_else(|| second_document(&interp.text));
+    }
+    if message == "unknown anchor" {
+        message =
+            "unknown anchor: an alias (*name) refers to no anchor (&name) defined before it".into();
     }
     if message == "EOF while parsing a value" {
         message = "empty scenario document: expected a mapping with at least name and load".into();
@@ -398,5 +411,162 @@ fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMOKE: &str = include_str!("../../../../scenarios/smoke.yaml");
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "USERS" => Some("many-many-users".into()),
+            "TOKEN" => Some("tok-very-secret".into()),
+            "URL" => Some("http://127.0.0.1:9".into()),
+            _ => None,
+        }
+    }
+
+    fn err(text: &str) -> String {
+        match load_str_with(text, "t.yaml", env) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn shipped_smoke_parses_into_the_typed_model() {
+        let s = match load_str_with(SMOKE, "smoke.yaml", env) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(s.name, "smoke");
+        assert_eq!(s.load.duration, Duration::from_secs(30));
+        assert!(s.load_time() <= std::time::Duration::from_secs(60));
+        let p95 = s
+            .slas
+            .iter()
+            .find(|x| x.metric == Metric::LatencyP95 && x.route.is_none());
+        assert_eq!(
+            p95.map(|x| x.threshold),
+            Some(Threshold::Duration(Duration::from_millis(50)))
+        );
+        let respond = s
+            .transaction("respond")
+            .map(|t| (t.method, t.body.is_some()));
+        assert_eq!(respond, Some((Method::Post, true)));
+        for m in [
+            Metric::LatencyP50,
+            Metric::LatencyP99,
+            Metric::LatencyMax,
+            Metric::ErrorRate,
+            Metric::Throughput,
+            Metric::PoolEfficiency,
+            Metric::PoolUtilization,
+            Metric::AcquireWaitP95,
+            Metric::HealthScore,
+            Metric::ServerLatencyP95,
+        ] {
+            assert!(s.slas.iter().any(|x| x.metric == m), "smoke lacks {m}");
+        }
+    }
+
+    #[test]
+    fn positions_survive_interpolation_and_secrets_stay_hidden() {
+        // `${USERS}` expands to 15 characters; the error must point at the `${` in the file.
+        let e = err("name: x\nload:\n  users: ${USERS}\n  duration: 1s\n  transactions: [{name: a, path: /a}]\n");
+        assert!(
+            e.starts_with("t.yaml:3:10: load.users: invalid type: string \"${USERS}\""),
+            "{e}"
+        );
+        assert!(!e.contains("many-many-users"), "{e}");
+        // A field after a substitution on the same line keeps its original column.
+        let e = err(
+            "name: x\nload: {users: ${URL}, duration: 0s, transactions: [{name: a, path: /a}]}\n",
+        );
+        assert!(e.starts_with("t.yaml:2:"), "{e}");
+        let e = err("name: x\nservices: {provider: external}\napp: {url: ${URL}, token: ${TOKEN}, instances: 0}\nload: {users: 1, duration: 1s, transactions: [{name: a, path: /a}]}\n");
+        assert!(!e.contains("tok-very-secret"), "{e}");
+    }
+
+    #[test]
+    fn external_token_is_a_secret() {
+        let text = "name: x\nservices: {provider: external}\napp: {url: \"${URL}\", token: \"${TOKEN}\"}\nload: {users: 1, duration: 1s, transactions: [{name: a, path: /a}]}\n";
+        let s = match load_str_with(text, "t.yaml", env) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            s.app.token.as_ref().map(Secret::expose),
+            Some("tok-very-secret")
+        );
+        assert!(!format!("{s:?}").contains("tok-very-secret"));
+        assert!(s.is_external());
+    }
+
+    /// Thousands of damaged variants of a real scenario: never a panic, always one line, and a
+    /// position whenever the text is not empty.
+    #[test]
+    fn damaged_scenarios_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let bytes = SMOKE.as_bytes();
+        let specials: &[&[u8]] = &[
+            b"\t",
+            b"&a ",
+            b"*a",
+            b"{",
+            b"]",
+            b"\"",
+            b"'",
+            b"- ",
+            b": ",
+            b"${",
+            b"\xff",
+            b"\n  ",
+            b"-1",
+            b"99999999999999999999",
+            b"{{rand:",
+            b"%",
+            b"!!binary ",
+        ];
+        let mut errors = 0;
+        for i in 0..3000 {
+            let mut v = bytes.to_vec();
+            match i % 4 {
+                0 => v.truncate(rng.gen_range(0..v.len())),
+                1 => {
+                    let at = rng.gen_range(0..v.len());
+                    let s = specials[rng.gen_range(0..specials.len())];
+                    v.splice(at..at, s.iter().copied());
+                }
+                2 => {
+                    let at = rng.gen_range(0..v.len());
+                    let len = rng.gen_range(1..40).min(v.len() - at);
+                    v.drain(at..at + len);
+                }
+                _ => {
+                    let at = rng.gen_range(0..v.len());
+                    v[at] = rng.gen();
+                }
+            }
+            if let Err(e) = load_bytes(&v, "m.yaml") {
+                errors += 1;
+                let line = e.to_string();
+                assert!(!line.contains('\n'), "{line}");
+                if e.kind != ErrorKind::Io {
+                    assert!(
+                        e.position.is_some() || e.message.contains("more than one"),
+                        "unlocated: {line}"
+                    );
+                }
+            }
+        }
+        assert!(
+            errors > 1000,
+            "mutations should mostly break the scenario, {errors} did"
+        );
     }
 }
