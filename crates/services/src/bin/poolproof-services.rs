@@ -110,7 +110,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 signal = wait_for_signal() => { signal?; None }
             };
             if status.is_none() {
-                // Ctrl-C reached the child too (same process group); give it a moment.
+                // A terminal's Ctrl-C reaches the child too, a `kill` of this process does not:
+                // pass SIGTERM on, give it a moment to shut down, then kill_on_drop ends it.
+                if let Some(pid) = child.id() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
+                }
                 let _ =
                     tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await;
             }
