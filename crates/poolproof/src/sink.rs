@@ -62,6 +62,8 @@ impl std::fmt::Display for Channel {
 pub enum AlertState {
     Firing,
     Resolved,
+    /// A repeat while the alert stays firing (not a transition).
+    Reminder,
 }
 
 impl AlertState {
@@ -69,6 +71,7 @@ impl AlertState {
         match s.trim().to_ascii_lowercase().as_str() {
             "firing" | "fired" | "triggered" | "alerting" => Some(Self::Firing),
             "resolved" | "ok" | "recovered" => Some(Self::Resolved),
+            "still firing" | "still_firing" | "reminder" | "repeat" => Some(Self::Reminder),
             _ => None,
         }
     }
@@ -101,8 +104,8 @@ impl Delivery {
     }
 
     /// As an observation of the run: time as an offset from `load_start`. `None` for
-    /// requests that name no alert transition, and for idempotent replays (the provider
-    /// would not send those again, so nobody would see them).
+    /// requests that name no alert transition, for reminders (not a transition), and for
+    /// idempotent replays (the provider would not send those again, so nobody would see them).
     pub fn observed(&self, load_start: Instant) -> Option<crate::observe::AlertDelivery> {
         if self.replay {
             return None;
@@ -119,6 +122,7 @@ impl Delivery {
             transition: match self.state? {
                 AlertState::Firing => crate::observe::AlertTransition::Firing,
                 AlertState::Resolved => crate::observe::AlertTransition::Resolved,
+                AlertState::Reminder => return None,
             },
             status: self.status,
         })
@@ -610,8 +614,7 @@ fn alert_of_slack(v: &serde_json::Value) -> (Option<String>, Option<AlertState>)
         .or_else(|| v.get("state"))
         .and_then(|s| s.as_str())
         .and_then(AlertState::parse);
-    let text = v.get("text").and_then(|t| t.as_str()).unwrap_or("");
-    fill_from_text(alert, state, text)
+    fill_from_fields(alert, state, v, "text")
 }
 
 fn alert_of_email(v: &serde_json::Value) -> (Option<String>, Option<AlertState>) {
@@ -626,8 +629,55 @@ fn alert_of_email(v: &serde_json::Value) -> (Option<String>, Option<AlertState>)
     };
     let alert = tag("alert");
     let state = tag("state").as_deref().and_then(AlertState::parse);
-    let subject = v.get("subject").and_then(|t| t.as_str()).unwrap_or("");
-    fill_from_text(alert, state, subject)
+    fill_from_fields(alert, state, v, "subject")
+}
+
+/// Fallbacks for payloads without structured fields, in order: labelled fields anywhere in
+/// the body (`Alert: id` / `State: firing` lines, or Slack mrkdwn `*Alert*\nid`), then the
+/// headline (`text` or `subject`): FIRING / STILL FIRING / RESOLVED and the first snake_case
+/// word with two underscores (rule ids look like that).
+fn fill_from_fields(
+    alert: Option<String>,
+    state: Option<AlertState>,
+    v: &serde_json::Value,
+    headline_key: &str,
+) -> (Option<String>, Option<AlertState>) {
+    let mut strings = Vec::new();
+    collect_strings(v, &mut strings);
+    let field = |label: &str| strings.iter().find_map(|s| labelled(s, label));
+    let alert = alert.or_else(|| field("alert"));
+    let state = state.or_else(|| field("state").as_deref().and_then(AlertState::parse));
+    let headline = v.get(headline_key).and_then(|t| t.as_str()).unwrap_or("");
+    fill_from_text(alert, state, headline)
+}
+
+fn collect_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// The value of a labelled field in `text`: `Label: value` on one line, or `*Label*` followed
+/// by the value on the next line (Slack mrkdwn fields). Case-insensitive label.
+fn labelled(text: &str, label: &str) -> Option<String> {
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let l = line.trim();
+        if let Some((k, val)) = l.split_once(':') {
+            if k.trim().trim_matches('*').eq_ignore_ascii_case(label) && !val.trim().is_empty() {
+                return Some(val.trim().to_owned());
+            }
+        }
+        if l.trim_matches('*').eq_ignore_ascii_case(label) && l.starts_with('*') {
+            if let Some(next) = lines.next().map(str::trim).filter(|n| !n.is_empty()) {
+                return Some(next.to_owned());
+            }
+        }
+    }
+    None
 }
 
 /// Fallback for payloads without structured fields: FIRING/RESOLVED words and the
@@ -641,6 +691,8 @@ fn fill_from_text(
         let up = text.to_ascii_uppercase();
         if up.contains("RESOLVED") {
             Some(AlertState::Resolved)
+        } else if up.contains("STILL FIRING") {
+            Some(AlertState::Reminder)
         } else if up.contains("FIRING") {
             Some(AlertState::Firing)
         } else {

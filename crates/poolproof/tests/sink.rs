@@ -68,6 +68,59 @@ async fn slack_accepts_like_an_incoming_webhook_and_records_the_alert() {
     assert!(d[1].at >= d[0].at);
 }
 
+/// The shapes pooled-app sends (crates/pooled-app/src/alerts/channels.rs): no structured
+/// metadata, the rule id and state as labelled fields.
+#[tokio::test]
+async fn labelled_fields_name_the_alert_in_slack_blocks_and_email_bodies() {
+    let sink = WebhookSink::start().await.unwrap();
+    let c = client();
+    let slack = json!({
+        "text": "[STILL FIRING] critical: High request latency (P95 >= 2000 ms) — request_p95 2612.0 ms",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "[STILL FIRING] critical"}},
+            {"type": "section", "fields": [
+                {"type": "mrkdwn", "text": "*Alert*\nrequest_latency_critical"},
+                {"type": "mrkdwn", "text": "*State*\nstill firing"}
+            ]}
+        ]
+    });
+    assert_eq!(
+        c.post(sink.slack_url())
+            .json(&slack)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let mail = json!({
+        "from": "a@b.test", "to": ["c@d.test"],
+        "subject": "[RESOLVED] critical: High request latency (P95 >= 2000 ms) — request_p95 12.0 ms",
+        "html": "<h2>x</h2>",
+        "text": "[RESOLVED] critical\n\nAlert: request_latency_critical\nState: resolved\nSeverity: critical\n"
+    });
+    let r = c
+        .post(format!("{}/emails", sink.resend_url()))
+        .bearer_auth(KEY)
+        .json(&mail)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let d = sink.deliveries();
+    assert_eq!(d[0].alert.as_deref(), Some("request_latency_critical"));
+    assert_eq!(d[0].state, Some(AlertState::Reminder));
+    assert_eq!(d[1].alert.as_deref(), Some("request_latency_critical"));
+    assert_eq!(d[1].state, Some(AlertState::Resolved));
+    // A reminder is not a transition: only the resolution is an observation.
+    let obs = sink.observed(d[0].at);
+    assert_eq!(obs.len(), 1);
+    assert_eq!(
+        obs[0].transition,
+        poolproof::observe::AlertTransition::Resolved
+    );
+}
+
 #[tokio::test]
 async fn slack_rejects_bad_payloads_with_its_error_strings() {
     let sink = WebhookSink::start().await.unwrap();

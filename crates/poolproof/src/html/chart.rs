@@ -436,10 +436,7 @@ mod tests {
             p[0]
         );
         assert_eq!(p[0].matches('L').count(), 2);
-        for pt in p[0]
-            .split(['M', 'L'])
-            .filter(|s| !s.trim().is_empty())
-        {
+        for pt in p[0].split(['M', 'L']).filter(|s| !s.trim().is_empty()) {
             let (x, y) = pt.trim().split_once(',').unwrap();
             let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
             assert!((LEFT..=c.width - RIGHT).contains(&x), "{x}");

@@ -69,10 +69,12 @@ fn latency(sla: &Sla, obs: &Observations) -> Measure {
                 .reduce(f64::min);
             match resolved {
                 Some(t) => (t - end).max(0.0) * 1000.0,
-                None => return Measure::NoData(format!(
+                None => {
+                    return Measure::NoData(format!(
                     "no resolution of `{alert}` delivered after the {} fault ended at {end:.1} s",
                     f.kind
-                )),
+                ))
+                }
             }
         } else {
             match first_firing {
