@@ -16,16 +16,16 @@ APP_UID=999
 say() { echo "build-images: $*" >&2; }
 
 docker info >/dev/null 2>&1 || { say "no Docker engine answers (run ci/ensure-docker.sh)"; exit 1; }
-if [ ! -x "$PGBIN/postgres" ]; then
+if [[ "$PG_IMAGE" == poolproof/* ]] && [ ! -x "$PGBIN/postgres" ]; then
     say "Postgres 15 is not installed ($PGBIN/postgres missing)"; exit 1
 fi
-if ! command -v redis-server >/dev/null 2>&1; then
+if [[ "$REDIS_IMAGE" == poolproof/* ]] && ! command -v redis-server >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || { say "redis-server missing and not root"; exit 1; }
     say "installing redis-server"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >&2
 fi
-REDIS_BIN=$(command -v redis-server)
+REDIS_BIN=$(command -v redis-server || true)
 
 # Copies files into the root $1 at their canonical paths (the root is merged-/usr like the
 # host), then the targets of symlinks among them.
@@ -152,5 +152,14 @@ build_redis() {
     say "built $REDIS_IMAGE in $((SECONDS - t0))s"
 }
 
-build_postgres
-build_redis
+# Images named elsewhere (POOLPROOF_*_IMAGE=postgres:15 where a registry is reachable) are
+# pulled, not built.
+local_build() { case "$1" in poolproof/*) return 0 ;; *) return 1 ;; esac; }
+ensure_pulled() {
+    docker image inspect "$1" >/dev/null 2>&1 && return 0
+    say "pulling $1"
+    docker pull -q "$1" >/dev/null || { say "cannot pull $1 (no registry reachable?)"; return 1; }
+}
+
+if local_build "$PG_IMAGE"; then build_postgres; else ensure_pulled "$PG_IMAGE"; fi
+if local_build "$REDIS_IMAGE"; then build_redis; else ensure_pulled "$REDIS_IMAGE"; fi

@@ -9,7 +9,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 say() { echo "services: $*" >&2; }
 
 need=()
-[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+# POOLPROOF_PG_BINDIR points the processes provider at another Postgres (e.g. 16 elsewhere).
+[ -x "${POOLPROOF_PG_BINDIR:-/usr/lib/postgresql/15/bin}/postgres" ] || need+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client-15)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
@@ -18,8 +19,11 @@ if [ ${#need[@]} -gt 0 ]; then
         say "missing ${need[*]} and not root: install them"; exit 1
     fi
     say "installing ${need[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+    # Not fatal: with an engine and images the containers provider needs none of these.
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2; }; then
+        say "could not install ${need[*]}: the processes provider will not work here"
+    fi
 fi
 
 if "$HERE/ensure-docker.sh" && "$HERE/build-images.sh"; then

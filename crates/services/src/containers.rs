@@ -88,14 +88,26 @@ pub(crate) async fn start<I: Image>(
     service: &'static str,
     request: ContainerRequest<I>,
 ) -> Result<ContainerAsync<I>, ServiceError> {
-    request
-        .start()
-        .await
-        .map_err(|source| ServiceError::Container {
-            service,
-            op: "start",
-            source: Box::new(source),
-        })
+    let image = request.descriptor();
+    match request.start().await {
+        Ok(container) => Ok(container),
+        Err(source) => {
+            // The usual cause on a machine without a registry: the local image was never built.
+            if let Ok(docker) = crate::engine::client().await {
+                if !crate::engine::image_exists(&docker, &image).await {
+                    return Err(ServiceError::Engine(format!(
+                        "{service}: image {image} is not available locally and could not be \
+                         pulled ({source}); build it with ci/build-images.sh"
+                    )));
+                }
+            }
+            Err(ServiceError::Container {
+                service,
+                op: "start",
+                source: Box::new(source),
+            })
+        }
+    }
 }
 
 /// Tail of the container's output, for error messages.

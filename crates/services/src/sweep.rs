@@ -59,7 +59,28 @@ async fn sweep_containers() -> Result<usize, ServiceError> {
     Ok(removed)
 }
 
+/// Removes initdb templates whose build was interrupted (older than ten minutes: a build
+/// takes seconds, so an older one has no live builder).
+fn sweep_template_builds() {
+    let Ok(entries) = fs::read_dir(crate::processes::state_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_string_lossy().contains(".building-")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(600));
+        if stale {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn sweep_processes() -> usize {
+    sweep_template_builds();
     let Ok(entries) = fs::read_dir(pid_dir()) else {
         return 0;
     };

@@ -14,7 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// True when containers can be tested here. Where CI has set the engine up
 /// (`POOLPROOF_EXPECT_CONTAINERS`), their absence is a failure, not a skip.
 async fn containers_available() -> bool {
-    let images = ["poolproof/postgres:15", "poolproof/redis:7"];
+    let defaults = Options::default();
+    let images = [defaults.postgres_image, defaults.redis_image];
     let present = poolproof_services::engine_answers().await
         && images.iter().all(|image| {
             Command::new("docker")
@@ -375,4 +376,18 @@ async fn automatic_provider_prefers_containers_when_available() {
         poolproof_services::resolve_provider(&options).await,
         Provider::Processes
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_image_is_a_clear_error() {
+    if !containers_available().await {
+        return;
+    }
+    let mut options = options(Provider::Containers);
+    options.redis_image = "poolproof/no-such-image:0".to_owned();
+    let err = start_redis(&options).await.expect_err("no such image");
+    let text = err.to_string();
+    assert!(text.contains("poolproof/no-such-image:0"), "{text}");
+    assert!(text.contains("ci/build-images.sh"), "{text}");
+    assert_eq!(docker_ps(&options.run_label), Vec::<String>::new());
 }

@@ -70,13 +70,14 @@ fn killed_run(provider: Provider, label: &str) {
 }
 
 async fn engine_and_images() -> bool {
+    let defaults = Options::default();
     let present = poolproof_services::engine_answers().await
         && Command::new("docker")
             .args([
                 "image",
                 "inspect",
-                "poolproof/postgres:15",
-                "poolproof/redis:7",
+                &defaults.postgres_image,
+                &defaults.redis_image,
             ])
             .output()
             .is_ok_and(|o| o.status.success());
