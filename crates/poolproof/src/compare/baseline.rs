@@ -306,3 +306,67 @@ mod tests {
         assert!(e.contains("field `replicates`"), "{e}");
     }
 }
+
+/// The report module's report.json (as the run loop writes it) loads as run figures: this
+/// pins the contract between the two modules.
+#[cfg(test)]
+mod report_contract {
+    use super::*;
+    use crate::observe::Observations;
+    use crate::report::{ReportInput, RunReport};
+
+    #[test]
+    fn report_json_from_the_report_module_loads_with_replicates_and_host() {
+        let scenario = crate::scenario::load_str(
+            "name: gate-contract\nload:\n  users: 1\n  duration: 1s\n  transactions:\n    - name: p\n      method: GET\n      path: /\n      expect_status: 200\n",
+            "contract.yaml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let obs = Observations::default();
+        let arms = std::collections::BTreeMap::new();
+        let mut report = RunReport::build(ReportInput {
+            scenario: &scenario,
+            scenario_path: None,
+            run_id: "r1",
+            started_at: "2026-11-27T08:00:00Z",
+            wall_time_s: None,
+            host: crate::observe::HostFacts::current(),
+            obs: &obs,
+            arms: &arms,
+            slas: &[],
+            interrupted: false,
+            notes: Vec::new(),
+        });
+        report.replicates = (1..=3)
+            .map(|i| ReplicateSummary {
+                arm: None,
+                index: i,
+                latency_p50_ms: 5.0,
+                latency_p95_ms: 20.0 + f64::from(i),
+                latency_p99_ms: 30.0,
+                throughput_rps: 300.0,
+                error_rate: 0.0,
+                pool_efficiency: None,
+                pool_utilization: None,
+                acquire_wait_p95_ms: None,
+                server_latency_p95_ms: None,
+                load_generator: None,
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let paths = crate::report::write_all(&report, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let f = load_figures(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(f.scenario, "gate-contract");
+        assert_eq!(f.replicates, report.replicates);
+        // The report header's host shape maps onto this host's facts.
+        let host = f.host.unwrap_or_else(|| panic!("host missing"));
+        assert!(
+            host.differences(&HostFacts::collect()).is_empty(),
+            "{host:?}"
+        );
+        assert_eq!(f.tools.get("goose").map(String::is_empty), Some(false));
+        let md = std::fs::read_to_string(paths.markdown).unwrap_or_default();
+        assert!(md.contains("## Host noise (replicate spread)"), "{md}");
+        assert!(md.contains("| - | latency_p95 |"), "{md}");
+    }
+}

@@ -178,7 +178,7 @@ fn noise_line(side: &str, n: &NoiseSummary) -> String {
 /// The noise of a single run (no baseline), for report.md: spread per metric and the load
 /// generator's CPU.
 pub fn noise_markdown(n: &NoiseSummary) -> String {
-    let mut s = String::from("### Host noise\n\n");
+    let mut s = String::from("## Host noise (replicate spread)\n\n");
     s.push_str(&noise_line("This run", n));
     if !n.cv.is_empty() {
         s.push_str("\n| Arm | Metric | Replicate spread (cv) |\n|---|---|---|\n");

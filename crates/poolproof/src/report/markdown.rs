@@ -173,6 +173,12 @@ pub fn markdown(r: &RunReport) -> String {
         }
         o.push('\n');
     }
+    if r.replicates.len() > 1 {
+        // Host noise across replicates (regression gating, docs/regression-gating.md).
+        let noise =
+            crate::compare::noise_summary(&r.replicates, &crate::compare::GateConfig::default());
+        let _ = writeln!(o, "{}", crate::compare::noise_markdown(&noise));
+    }
     if !r.notes.is_empty() {
         let _ = writeln!(o, "## Notes\n");
         for n in &r.notes {

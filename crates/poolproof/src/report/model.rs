@@ -152,6 +152,10 @@ pub struct RunReport {
     pub arms: Vec<ArmSummary>,
     pub series: Series,
     pub notes: Vec<String>,
+    /// Per-replicate figures (every arm × replicate) for the regression gate and the noise
+    /// check (`crate::compare`); filled by the run loop after [`RunReport::build`].
+    #[serde(default)]
+    pub replicates: Vec<crate::compare::ReplicateSummary>,
 }
 
 fn load_summaries(obs: &Observations) -> (Summary, Vec<RouteSummary>) {
@@ -310,6 +314,7 @@ impl RunReport {
                 server: obs.server.clone(),
             },
             notes: input.notes,
+            replicates: Vec::new(),
         }
     }
 }
