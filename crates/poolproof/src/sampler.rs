@@ -175,6 +175,9 @@ fn pool_stats(v: &Value) -> PoolStats {
         acquire_wait_p95_ms: num(v, &["acquire_wait", "p95_us"])
             .map(|us| us / 1000.0)
             .unwrap_or(0.0),
+        acquire_wait_mean_ms: num(v, &["acquire_wait", "mean_us"])
+            .map(|us| us / 1000.0)
+            .unwrap_or(0.0),
         health_score: num(v, &["health_score"]).unwrap_or(0.0),
     }
 }

@@ -27,6 +27,11 @@ pub struct PoolStats {
     pub acquire_timeouts: u64,
     /// p95 of the wait inside `acquire` since app start, ms (app field `acquire_wait.p95_us` / 1000).
     pub acquire_wait_p95_ms: f64,
+    /// Mean wait inside `acquire` (pooled) or connect time (unpooled) since app start, ms
+    /// (app field `acquire_wait.mean_us` / 1000). With `acquisitions` it gives the total
+    /// time spent getting connections, hence the connection overhead of any phase.
+    #[serde(default)]
+    pub acquire_wait_mean_ms: f64,
     /// The pool's own 0–100 health score.
     pub health_score: f64,
 }
