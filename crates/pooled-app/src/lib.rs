@@ -16,12 +16,18 @@
 //! [`state::AppState::build`] then [`app::router`] (or [`app::serve`] / [`app::serve_state`] on a
 //! `TcpListener`, which tests bind to `127.0.0.1:0`).
 
+pub mod alerts;
+pub mod api;
 pub mod app;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod health;
+pub mod metrics;
 pub mod middleware;
+pub mod monitoring;
 pub mod pool;
+pub mod redis_link;
 pub mod request_scope;
 pub mod state;
 pub mod workload;

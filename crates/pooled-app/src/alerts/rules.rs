@@ -1,0 +1,435 @@
+//! Alert rules: the typed rule set, read once from YAML (`ALERT_RULES_FILE`) or the built-in
+//! defaults (fixtures/alert-rules/default.yaml, the report's six rules). Any mistake in a file is
+//! reported as one line naming file:line:column and the field path.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The built-in rules (same text as fixtures/alert-rules/default.yaml).
+pub const DEFAULT_RULES_YAML: &str = include_str!("../../../../fixtures/alert-rules/default.yaml");
+
+/// What a rule measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    RequestP95,
+    RequestP99,
+    DbQueryP95,
+    DbQueryMax,
+    ErrorRate,
+}
+
+impl Metric {
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::ErrorRate => "%",
+            _ => "ms",
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::RequestP95 => "request_p95",
+            Metric::RequestP99 => "request_p99",
+            Metric::DbQueryP95 => "db_query_p95",
+            Metric::DbQueryMax => "db_query_max",
+            Metric::ErrorRate => "error_rate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// A duration written as `500ms`, `30s`, `10m`, `1h` (or `0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Span(#[serde(serialize_with = "ser_ms")] pub Duration);
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// Parses `500ms`, `30s`, `10m`, `1h`, `0`.
+pub fn parse_span(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let ms = match unit {
+        "ms" => n,
+        "s" => n * 1e3,
+        "m" => n * 60e3,
+        "h" => n * 3600e3,
+        _ => return None,
+    };
+    Some(Duration::from_millis(ms.round() as u64))
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_span(&s).map(Span).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid duration {s:?} (expected e.g. 500ms, 30s, 10m, 1h)"
+            ))
+        })
+    }
+}
+
+/// A finite, positive threshold.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+pub struct Threshold(pub f64);
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v.is_finite() && v > 0.0 {
+            Ok(Threshold(v))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "threshold must be a positive number, got {v}"
+            )))
+        }
+    }
+}
+
+/// A rule id: lowercase letters, digits, `_` and `-` (it appears in Redis keys and idempotency keys).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct RuleId(pub String);
+
+impl<'de> Deserialize<'de> for RuleId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if ok {
+            Ok(RuleId(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid id {s:?} (1-64 of a-z, 0-9, _ and -)"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One alert rule.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub id: RuleId,
+    #[serde(default)]
+    pub summary: String,
+    pub metric: Metric,
+    pub threshold: Threshold,
+    pub window: Span,
+    #[serde(rename = "for", default = "zero_span")]
+    pub for_: Span,
+    pub severity: Severity,
+    pub cooldown: Span,
+    #[serde(default = "one")]
+    pub min_requests: u64,
+}
+
+fn zero_span() -> Span {
+    Span(Duration::ZERO)
+}
+fn one() -> u64 {
+    1
+}
+
+impl Rule {
+    /// Window in whole seconds (the collector keeps second-resolution rolling windows).
+    pub fn window_secs(&self) -> u64 {
+        self.window.0.as_millis().div_ceil(1000).max(1) as u64
+    }
+    pub fn title(&self) -> String {
+        if self.summary.is_empty() {
+            format!(
+                "{} >= {} {}",
+                self.metric.name(),
+                self.threshold.0,
+                self.metric.unit()
+            )
+        } else {
+            self.summary.clone()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    rules: Vec<Rule>,
+}
+
+/// A rule file that cannot be used; `Display` is the one-line, located message.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("{file}: cannot read: {reason}")]
+    Read { file: String, reason: String },
+    #[error("{file}:{line}:{column}: {path}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        path: String,
+        message: String,
+    },
+}
+
+/// Parses rule YAML; `file` names the source in errors.
+pub fn parse_rules(text: &str, file: &str) -> Result<Vec<Rule>, RulesError> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    let parsed: Result<RuleFile, _> = serde_path_to_error::deserialize(de);
+    let rules = match parsed {
+        Ok(f) => f.rules,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let (line, column) = inner.location().map_or((1, 1), |l| (l.line(), l.column()));
+            let (line, column) = refine(text, &path, line, column);
+            let msg = inner.to_string();
+            let mut message = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            // serde_yaml prefixes its own path ("rules[0]: "); ours is already in front.
+            if let Some((head, rest)) = message.split_once(": ") {
+                if !head.contains(' ') && head.starts_with("rules") {
+                    message = rest.to_string();
+                }
+            }
+            return Err(RulesError::Invalid {
+                file: file.into(),
+                line,
+                column,
+                path,
+                message,
+            });
+        }
+    };
+    let locate = |needle: &str, nth: usize| -> (usize, usize) {
+        text.lines()
+            .enumerate()
+            .filter_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
+            .nth(nth)
+            .unwrap_or((1, 1))
+    };
+    if rules.is_empty() {
+        let (line, column) = locate("rules", 0);
+        return Err(RulesError::Invalid {
+            file: file.into(),
+            line,
+            column,
+            path: "rules".into(),
+            message: "at least one rule is required".into(),
+        });
+    }
+    for (i, r) in rules.iter().enumerate() {
+        let invalid =
+            |path: String, message: String, (line, column): (usize, usize)| RulesError::Invalid {
+                file: file.into(),
+                line,
+                column,
+                path,
+                message,
+            };
+        if let Some(first) = rules[..i].iter().position(|o| o.id == r.id) {
+            let _ = first;
+            let nth = rules[..i].iter().filter(|o| o.id == r.id).count();
+            return Err(invalid(
+                format!("rules[{i}].id"),
+                format!("duplicate rule id {:?}", r.id.0),
+                locate(&format!("id: {}", r.id.0), nth),
+            ));
+        }
+        if r.window.0 < Duration::from_secs(1) || r.window.0 > Duration::from_secs(3600) {
+            return Err(invalid(
+                format!("rules[{i}].window"),
+                "window must be between 1s and 1h".into(),
+                locate("window:", i),
+            ));
+        }
+        if r.metric == Metric::ErrorRate && r.threshold.0 > 100.0 {
+            return Err(invalid(
+                format!("rules[{i}].threshold"),
+                "error_rate threshold is a percentage (0-100]".into(),
+                locate("threshold:", i),
+            ));
+        }
+    }
+    Ok(rules)
+}
+
+/// serde_yaml places errors raised by a field's own parser at the enclosing mapping; move them to
+/// the field's value (first `field:` at or after that line).
+fn refine(text: &str, path: &str, line: usize, column: usize) -> (usize, usize) {
+    let Some(field) = path.rsplit('.').next().filter(|f| !f.contains('[')) else {
+        return (line, column);
+    };
+    let key = format!("{field}:");
+    for (i, l) in text.lines().enumerate().skip(line.saturating_sub(1)) {
+        let t = l.trim_start();
+        let t = t.strip_prefix("- ").unwrap_or(t);
+        if t.starts_with(&key) {
+            let key_col = l.len() - t.len();
+            let after = &t[key.len()..];
+            let value_col = key_col + key.len() + (after.len() - after.trim_start().len());
+            return (i + 1, value_col + 1);
+        }
+    }
+    (line, column)
+}
+
+/// The report's six rules.
+pub fn default_rules() -> Vec<Rule> {
+    // The embedded file is tested below; failing here would be a build defect.
+    parse_rules(DEFAULT_RULES_YAML, "fixtures/alert-rules/default.yaml")
+        .expect("embedded default rules are valid")
+}
+
+/// Reads `path` (ALERT_RULES_FILE) or returns the defaults when `None`.
+pub fn load_rules(path: Option<&Path>) -> Result<Vec<Rule>, RulesError> {
+    match path {
+        None => Ok(default_rules()),
+        Some(p) => {
+            let file = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|e| RulesError::Read {
+                file: file.clone(),
+                reason: e.to_string(),
+            })?;
+            parse_rules(&text, &file)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_reports_six_rules() {
+        let r = default_rules();
+        assert_eq!(r.len(), 6);
+        let find = |id: &str| r.iter().find(|x| x.id.0 == id).unwrap();
+        let c = find("request_latency_critical");
+        assert_eq!(
+            (c.metric, c.threshold.0, c.severity),
+            (Metric::RequestP95, 2000.0, Severity::Critical)
+        );
+        assert_eq!(c.cooldown.0, Duration::from_secs(600));
+        assert_eq!(
+            find("request_latency_warning").cooldown.0,
+            Duration::from_secs(900)
+        );
+        assert_eq!(find("db_query_slow_critical").threshold.0, 2000.0);
+        assert_eq!(
+            find("db_query_slow_critical").cooldown.0,
+            Duration::from_secs(300)
+        );
+        assert_eq!(find("db_query_slow_warning").threshold.0, 500.0);
+        assert_eq!(
+            find("db_query_slow_warning").cooldown.0,
+            Duration::from_secs(600)
+        );
+        assert_eq!(find("error_rate_critical").threshold.0, 10.0);
+        assert_eq!(
+            find("error_rate_critical").cooldown.0,
+            Duration::from_secs(300)
+        );
+        assert_eq!(find("error_rate_warning").threshold.0, 5.0);
+        assert_eq!(
+            find("error_rate_warning").cooldown.0,
+            Duration::from_secs(600)
+        );
+    }
+
+    #[test]
+    fn spans_parse() {
+        assert_eq!(parse_span("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_span("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_span("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_span("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_span("0"), Some(Duration::ZERO));
+        assert_eq!(parse_span("5x"), None);
+        assert_eq!(parse_span("s"), None);
+        assert_eq!(parse_span("-1s"), None);
+    }
+
+    fn err(text: &str) -> String {
+        parse_rules(text, "rules.yaml").unwrap_err().to_string()
+    }
+
+    const OK: &str = "rules:\n  - id: a\n    metric: request_p95\n    threshold: 5\n    window: 10s\n    severity: critical\n    cooldown: 1m\n";
+
+    #[test]
+    fn errors_are_one_located_line() {
+        assert!(parse_rules(OK, "r").is_ok());
+        let e = err(&OK.replace("window: 10s", "window: 10x"));
+        assert!(
+            e.starts_with("rules.yaml:5:13: rules[0].window: invalid duration \"10x\""),
+            "{e}"
+        );
+        let e = err(&OK.replace("threshold: 5", "threshold: -5"));
+        assert!(
+            e.starts_with("rules.yaml:4:16: rules[0].threshold: threshold must be a positive"),
+            "{e}"
+        );
+        let e = err(&OK.replace("metric: request_p95", "metric: p95"));
+        assert!(
+            e.starts_with("rules.yaml:3:13: rules[0].metric: unknown variant `p95`"),
+            "{e}"
+        );
+        let e = err(&OK.replace("cooldown: 1m", "cooldown: 1m\n    colour: red"));
+        assert!(
+            e.starts_with("rules.yaml:8:13: rules[0].colour: unknown field `colour`"),
+            "{e}"
+        );
+        let e = err(&format!("{OK}{}", OK.trim_start_matches("rules:\n")));
+        assert!(
+            e.starts_with("rules.yaml:8:5: rules[1].id: duplicate rule id \"a\""),
+            "{e}"
+        );
+        let e = err("rules: [\n");
+        assert!(e.starts_with("rules.yaml:"), "{e}");
+        assert!(!e.contains('\n'));
+        let e = err(&OK
+            .replace("metric: error_rate", "x")
+            .replace("request_p95", "error_rate")
+            .replace("threshold: 5", "threshold: 150"));
+        assert!(
+            e.contains("rules[0].threshold: error_rate threshold is a percentage"),
+            "{e}"
+        );
+        let e = err("rules: []\n");
+        assert!(e.contains("at least one rule"), "{e}");
+    }
+}

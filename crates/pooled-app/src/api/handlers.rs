@@ -1,0 +1,222 @@
+//! Handlers of the monitoring endpoints. They read cached or in-memory state (the realtime
+//! snapshot, the health report) or a briefly cached Redis summary, so they stay fast under load.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{prometheus, Monitoring};
+use crate::health::Readiness;
+use crate::metrics::summary;
+
+const DISABLED: &str = "performance monitoring is disabled (ENABLE_PERFORMANCE_MONITORING=false)";
+
+fn disabled() -> Response {
+    Json(json!({"monitoring_enabled": false, "message": DISABLED})).into_response()
+}
+
+/// Summaries cached per window for a second (several dashboards polling share one Redis read).
+#[derive(Default)]
+pub struct SummaryCache {
+    entries: Mutex<HashMap<u64, (Instant, Arc<Value>)>>,
+}
+
+const SUMMARY_TTL: Duration = Duration::from_secs(1);
+
+pub async fn summary_value(m: &Monitoring, hours: f64) -> Arc<Value> {
+    let key = hours.to_bits();
+    if let Some((t, v)) = m
+        .summary_cache
+        .entries
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+    {
+        if t.elapsed() < SUMMARY_TTL {
+            return v.clone();
+        }
+    }
+    let store = m.collector.realtime().collector.store.clone();
+    let s = summary::summary(m.redis.as_deref(), &m.collector, store, hours).await;
+    let v = Arc::new(serde_json::to_value(&s).unwrap_or(Value::Null));
+    let mut g = m
+        .summary_cache
+        .entries
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    g.retain(|_, (t, _)| t.elapsed() < SUMMARY_TTL);
+    g.insert(key, (Instant::now(), v.clone()));
+    v
+}
+
+pub async fn realtime(State(m): State<Monitoring>) -> Response {
+    if !m.enabled {
+        return disabled();
+    }
+    Json(m.collector.realtime()).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SummaryParams {
+    hours: Option<String>,
+}
+
+/// Parses `hours`: a positive number up to the retention.
+fn parse_hours(raw: Option<&str>, max: f64) -> Result<f64, String> {
+    let Some(raw) = raw else { return Ok(1.0) };
+    match raw.trim().parse::<f64>() {
+        Ok(h) if h.is_finite() && h > 0.0 && h <= max => Ok(h),
+        _ => Err(format!("query parameter `hours`: expected a number in (0, {max}] (METRICS_RETENTION_HOURS), got {raw:?}")),
+    }
+}
+
+pub async fn summary(State(m): State<Monitoring>, Query(p): Query<SummaryParams>) -> Response {
+    if !m.enabled {
+        return disabled();
+    }
+    match parse_hours(p.hours.as_deref(), m.retention_hours) {
+        Ok(h) => Json((*summary_value(&m, h).await).clone()).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "bad_request", "message": e})),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn health_status(State(m): State<Monitoring>) -> Response {
+    match m.health.latest() {
+        Some(h) => Json(h).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"overall_healthy": false, "message": "first health check still running"})),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn alerts_active(State(m): State<Monitoring>) -> Response {
+    if !m.enabled {
+        return disabled();
+    }
+    match &m.alerts {
+        Some(a) => Json(a.view()).into_response(),
+        None => Json(
+            json!({"alerts_enabled": false, "active": [], "message": "alert engine not running"}),
+        )
+        .into_response(),
+    }
+}
+
+/// Everything the dashboard page shows in one answer.
+pub async fn dashboard(State(m): State<Monitoring>) -> Response {
+    if !m.enabled {
+        return disabled();
+    }
+    let summary = summary_value(&m, 1.0).await;
+    let alerts = m
+        .alerts
+        .as_ref()
+        .map(|a| serde_json::to_value(a.view()).unwrap_or(Value::Null));
+    let pool = m.pool_json.as_ref().map(|f| f());
+    Json(json!({
+        "monitoring_enabled": true,
+        "realtime": m.collector.realtime(),
+        "summary_1h": summary,
+        "health": m.health.latest(),
+        "alerts": alerts,
+        "pool": pool,
+    }))
+    .into_response()
+}
+
+pub async fn prometheus(State(m): State<Monitoring>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        prometheus::render(&m),
+    )
+        .into_response()
+}
+
+/// Liveness: the process answers.
+pub async fn healthz() -> Response {
+    Json(json!({"status": "pass"})).into_response()
+}
+
+/// Readiness in `application/health+json` (draft-inadarei-api-health-check); 503 on fail.
+pub async fn readyz(State(m): State<Monitoring>) -> Response {
+    let Some(h) = m.health.latest() else {
+        let body = json!({"status": "fail", "output": "first health check still running"});
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/health+json")],
+            body.to_string(),
+        )
+            .into_response();
+    };
+    let r = h.readiness();
+    let s = &h.services;
+    let st = |healthy: bool| if healthy { "pass" } else { "warn" };
+    let time = chrono::DateTime::from_timestamp_millis(h.checked_at_ms as i64)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default();
+    let db_status = if s.database.healthy {
+        "pass"
+    } else if r == Readiness::Fail {
+        "fail"
+    } else {
+        "warn"
+    };
+    let body = json!({
+        "status": r,
+        "description": "pooled-app readiness",
+        "output": if r == Readiness::Pass { None } else { h.insights.first().cloned() },
+        "checks": {
+            "database:responseTime": [{"componentType": "datastore", "observedValue": s.database.response_time_ms, "observedUnit": "ms", "status": db_status, "time": time, "output": s.database.error}],
+            "redis:responseTime": [{"componentType": "datastore", "observedValue": s.redis.response_time_ms, "observedUnit": "ms", "status": st(s.redis.healthy), "time": time, "output": s.redis.error}],
+            "connectionPool:utilization": [{"componentType": "component", "observedValue": s.connection_pool.utilization, "observedUnit": "percent", "status": st(s.connection_pool.healthy), "time": time}],
+            "performance:p95": [{"componentType": "component", "observedValue": s.performance.p95_latency, "observedUnit": "ms", "status": st(s.performance.healthy), "time": time}],
+            "notifiers:failures": [{"componentType": "component", "observedValue": s.notifiers.failures_last_5m, "status": st(s.notifiers.healthy), "time": time}],
+            "composite:score": [{"componentType": "system", "observedValue": h.composite_score, "status": st(h.overall_healthy), "time": time}],
+        }
+    });
+    let code = if r == Readiness::Fail {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/health+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_parameter() {
+        assert_eq!(parse_hours(None, 24.0), Ok(1.0));
+        assert_eq!(parse_hours(Some("6"), 24.0), Ok(6.0));
+        assert_eq!(parse_hours(Some("0.25"), 24.0), Ok(0.25));
+        assert!(parse_hours(Some("0"), 24.0)
+            .unwrap_err()
+            .contains("`hours`"));
+        assert!(parse_hours(Some("48"), 24.0).is_err());
+        assert!(parse_hours(Some("x"), 24.0).is_err());
+        assert!(parse_hours(Some("NaN"), 24.0).is_err());
+    }
+}

@@ -1,0 +1,63 @@
+//! Dashboard API: `/api/performance/{metrics/realtime, metrics/summary, health/status,
+//! alerts/active, dashboard}`, Prometheus `/metrics`, `/healthz`, `/readyz` and the dashboard
+//! page, sharing one [`Monitoring`] state. Behind a bearer token when one is configured.
+
+pub mod auth;
+pub mod handlers;
+pub mod page;
+pub mod prometheus;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::alerts::Alerts;
+use crate::health::{HealthMonitor, PoolProbe};
+use crate::metrics::MetricsCollector;
+use crate::redis_link::RedisLink;
+
+/// Everything the monitoring endpoints read.
+#[derive(Clone)]
+pub struct Monitoring {
+    pub enabled: bool,
+    pub collector: MetricsCollector,
+    pub alerts: Option<Alerts>,
+    pub health: HealthMonitor,
+    pub redis: Option<Arc<RedisLink>>,
+    pub pool: Option<Arc<dyn PoolProbe>>,
+    /// The pool's own `/pool` answer (app-data), embedded in `/dashboard`.
+    pub pool_json: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
+    pub token: Option<Arc<str>>,
+    pub retention_hours: f64,
+    pub summary_cache: Arc<handlers::SummaryCache>,
+}
+
+/// The monitoring routes, ready to merge into the app's router.
+pub fn router<S: Clone + Send + Sync + 'static>(m: Monitoring) -> Router<S> {
+    let token = m.token.clone();
+    let guarded = Router::new()
+        .route("/api/performance/metrics/realtime", get(handlers::realtime))
+        .route("/api/performance/metrics/summary", get(handlers::summary))
+        .route(
+            "/api/performance/health/status",
+            get(handlers::health_status),
+        )
+        .route(
+            "/api/performance/alerts/active",
+            get(handlers::alerts_active),
+        )
+        .route("/api/performance/dashboard", get(handlers::dashboard))
+        .route("/metrics", get(handlers::prometheus))
+        .route_layer(axum::middleware::from_fn_with_state(
+            token,
+            auth::require_token,
+        ));
+    let open = Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/dashboard", get(page::page))
+        .route("/dashboard/app.js", get(page::script))
+        .route("/dashboard/app.css", get(page::style));
+    guarded.merge(open).with_state(m)
+}

@@ -1,0 +1,707 @@
+//! The collector: takes request samples from the request path through a bounded channel (never
+//! blocking — a full channel drops the sample and counts it), keeps per-route HDR histograms for
+//! the current second, and once a second finishes the bucket: rolling windows, the in-memory ring,
+//! the minute roll-up, the realtime snapshot, the baseline, and the hand-off to the Redis writer.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::bucket::{Bucket, LiveBucket};
+use super::histogram::{self, Hist, Latency};
+use super::rolling::Rolling;
+use super::store::{FlushItem, StoreStatus};
+
+/// One finished request as the collector sees it.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// "METHOD route" with the matched route pattern (bounded label set).
+    pub route: Arc<str>,
+    pub status: u16,
+    pub duration_us: u64,
+}
+
+impl Sample {
+    /// 5xx and 4xx both count as errors for the error rate (the report's "4xx/5xx response rate").
+    pub fn is_error(&self) -> bool {
+        self.status >= 400
+    }
+}
+
+/// Routes of the monitoring stack itself: recorded per route, kept out of the app-traffic totals.
+pub fn is_monitoring_route(route: &str) -> bool {
+    let path = route.split_once(' ').map_or(route, |(_, p)| p);
+    path.starts_with("/api/performance")
+        || path == "/metrics"
+        || path == "/healthz"
+        || path == "/readyz"
+        || path.starts_with("/dashboard")
+}
+
+/// Cumulative query-time histograms (µs) per query kind, from the pool; the collector turns them
+/// into per-second histograms by difference.
+pub trait QueryTimeSource: Send + Sync + 'static {
+    fn query_histograms(&self) -> Vec<(String, Hist)>;
+}
+
+/// Collector settings.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    pub enabled: bool,
+    pub instance: String,
+    /// Channel capacity between the request path and the collector task.
+    pub channel_capacity: usize,
+    /// Seconds kept in memory (local summaries while Redis is away).
+    pub ring_secs: usize,
+    /// Extra rolling windows (seconds) the alert rules read.
+    pub windows: Vec<u64>,
+    /// Time after the first request over which the baseline is taken.
+    pub baseline_secs: u64,
+    /// Current p95 / baseline p95 at or above which a regression is reported.
+    pub regression_ratio: f64,
+}
+
+impl CollectorConfig {
+    pub fn new(instance: String) -> CollectorConfig {
+        CollectorConfig {
+            enabled: true,
+            instance,
+            channel_capacity: 65_536,
+            ring_secs: 3600,
+            windows: Vec::new(),
+            baseline_secs: 300,
+            regression_ratio: 1.5,
+        }
+    }
+}
+
+/// Windowed figures for the alert engine and the health monitor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct WindowStats {
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate_percent: f64,
+    pub latency: Latency,
+    pub db_p95_ms: Option<f64>,
+    pub db_max_ms: Option<f64>,
+    pub db_queries: u64,
+}
+
+/// Request figures over one window.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub window_seconds: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate_percent: f64,
+    pub rps: f64,
+    pub latency_ms: Latency,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteStats {
+    pub route: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub latency_ms: Latency,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KindStats {
+    pub kind: String,
+    pub queries: u64,
+    pub latency_ms: Latency,
+}
+
+/// One point of the per-second series the dashboard charts.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Point {
+    pub t: u64,
+    pub rps: u64,
+    pub errors: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    pub p95_ms: f64,
+    pub p50_ms: f64,
+    pub requests: u64,
+    pub established_at: u64,
+    pub source: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Regression {
+    pub detected: bool,
+    pub current_p95_ms: f64,
+    pub baseline_p95_ms: f64,
+    pub ratio: f64,
+    pub threshold_ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectorStatus {
+    pub received: u64,
+    pub dropped: u64,
+    pub channel_capacity: usize,
+    pub store: StoreStatus,
+}
+
+/// What `/metrics/realtime` shows; rebuilt once a second by the collector task.
+#[derive(Debug, Clone, Serialize)]
+pub struct Realtime {
+    pub monitoring_enabled: bool,
+    pub scope: &'static str,
+    pub instance: String,
+    pub timestamp: u64,
+    pub last_second: Stats,
+    pub last_10s: Stats,
+    pub last_60s: Stats,
+    pub routes: Vec<RouteStats>,
+    pub query_kinds: Vec<KindStats>,
+    pub series: Vec<Point>,
+    pub baseline: Option<Baseline>,
+    pub regression: Option<Regression>,
+    pub collector: CollectorStatus,
+}
+
+const SERIES_POINTS: usize = 300;
+
+struct Live {
+    current: LiveBucket,
+    ring: VecDeque<Arc<Bucket>>,
+    windows: Vec<Rolling>,
+    minute: LiveBucket,
+    cumulative: LiveBucket,
+    series: VecDeque<Point>,
+    baseline_acc: Option<(u64, LiveBucket)>,
+    prev_db: BTreeMap<String, Hist>,
+}
+
+struct Shared {
+    cfg: CollectorConfig,
+    received: AtomicU64,
+    dropped: AtomicU64,
+    live: Mutex<Live>,
+    realtime: RwLock<Arc<Realtime>>,
+    baseline: RwLock<Option<Baseline>>,
+    store_status: Arc<RwLock<StoreStatus>>,
+}
+
+/// Handle to the collector; cheap to clone, safe to call from the request path.
+#[derive(Clone)]
+pub struct MetricsCollector {
+    tx: mpsc::Sender<Sample>,
+    shared: Arc<Shared>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl MetricsCollector {
+    /// Starts the collector task. `flush` receives every finished second and minute (the Redis
+    /// writer); `queries` is the pool's query-time source.
+    pub fn start(
+        cfg: CollectorConfig,
+        flush: Option<mpsc::Sender<FlushItem>>,
+        store_status: Arc<RwLock<StoreStatus>>,
+        queries: Option<Arc<dyn QueryTimeSource>>,
+    ) -> (MetricsCollector, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(cfg.channel_capacity.max(1));
+        let now = unix_now();
+        let mut windows: Vec<u64> = vec![10, 60];
+        windows.extend(cfg.windows.iter().copied().filter(|w| *w > 0));
+        windows.sort_unstable();
+        windows.dedup();
+        let live = Live {
+            current: LiveBucket::new(now, 1),
+            ring: VecDeque::new(),
+            windows: windows.into_iter().map(Rolling::new).collect(),
+            minute: LiveBucket::new(now - now % 60, 60),
+            cumulative: LiveBucket::new(now, 0),
+            series: VecDeque::new(),
+            baseline_acc: None,
+            prev_db: BTreeMap::new(),
+        };
+        let shared = Arc::new(Shared {
+            realtime: RwLock::new(Arc::new(empty_realtime(&cfg, now))),
+            cfg,
+            received: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            live: Mutex::new(live),
+            baseline: RwLock::new(None),
+            store_status,
+        });
+        let handle = tokio::spawn(run(shared.clone(), rx, flush, queries));
+        (MetricsCollector { tx, shared }, handle)
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.shared.cfg.enabled
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.shared.cfg.instance
+    }
+
+    /// Hands a sample to the collector without waiting: when the channel is full the sample is
+    /// dropped and counted, so the request never pays for monitoring back-pressure.
+    #[inline]
+    pub fn record(&self, sample: Sample) {
+        if !self.shared.cfg.enabled {
+            return;
+        }
+        if self.tx.try_send(sample).is_err() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The latest realtime snapshot (rebuilt every second).
+    pub fn realtime(&self) -> Arc<Realtime> {
+        self.shared
+            .realtime
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// App-traffic figures over the last `secs` seconds including the current partial second
+    /// (fresh data for the alert engine). `secs` must be one of the configured windows, else the
+    /// nearest larger one is used.
+    pub fn window(&self, secs: u64) -> WindowStats {
+        let live = lock(&self.shared.live);
+        let w = live
+            .windows
+            .iter()
+            .find(|w| w.secs >= secs)
+            .or(live.windows.last());
+        let mut overall = w.map_or_else(histogram::new_hist, |w| w.acc.overall.clone());
+        histogram::merge(&mut overall, &live.current.overall);
+        let errors = w.map_or(0, |w| w.acc.errors) + live.current.errors;
+        let mut db = histogram::new_hist();
+        if let Some(w) = w {
+            for h in w.acc.db.values() {
+                histogram::merge(&mut db, h);
+            }
+        }
+        drop(live);
+        window_stats(&overall, errors, &db)
+    }
+
+    /// Finished seconds held in memory, newest last (local fallback when Redis is away).
+    pub fn ring(&self) -> Vec<Arc<Bucket>> {
+        lock(&self.shared.live).ring.iter().cloned().collect()
+    }
+
+    /// Cumulative per-route histograms and error counts since start (Prometheus exposition).
+    pub fn cumulative(&self) -> Vec<(String, Latency, u64, u64)> {
+        let live = lock(&self.shared.live);
+        let mut out: Vec<(String, Latency, u64, u64)> = live
+            .cumulative
+            .routes
+            .iter()
+            .map(|(k, r)| {
+                let mut h = r.hist.clone();
+                let mut errors = r.errors;
+                if let Some(c) = live.current.routes.get(k) {
+                    histogram::merge(&mut h, &c.hist);
+                    errors += c.errors;
+                }
+                let sum_us = (h.mean() * h.len() as f64) as u64;
+                (k.clone(), Latency::of(&h), errors, sum_us)
+            })
+            .collect();
+        for (k, r) in &live.current.routes {
+            if !live.cumulative.routes.contains_key(k) {
+                let sum_us = (r.hist.mean() * r.hist.len() as f64) as u64;
+                out.push((k.clone(), Latency::of(&r.hist), r.errors, sum_us));
+            }
+        }
+        out
+    }
+
+    pub fn baseline(&self) -> Option<Baseline> {
+        self.shared
+            .baseline
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Adopts a baseline shared through Redis (the first instance's wins).
+    pub fn set_shared_baseline(&self, b: Baseline) {
+        *self
+            .shared
+            .baseline
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(b);
+    }
+
+    pub fn received(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+}
+
+fn window_stats(overall: &Hist, errors: u64, db: &Hist) -> WindowStats {
+    let requests = overall.len();
+    WindowStats {
+        requests,
+        errors,
+        error_rate_percent: pct(errors, requests),
+        latency: Latency::of(overall),
+        db_p95_ms: (!db.is_empty()).then(|| histogram::us_to_ms(db.value_at_quantile(0.95))),
+        db_max_ms: (!db.is_empty()).then(|| histogram::us_to_ms(db.max())),
+        db_queries: db.len(),
+    }
+}
+
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 * 10_000.0 / whole as f64).round() / 100.0
+    }
+}
+
+fn empty_realtime(cfg: &CollectorConfig, now: u64) -> Realtime {
+    Realtime {
+        monitoring_enabled: cfg.enabled,
+        scope: "instance",
+        instance: cfg.instance.clone(),
+        timestamp: now,
+        last_second: Stats {
+            window_seconds: 1,
+            ..Stats::default()
+        },
+        last_10s: Stats {
+            window_seconds: 10,
+            ..Stats::default()
+        },
+        last_60s: Stats {
+            window_seconds: 60,
+            ..Stats::default()
+        },
+        routes: Vec::new(),
+        query_kinds: Vec::new(),
+        series: Vec::new(),
+        baseline: None,
+        regression: None,
+        collector: CollectorStatus {
+            received: 0,
+            dropped: 0,
+            channel_capacity: cfg.channel_capacity,
+            store: StoreStatus::default(),
+        },
+    }
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Sample>,
+    flush: Option<mpsc::Sender<FlushItem>>,
+    queries: Option<Arc<dyn QueryTimeSource>>,
+) {
+    // Tick on wall-clock second boundaries so every instance's buckets line up.
+    let ms = unix_ms();
+    let first = tokio::time::Instant::now() + Duration::from_millis(1000 - ms % 1000);
+    let mut tick = tokio::time::interval_at(first, Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut buf: Vec<Sample> = Vec::with_capacity(1024);
+    loop {
+        tokio::select! {
+            biased;
+            _ = tick.tick() => {
+                finish_second(&shared, flush.as_ref(), queries.as_deref());
+            }
+            n = rx.recv_many(&mut buf, 1024) => {
+                if n == 0 {
+                    break;
+                }
+                shared.received.fetch_add(n as u64, Ordering::Relaxed);
+                let mut live = lock(&shared.live);
+                for s in buf.drain(..) {
+                    let app = !is_monitoring_route(&s.route);
+                    live.current.record(&s.route, s.duration_us, s.is_error(), app);
+                }
+            }
+        }
+    }
+}
+
+fn finish_second(
+    shared: &Shared,
+    flush: Option<&mpsc::Sender<FlushItem>>,
+    queries: Option<&dyn QueryTimeSource>,
+) {
+    let now = unix_now();
+    let cfg = &shared.cfg;
+    // Query times: the pool's cumulative histograms, differenced into this second.
+    let db_now = queries.map(|q| q.query_histograms());
+    let mut live = lock(&shared.live);
+    if let Some(db_now) = db_now {
+        let mut fresh = BTreeMap::new();
+        for (kind, cum) in db_now {
+            let mut sec = histogram::new_hist();
+            histogram::merge(&mut sec, &cum);
+            if let Some(prev) = live.prev_db.get(&kind) {
+                if sec.subtract(prev).is_err() {
+                    // The source was reset: this second gets what it has now.
+                    sec = histogram::new_hist();
+                    histogram::merge(&mut sec, &cum);
+                }
+            }
+            let mut keep = histogram::new_hist();
+            histogram::merge(&mut keep, &cum);
+            fresh.insert(kind.clone(), keep);
+            if !sec.is_empty() {
+                live.current.db.insert(kind, sec);
+            }
+        }
+        live.prev_db = fresh;
+    }
+    let start = now.saturating_sub(1);
+    let mut cur = std::mem::replace(&mut live.current, LiveBucket::new(now, 1));
+    cur.start = start;
+    let fin = Arc::new(cur.finish());
+    for w in &mut live.windows {
+        w.push(&cur, fin.clone());
+    }
+    live.cumulative.absorb_live(&cur);
+    live.ring.push_back(fin.clone());
+    while live.ring.len() > cfg.ring_secs {
+        live.ring.pop_front();
+    }
+    live.series.push_back(Point {
+        t: start,
+        rps: fin.count,
+        errors: fin.errors,
+        p50: fin.latency.p50_ms,
+        p95: fin.latency.p95_ms,
+        p99: fin.latency.p99_ms,
+    });
+    while live.series.len() > SERIES_POINTS {
+        live.series.pop_front();
+    }
+    // Minute roll-up: written once the minute is over.
+    let minute_start = start - start % 60;
+    let mut minute_done = None;
+    if live.minute.start != minute_start {
+        let m = std::mem::replace(&mut live.minute, LiveBucket::new(minute_start, 60));
+        if !m.overall.is_empty() || !m.routes.is_empty() {
+            minute_done = Some(Arc::new(m.finish()));
+        }
+    }
+    live.minute.absorb_live(&cur);
+    // Baseline: the first `baseline_secs` after the first app request.
+    let mut new_baseline = None;
+    if fin.count > 0 || live.baseline_acc.is_some() {
+        let established = shared
+            .baseline
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if !established {
+            let acc = live
+                .baseline_acc
+                .get_or_insert_with(|| (start, LiveBucket::new(start, 0)));
+            acc.1.absorb_live(&cur);
+            if start + 1 >= acc.0 + cfg.baseline_secs && !acc.1.overall.is_empty() {
+                let l = Latency::of(&acc.1.overall);
+                new_baseline = Some(Baseline {
+                    p95_ms: l.p95_ms,
+                    p50_ms: l.p50_ms,
+                    requests: l.count,
+                    established_at: now,
+                    source: "local",
+                });
+                live.baseline_acc = None;
+            }
+        }
+    }
+    let snapshot = build_realtime(shared, &live, &fin, now);
+    drop(live);
+    if let Some(b) = new_baseline {
+        let mut g = shared.baseline.write().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(b);
+        }
+    }
+    *shared.realtime.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+    if let Some(tx) = flush {
+        // The writer keeps its own backlog; if even its inbox is full the bucket stays in the
+        // in-memory ring and the loss is counted by the writer's status.
+        let _ = tx.try_send(FlushItem::Second(fin));
+        if let Some(m) = minute_done {
+            let _ = tx.try_send(FlushItem::Minute(m));
+        }
+    }
+}
+
+fn stats_of(secs: u64, covered: usize, overall: &Hist, errors: u64) -> Stats {
+    let requests = overall.len();
+    let span = covered.clamp(1, secs as usize) as f64;
+    Stats {
+        window_seconds: secs,
+        requests,
+        errors,
+        error_rate_percent: pct(errors, requests),
+        rps: (requests as f64 / span * 100.0).round() / 100.0,
+        latency_ms: Latency::of(overall),
+    }
+}
+
+fn build_realtime(shared: &Shared, live: &Live, last: &Bucket, now: u64) -> Realtime {
+    let cfg = &shared.cfg;
+    let find = |s: u64| live.windows.iter().find(|w| w.secs == s);
+    let w10 = find(10);
+    let w60 = find(60);
+    let last_second = Stats {
+        window_seconds: 1,
+        requests: last.count,
+        errors: last.errors,
+        error_rate_percent: pct(last.errors, last.count),
+        rps: last.count as f64,
+        latency_ms: last.latency,
+    };
+    let empty = histogram::new_hist();
+    let last_10s = w10.map_or_else(
+        || stats_of(10, 1, &empty, 0),
+        |w| stats_of(10, w.covered(), &w.acc.overall, w.acc.errors),
+    );
+    let last_60s = w60.map_or_else(
+        || stats_of(60, 1, &empty, 0),
+        |w| stats_of(60, w.covered(), &w.acc.overall, w.acc.errors),
+    );
+    let covered60 = w60.map_or(1, |w| w.covered().max(1)) as f64;
+    let routes = w60
+        .map(|w| {
+            w.acc
+                .routes
+                .iter()
+                .map(|(k, r)| RouteStats {
+                    route: k.clone(),
+                    requests: r.hist.len(),
+                    errors: r.errors,
+                    rps: (r.hist.len() as f64 / covered60 * 100.0).round() / 100.0,
+                    latency_ms: Latency::of(&r.hist),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let query_kinds = w60
+        .map(|w| {
+            w.acc
+                .db
+                .iter()
+                .filter(|(_, h)| !h.is_empty())
+                .map(|(k, h)| KindStats {
+                    kind: k.clone(),
+                    queries: h.len(),
+                    latency_ms: Latency::of(h),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let baseline = shared
+        .baseline
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let regression = baseline.as_ref().and_then(|b| {
+        (last_60s.requests >= 20 && b.p95_ms > 0.0).then(|| {
+            let ratio = (last_60s.latency_ms.p95_ms / b.p95_ms * 100.0).round() / 100.0;
+            Regression {
+                detected: ratio >= cfg.regression_ratio,
+                current_p95_ms: last_60s.latency_ms.p95_ms,
+                baseline_p95_ms: b.p95_ms,
+                ratio,
+                threshold_ratio: cfg.regression_ratio,
+            }
+        })
+    });
+    Realtime {
+        monitoring_enabled: cfg.enabled,
+        scope: "instance",
+        instance: cfg.instance.clone(),
+        timestamp: now,
+        last_second,
+        last_10s,
+        last_60s,
+        routes,
+        query_kinds,
+        series: live.series.iter().rev().take(120).rev().copied().collect(),
+        baseline,
+        regression,
+        collector: CollectorStatus {
+            received: shared.received.load(Ordering::Relaxed),
+            dropped: shared.dropped.load(Ordering::Relaxed),
+            channel_capacity: cfg.channel_capacity,
+            store: shared
+                .store_status
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn samples_reach_the_window_and_full_channel_drops_without_blocking() {
+        let mut cfg = CollectorConfig::new("t".into());
+        cfg.channel_capacity = 8;
+        let (c, task) = MetricsCollector::start(cfg, None, Arc::default(), None);
+        // Flood far beyond capacity synchronously: none of these calls may block.
+        for i in 0..10_000u64 {
+            c.record(Sample {
+                route: Arc::from("GET /a"),
+                status: if i % 10 == 0 { 500 } else { 200 },
+                duration_us: 1000 + i,
+            });
+        }
+        assert!(c.dropped() > 0, "a full channel must drop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let w = c.window(60);
+        assert_eq!(w.requests + c.dropped(), 10_000);
+        assert!(w.requests >= 8);
+        task.abort();
+    }
+
+    #[test]
+    fn monitoring_routes_are_recognised() {
+        assert!(is_monitoring_route("GET /api/performance/metrics/realtime"));
+        assert!(is_monitoring_route("GET /metrics"));
+        assert!(!is_monitoring_route("GET /api/users/{id}"));
+    }
+}

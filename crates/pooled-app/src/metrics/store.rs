@@ -1,0 +1,254 @@
+//! The Redis writer: persists every finished second and minute bucket per instance in sorted sets
+//! (score = Unix second) with `METRICS_RETENTION_HOURS` retention, trimming as it writes. It runs
+//! in its own task with its own backlog: while Redis is away buckets wait in memory, the outage is
+//! reported as a gap, and the backlog is written once Redis answers again.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::bucket::Bucket;
+use super::collector::{unix_now, Baseline, MetricsCollector};
+use crate::redis_link::RedisLink;
+
+/// Key names (shared by all instances of one deployment).
+pub mod keys {
+    pub const INSTANCES: &str = "pp:metrics:instances";
+    pub const BASELINE: &str = "pp:metrics:baseline";
+    pub fn seconds(instance: &str) -> String {
+        format!("pp:metrics:sec:{instance}")
+    }
+    pub fn minutes(instance: &str) -> String {
+        format!("pp:metrics:min:{instance}")
+    }
+}
+
+/// A finished bucket handed to the writer.
+#[derive(Debug, Clone)]
+pub enum FlushItem {
+    Second(Arc<Bucket>),
+    Minute(Arc<Bucket>),
+}
+
+/// The writer's health, shown in the realtime and summary answers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreStatus {
+    pub redis_available: bool,
+    pub written_buckets: u64,
+    pub backlog: usize,
+    /// Buckets dropped because the backlog was full (data lost for the Redis view only).
+    pub lost_buckets: u64,
+    pub failed_writes: u64,
+    /// Completed outages and their total length.
+    pub gaps: u64,
+    pub gap_seconds: u64,
+    /// Start of the outage in progress, if any (Unix seconds).
+    pub gap_open_since: Option<u64>,
+    pub last_gap: Option<Gap>,
+    pub last_write_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Gap {
+    pub start: u64,
+    pub end: u64,
+    pub seconds: u64,
+}
+
+/// Writer settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub instance: String,
+    pub retention: Duration,
+    pub backlog_cap: usize,
+    pub batch: usize,
+}
+
+/// Starts the writer on the collector's flush channel.
+pub fn spawn_writer(
+    link: Arc<RedisLink>,
+    cfg: StoreConfig,
+    status: Arc<RwLock<StoreStatus>>,
+    rx: mpsc::Receiver<FlushItem>,
+    collector: Option<MetricsCollector>,
+) -> JoinHandle<()> {
+    tokio::spawn(writer(link, cfg, status, rx, collector))
+}
+
+fn set<F: FnOnce(&mut StoreStatus)>(s: &RwLock<StoreStatus>, f: F) {
+    f(&mut s.write().unwrap_or_else(|p| p.into_inner()));
+}
+
+async fn writer(
+    link: Arc<RedisLink>,
+    cfg: StoreConfig,
+    status: Arc<RwLock<StoreStatus>>,
+    mut rx: mpsc::Receiver<FlushItem>,
+    collector: Option<MetricsCollector>,
+) {
+    let mut backlog: VecDeque<FlushItem> = VecDeque::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut baseline_published = false;
+    let mut last_baseline_check = 0u64;
+    loop {
+        tokio::select! {
+            item = rx.recv() => match item {
+                Some(i) => backlog.push_back(i),
+                None => break,
+            },
+            _ = tick.tick() => {}
+        }
+        while let Ok(i) = rx.try_recv() {
+            backlog.push_back(i);
+        }
+        let mut lost = 0;
+        while backlog.len() > cfg.backlog_cap {
+            backlog.pop_front();
+            lost += 1;
+        }
+        if lost > 0 {
+            set(&status, |s| s.lost_buckets += lost);
+        }
+        if backlog.is_empty() {
+            continue;
+        }
+        let n = backlog.len().min(cfg.batch);
+        let batch: Vec<FlushItem> = backlog.iter().take(n).cloned().collect();
+        let now = unix_now();
+        let res = write_batch(&link, &cfg, &batch, now).await;
+        match res {
+            Ok(()) => {
+                backlog.drain(..n);
+                set(&status, |s| {
+                    s.redis_available = true;
+                    s.written_buckets += n as u64;
+                    s.backlog = backlog.len();
+                    s.last_write_at = Some(now);
+                    if let Some(start) = s.gap_open_since.take() {
+                        let g = Gap {
+                            start,
+                            end: now,
+                            seconds: now.saturating_sub(start),
+                        };
+                        s.gaps += 1;
+                        s.gap_seconds += g.seconds;
+                        s.last_gap = Some(g);
+                        tracing::info!(
+                            gap_seconds = g.seconds,
+                            "metrics store: redis back, backlog flushing"
+                        );
+                    }
+                });
+                if let Some(c) = &collector {
+                    if now >= last_baseline_check + 30 {
+                        last_baseline_check = now;
+                        baseline_published |= share_baseline(&link, c, baseline_published).await;
+                    }
+                }
+            }
+            Err(e) => {
+                set(&status, |s| {
+                    s.redis_available = false;
+                    s.failed_writes += 1;
+                    s.backlog = backlog.len();
+                    if s.gap_open_since.is_none() {
+                        s.gap_open_since = Some(now);
+                        tracing::warn!(error = %e, "metrics store: redis unavailable, keeping buckets in memory");
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn write_batch(
+    link: &RedisLink,
+    cfg: &StoreConfig,
+    batch: &[FlushItem],
+    now: u64,
+) -> Result<(), crate::redis_link::LinkError> {
+    let ret = cfg.retention.as_secs().max(60);
+    let cutoff = now.saturating_sub(ret);
+    let sec_key = keys::seconds(&cfg.instance);
+    let min_key = keys::minutes(&cfg.instance);
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for item in batch {
+        let (key, b) = match item {
+            FlushItem::Second(b) => (&sec_key, b),
+            FlushItem::Minute(b) => (&min_key, b),
+        };
+        // Members carry their own timestamp, so re-writing after a timeout is idempotent.
+        pipe.zadd(key, b.encode(), b.start).ignore();
+    }
+    for key in [&sec_key, &min_key] {
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(key)
+            .arg("-inf")
+            .arg(format!("({cutoff}"))
+            .ignore();
+        pipe.expire(key, ret as i64).ignore();
+    }
+    pipe.zadd(keys::INSTANCES, &cfg.instance, now).ignore();
+    pipe.cmd("ZREMRANGEBYSCORE")
+        .arg(keys::INSTANCES)
+        .arg("-inf")
+        .arg(format!("({cutoff}"))
+        .ignore();
+    pipe.expire(keys::INSTANCES, ret as i64).ignore();
+    let budget = link.timeout() * 4;
+    link.run_within(budget, move |mut c| async move {
+        pipe.query_async::<()>(&mut c).await
+    })
+    .await
+}
+
+/// Publishes this instance's baseline if none is stored, then adopts the stored one.
+async fn share_baseline(link: &RedisLink, c: &MetricsCollector, published: bool) -> bool {
+    let mine = c.baseline();
+    let mut done = published;
+    if let (Some(b), false) = (&mine, published) {
+        if b.source == "local" {
+            let json = serde_json::json!({"p95_ms": b.p95_ms, "p50_ms": b.p50_ms, "requests": b.requests, "established_at": b.established_at}).to_string();
+            let r: Result<Option<String>, _> = link
+                .run(move |mut con| async move {
+                    redis::cmd("SET")
+                        .arg(keys::BASELINE)
+                        .arg(json)
+                        .arg("NX")
+                        .query_async(&mut con)
+                        .await
+                })
+                .await;
+            done = r.is_ok();
+        }
+    }
+    let stored: Result<Option<String>, _> = link
+        .run(|mut con| async move {
+            redis::cmd("GET")
+                .arg(keys::BASELINE)
+                .query_async(&mut con)
+                .await
+        })
+        .await;
+    if let Ok(Some(s)) = stored {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&s) {
+            let f = |k: &str| v.get(k).and_then(|x| x.as_f64());
+            if let (Some(p95), Some(p50)) = (f("p95_ms"), f("p50_ms")) {
+                c.set_shared_baseline(Baseline {
+                    p95_ms: p95,
+                    p50_ms: p50,
+                    requests: f("requests").unwrap_or(0.0) as u64,
+                    established_at: f("established_at").unwrap_or(0.0) as u64,
+                    source: "redis",
+                });
+            }
+        }
+    }
+    done
+}

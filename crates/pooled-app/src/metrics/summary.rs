@@ -1,0 +1,222 @@
+//! Summaries over hours: merges the stored minute and second buckets of every instance (one
+//! aggregated view) into exact percentiles. Completed minutes come from the minute roll-ups, the
+//! rest from seconds, so nothing is counted twice. Without Redis it answers from this instance's
+//! in-memory hour and says so.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::bucket::{Bucket, LiveBucket};
+use super::collector::{unix_now, Baseline, MetricsCollector, Regression};
+use super::histogram::Latency;
+use super::store::{keys, StoreStatus};
+use crate::redis_link::{LinkError, RedisLink};
+
+/// `/metrics/summary?hours=N` in the report's shape, plus breakdowns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub monitoring_enabled: bool,
+    pub time_window_hours: f64,
+    pub total_requests: u64,
+    pub total_errors: u64,
+    pub error_rate_percent: f64,
+    pub latency_percentiles_ms: Percentiles,
+    pub throughput_rps: f64,
+    pub routes: Vec<RouteSummary>,
+    pub query_kinds: Vec<KindSummary>,
+    /// "redis" (all instances) or "local" (this instance's memory, Redis unavailable).
+    pub source: &'static str,
+    pub instances: Vec<String>,
+    pub baseline: Option<Baseline>,
+    pub regression: Option<Regression>,
+    pub store: StoreStatus,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl From<Latency> for Percentiles {
+    fn from(l: Latency) -> Self {
+        Percentiles {
+            p50: l.p50_ms,
+            p95: l.p95_ms,
+            p99: l.p99_ms,
+            max: l.max_ms,
+            mean: l.mean_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteSummary {
+    pub route: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate_percent: f64,
+    pub latency_percentiles_ms: Percentiles,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KindSummary {
+    pub kind: String,
+    pub queries: u64,
+    pub latency_percentiles_ms: Percentiles,
+}
+
+/// Errors building a summary from Redis (the caller falls back to local data).
+#[derive(Debug, thiserror::Error)]
+pub enum SummaryError {
+    #[error(transparent)]
+    Link(#[from] LinkError),
+}
+
+fn pct(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        (a as f64 * 10_000.0 / b as f64).round() / 100.0
+    }
+}
+
+/// Buckets of all instances covering `[from, now]` from Redis.
+async fn fetch(
+    link: &RedisLink,
+    from: u64,
+    now: u64,
+) -> Result<(Vec<String>, Vec<Bucket>), SummaryError> {
+    let instances: Vec<String> = link
+        .run(move |mut c| async move {
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(keys::INSTANCES)
+                .arg(from)
+                .arg("+inf")
+                .query_async(&mut c)
+                .await
+        })
+        .await?;
+    let mut pipe = redis::pipe();
+    for i in &instances {
+        // Minutes starting at or after `from` (a partial first minute is approximated by its
+        // seconds only when the minute roll-up lies before `from`).
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(keys::minutes(i))
+            .arg(from)
+            .arg(now);
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(keys::seconds(i))
+            .arg(from)
+            .arg(now);
+    }
+    let raw: Vec<Vec<Vec<u8>>> = if instances.is_empty() {
+        Vec::new()
+    } else {
+        link.run_within(link.timeout() * 4, move |mut c| async move {
+            pipe.query_async(&mut c).await
+        })
+        .await?
+    };
+    let mut out = Vec::new();
+    for pair in raw.chunks(2) {
+        let minutes: Vec<Bucket> = pair[0]
+            .iter()
+            .filter_map(|b| Bucket::decode(b).ok())
+            .collect();
+        // Seconds already inside a stored minute are skipped; the rest (the current minute, or a
+        // minute not yet rolled up) are used one by one.
+        let covered: std::collections::HashSet<u64> = minutes.iter().map(|m| m.start).collect();
+        let seconds = pair.get(1).map(|s| s.as_slice()).unwrap_or(&[]);
+        out.extend(minutes);
+        for s in seconds {
+            if let Ok(b) = Bucket::decode(s) {
+                if !covered.contains(&(b.start - b.start % 60)) {
+                    out.push(b);
+                }
+            }
+        }
+    }
+    Ok((instances, out))
+}
+
+/// Builds the summary over the last `hours` hours.
+pub async fn summary(
+    link: Option<&RedisLink>,
+    collector: &MetricsCollector,
+    store: StoreStatus,
+    hours: f64,
+) -> Summary {
+    let now = unix_now();
+    let window = (hours * 3600.0).round().max(1.0) as u64;
+    let from = now.saturating_sub(window);
+    let (source, instances, buckets) = match link {
+        Some(l) => match fetch(l, from, now).await {
+            Ok((i, b)) => ("redis", i, b),
+            Err(e) => {
+                tracing::debug!(error = %e, "summary from local memory");
+                local(collector, from)
+            }
+        },
+        None => local(collector, from),
+    };
+    let mut acc = LiveBucket::new(from, 0);
+    let mut earliest = now;
+    for b in &buckets {
+        if b.count > 0 || !b.routes.is_empty() {
+            earliest = earliest.min(b.start);
+        }
+        let _ = acc.absorb(b);
+    }
+    let total = acc.overall.len();
+    let span = now.saturating_sub(earliest.max(from)).max(1);
+    let rt = collector.realtime();
+    Summary {
+        monitoring_enabled: collector.enabled(),
+        time_window_hours: hours,
+        total_requests: total,
+        total_errors: acc.errors,
+        error_rate_percent: pct(acc.errors, total),
+        latency_percentiles_ms: Latency::of(&acc.overall).into(),
+        throughput_rps: (total as f64 / span as f64 * 100.0).round() / 100.0,
+        routes: acc
+            .routes
+            .iter()
+            .map(|(k, r)| RouteSummary {
+                route: k.clone(),
+                requests: r.hist.len(),
+                errors: r.errors,
+                error_rate_percent: pct(r.errors, r.hist.len()),
+                latency_percentiles_ms: Latency::of(&r.hist).into(),
+            })
+            .collect(),
+        query_kinds: acc
+            .db
+            .iter()
+            .map(|(k, h)| KindSummary {
+                kind: k.clone(),
+                queries: h.len(),
+                latency_percentiles_ms: Latency::of(h).into(),
+            })
+            .collect(),
+        source,
+        instances,
+        baseline: rt.baseline.clone(),
+        regression: rt.regression.clone(),
+        store,
+    }
+}
+
+fn local(collector: &MetricsCollector, from: u64) -> (&'static str, Vec<String>, Vec<Bucket>) {
+    let ring: Vec<Arc<Bucket>> = collector.ring();
+    let buckets = ring
+        .iter()
+        .filter(|b| b.start >= from)
+        .map(|b| (**b).clone())
+        .collect();
+    ("local", vec![collector.instance().to_owned()], buckets)
+}
