@@ -2,7 +2,7 @@
 //! it on a listener until SIGINT/SIGTERM (or a given shutdown future).
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,49 +20,31 @@ use crate::workload;
 /// All routes with the instrumentation middleware outermost (it sees the matched route and the fallback).
 pub fn router(state: AppState) -> Router {
     let instrumentation = state.instrumentation.clone();
+    let mut monitoring = state.monitoring.monitoring.clone();
+    // /readyz also fails until migrations are applied.
+    let migrated = state.migrated.clone();
+    monitoring.ready_check = Some(Arc::new(move || {
+        (!migrated.load(std::sync::atomic::Ordering::Acquire))
+            .then(|| "migrations not applied yet".to_owned())
+    }));
+    let token = monitoring.token.clone();
     Router::new()
         .merge(workload::routes())
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/api/performance/pool", get(pool_stats))
+        // /healthz, /readyz, the dashboard API, /metrics and the page come from the monitoring stack.
+        .merge(crate::api::router(monitoring))
+        .route(
+            "/api/performance/pool",
+            get(pool_stats).route_layer(axum::middleware::from_fn_with_state(
+                token,
+                crate::api::auth::require_token,
+            )),
+        )
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
             instrumentation,
             middleware::instrument,
         ))
-}
-
-/// Liveness: the process answers.
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-/// Readiness: migrations applied and a database round trip; Redis `PING` reported when configured.
-async fn readyz(State(state): State<AppState>) -> Response {
-    let db = tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await;
-    let db_ok = matches!(db, Ok(Ok(_)));
-    let redis = if state.config.redis_url.is_some() {
-        Some(state.cache.ping().await.is_ok())
-    } else {
-        None
-    };
-    let migrated = state.is_migrated();
-    // Redis is optional (requests fall through to Postgres), so its absence is reported, not fatal.
-    let ready = db_ok && migrated;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "database": db_ok,
-        "migrated": migrated,
-        "redis": redis,
-        "pool_mode": state.db.mode(),
-    });
-    (status, Json(body)).into_response()
 }
 
 /// `GET /api/performance/pool`: [`crate::pool::PoolStatsSnapshot`] as JSON.

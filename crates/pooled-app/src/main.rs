@@ -41,6 +41,12 @@ fn main() -> ExitCode {
         }
     };
 
+    // A bad rule file is a configuration error: one located line, exit 2, before anything starts.
+    if let Err(e) = pooled_app::alerts::rules::load_rules(config.alert_rules_file.as_deref()) {
+        eprintln!("pooled-app: ALERT_RULES_FILE: {e}");
+        return ExitCode::from(2);
+    }
+
     init_tracing();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

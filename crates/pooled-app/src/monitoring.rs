@@ -229,7 +229,92 @@ impl MonitoringStack {
             token: s.api_token.map(Arc::from),
             retention_hours: s.retention.as_secs_f64() / 3600.0,
             summary_cache: Arc::new(SummaryCache::default()),
+            ready_check: None,
         };
         Ok(MonitoringStack { monitoring, tasks })
+    }
+}
+
+/// The database layer as the stack's probes and query-time source.
+mod db_hooks {
+    use super::*;
+    use crate::health::monitor::BoxFut;
+    use crate::health::score::PoolFacts;
+    use crate::metrics::histogram::Hist;
+    use crate::pool::{Db, PoolMode, QueryKind};
+
+    impl DbProbe for Db {
+        fn round_trip(&self) -> BoxFut<'_, Result<f64, String>> {
+            Box::pin(async move {
+                self.ping()
+                    .await
+                    .map(|d| d.as_secs_f64() * 1000.0)
+                    .map_err(|e| e.to_string())
+            })
+        }
+    }
+
+    impl PoolProbe for Db {
+        fn facts(&self) -> PoolFacts {
+            let s = self.stats();
+            PoolFacts {
+                size: s.size,
+                idle: s.idle,
+                in_use: s.in_use,
+                max: s.max,
+                waiting: u64::from(s.waiting),
+                acquire_timeouts_total: s.acquire_timeouts,
+                fallback_mode: s.mode == PoolMode::Fallback,
+                pooling_enabled: s.pooling_enabled,
+            }
+        }
+    }
+
+    impl QueryTimeSource for Db {
+        fn query_histograms(&self) -> Vec<(String, Hist)> {
+            let stats = self.stats_handle();
+            QueryKind::ALL
+                .iter()
+                .filter_map(|k| {
+                    stats
+                        .query_histogram(*k)
+                        .map(|h| (k.as_str().to_uppercase(), h))
+                })
+                .collect()
+        }
+    }
+
+    /// Hooks for the stack from the app's database layer.
+    pub fn pool_hooks(db: &Db) -> PoolHooks {
+        let d = db.clone();
+        PoolHooks {
+            db: Some(Arc::new(db.clone())),
+            pool: Some(Arc::new(db.clone())),
+            queries: Some(Arc::new(db.clone())),
+            pool_json: Some(Arc::new(move || {
+                serde_json::to_value(d.stats()).unwrap_or(serde_json::Value::Null)
+            })),
+        }
+    }
+}
+
+pub use db_hooks::pool_hooks;
+
+impl MonitorSettings {
+    /// Settings from the app's configuration and its (already loaded) rules.
+    pub fn from_config(c: &crate::config::Config, rules: Vec<Rule>) -> MonitorSettings {
+        let mut s = MonitorSettings::new(instance_id());
+        s.monitoring_enabled = c.monitoring_enabled;
+        s.alerts_enabled = c.alerts_enabled;
+        s.redis_url = c.redis_url.as_ref().map(|u| u.expose().to_owned());
+        s.retention = c.metrics_retention;
+        s.rules = rules;
+        s.eval_interval = c.alert_eval_interval;
+        s.slack_webhook_url = c.slack_webhook_url.as_ref().map(|u| u.expose().clone());
+        s.alert_email = c.alert_email.clone();
+        s.resend_api_key = c.resend_api_key.as_ref().map(|k| k.expose().clone());
+        s.resend_api_url = c.resend_api_url.clone();
+        s.api_token = c.api_token.as_ref().map(|t| t.expose().clone());
+        s
     }
 }

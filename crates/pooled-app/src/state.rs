@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::middleware::{Instrumentation, RequestObserver};
+use crate::monitoring::{MonitorSettings, MonitoringStack};
 use crate::pool::{Db, DbError, DbSettings};
 use crate::workload::migrate;
 
@@ -25,6 +26,8 @@ pub struct AppState {
     /// Set once migrations and seed have been applied (readiness depends on it).
     pub migrated: Arc<AtomicBool>,
     pub started_at: Instant,
+    /// The monitoring stack (metrics collector, alerts, health, dashboard API state).
+    pub monitoring: Arc<MonitoringStack>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -42,6 +45,10 @@ impl std::fmt::Debug for AppState {
 pub enum StartError {
     #[error("database layer: {0}")]
     Db(#[from] DbError),
+    #[error("ALERT_RULES_FILE: {0}")]
+    Rules(#[from] crate::alerts::rules::RulesError),
+    #[error("monitoring: {0}")]
+    Monitoring(#[from] crate::monitoring::StackError),
 }
 
 impl AppState {
@@ -57,9 +64,19 @@ impl AppState {
             config.redis_url.as_ref().map(|u| u.expose()),
             config.cache_timeout,
         );
+        let rules = crate::alerts::rules::load_rules(config.alert_rules_file.as_deref())?;
+        let stack = MonitoringStack::start(
+            MonitorSettings::from_config(&config, rules),
+            crate::monitoring::pool_hooks(&db),
+        )?;
+        let mut observers: Vec<Arc<dyn RequestObserver>> = Vec::new();
+        if config.monitoring_enabled {
+            observers.push(Arc::new(stack.monitoring.collector.clone()));
+        }
         let state = AppState {
+            monitoring: Arc::new(stack),
             instrumentation: Instrumentation {
-                observers: Arc::new(Vec::new()),
+                observers: Arc::new(observers),
                 totals: Default::default(),
                 log_requests: config.log_requests,
             },

@@ -164,7 +164,12 @@ pub async fn readyz(State(m): State<Monitoring>) -> Response {
         )
             .into_response();
     };
-    let r = h.readiness();
+    let gate = m.ready_check.as_ref().and_then(|f| f());
+    let r = if gate.is_some() {
+        Readiness::Fail
+    } else {
+        h.readiness()
+    };
     let s = &h.services;
     let st = |healthy: bool| if healthy { "pass" } else { "warn" };
     let time = chrono::DateTime::from_timestamp_millis(h.checked_at_ms as i64)
@@ -180,13 +185,14 @@ pub async fn readyz(State(m): State<Monitoring>) -> Response {
     let body = json!({
         "status": r,
         "description": "pooled-app readiness",
-        "output": if r == Readiness::Pass { None } else { h.insights.first().cloned() },
+        "output": if r == Readiness::Pass { None } else { gate.clone().or_else(|| h.insights.first().cloned()) },
         "checks": {
             "database:responseTime": [{"componentType": "datastore", "observedValue": s.database.response_time_ms, "observedUnit": "ms", "status": db_status, "time": time, "output": s.database.error}],
             "redis:responseTime": [{"componentType": "datastore", "observedValue": s.redis.response_time_ms, "observedUnit": "ms", "status": st(s.redis.healthy), "time": time, "output": s.redis.error}],
             "connectionPool:utilization": [{"componentType": "component", "observedValue": s.connection_pool.utilization, "observedUnit": "percent", "status": st(s.connection_pool.healthy), "time": time}],
             "performance:p95": [{"componentType": "component", "observedValue": s.performance.p95_latency, "observedUnit": "ms", "status": st(s.performance.healthy), "time": time}],
             "notifiers:failures": [{"componentType": "component", "observedValue": s.notifiers.failures_last_5m, "status": st(s.notifiers.healthy), "time": time}],
+            "app:startup": [{"componentType": "component", "status": if gate.is_some() { "fail" } else { "pass" }, "time": time, "output": gate}],
             "composite:score": [{"componentType": "system", "observedValue": h.composite_score, "status": st(h.overall_healthy), "time": time}],
         }
     });

@@ -31,6 +31,8 @@ pub struct Monitoring {
     pub token: Option<Arc<str>>,
     pub retention_hours: f64,
     pub summary_cache: Arc<handlers::SummaryCache>,
+    /// An extra readiness condition from the app (e.g. migrations applied): `Some(reason)` fails.
+    pub ready_check: Option<Arc<dyn Fn() -> Option<String> + Send + Sync>>,
 }
 
 /// The monitoring routes, ready to merge into the app's router.

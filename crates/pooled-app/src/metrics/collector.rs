@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use axum::extract::MatchedPath;
+use axum::http::Method;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -17,13 +19,39 @@ use super::histogram::{self, Hist, Latency};
 use super::rolling::Rolling;
 use super::store::{FlushItem, StoreStatus};
 
-/// One finished request as the collector sees it.
+/// One finished request as the collector sees it. Built on the request path, so it only clones
+/// cheap handles (the method and the matched route template, an `Arc<str>` inside); the label
+/// string is made by the collector task.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    /// "METHOD route" with the matched route pattern (bounded label set).
-    pub route: Arc<str>,
+    pub method: Method,
+    /// The matched route template; `None` for requests that matched no route.
+    pub route: Option<MatchedPath>,
     pub status: u16,
     pub duration_us: u64,
+}
+
+impl Sample {
+    /// "METHOD /route/template" (bounded label set).
+    pub fn label(&self) -> String {
+        let route = self
+            .route
+            .as_ref()
+            .map_or(crate::middleware::UNMATCHED, MatchedPath::as_str);
+        format!("{} {}", self.method, route)
+    }
+}
+
+impl crate::middleware::RequestObserver for MetricsCollector {
+    #[inline]
+    fn observe(&self, r: &crate::middleware::RequestRecord) {
+        self.record(Sample {
+            method: r.method.clone(),
+            route: r.route.clone(),
+            status: r.status,
+            duration_us: r.duration_us(),
+        });
+    }
 }
 
 impl Sample {
@@ -434,26 +462,63 @@ async fn run(
     let first = tokio::time::Instant::now() + Duration::from_millis(1000 - ms % 1000);
     let mut tick = tokio::time::interval_at(first, Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut buf: Vec<Sample> = Vec::with_capacity(1024);
+    // The channel is drained on a short timer rather than awaited: an idle receiver would make
+    // every `try_send` on the request path wake this task; a timer keeps senders to two atomics.
+    let mut drain = tokio::time::interval(DRAIN_EVERY);
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut labels: Labels = Labels::new();
     loop {
         tokio::select! {
             biased;
             _ = tick.tick() => {
+                drain_into(&shared, &mut rx, &mut labels);
                 finish_second(&shared, flush.as_ref(), queries.as_deref());
             }
-            n = rx.recv_many(&mut buf, 1024) => {
-                if n == 0 {
+            _ = drain.tick() => {
+                if !drain_into(&shared, &mut rx, &mut labels) {
                     break;
-                }
-                shared.received.fetch_add(n as u64, Ordering::Relaxed);
-                let mut live = lock(&shared.live);
-                for s in buf.drain(..) {
-                    let app = !is_monitoring_route(&s.route);
-                    live.current.record(&s.route, s.duration_us, s.is_error(), app);
                 }
             }
         }
     }
+}
+
+/// Route labels by method and route template, built once per distinct route.
+type Labels = std::collections::HashMap<Method, std::collections::HashMap<String, (String, bool)>>;
+
+/// How often the collector empties its channel.
+const DRAIN_EVERY: Duration = Duration::from_millis(5);
+
+/// Moves everything queued into the current bucket; false once every sender is gone.
+fn drain_into(shared: &Shared, rx: &mut mpsc::Receiver<Sample>, labels: &mut Labels) -> bool {
+    let mut live: Option<std::sync::MutexGuard<'_, Live>> = None;
+    let mut n = 0u64;
+    loop {
+        match rx.try_recv() {
+            Ok(s) => {
+                n += 1;
+                let route = s
+                    .route
+                    .as_ref()
+                    .map_or(crate::middleware::UNMATCHED, MatchedPath::as_str);
+                let per = labels.entry(s.method.clone()).or_default();
+                if !per.contains_key(route) {
+                    let l = s.label();
+                    let app = !is_monitoring_route(&l);
+                    per.insert(route.to_owned(), (l, app));
+                }
+                let Some((label, app)) = per.get(route) else {
+                    continue;
+                };
+                let g = live.get_or_insert_with(|| lock(&shared.live));
+                g.current.record(label, s.duration_us, s.is_error(), *app);
+            }
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+        }
+    }
+    shared.received.fetch_add(n, Ordering::Relaxed);
+    true
 }
 
 fn finish_second(

@@ -1,0 +1,382 @@
+//! The monitoring endpoints against a real app: token guard, report shapes, `/readyz`, flags,
+//! Prometheus text checked by promtool, the dashboard page rendered by headless Chromium, and the
+//! start-up error for a bad rules file.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn ensure(script: &str) -> PathBuf {
+    let out = Command::new(workspace_root().join("ci").join(script))
+        .output()
+        .expect("run ci script");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn endpoints_shapes_token_and_prometheus_text() {
+    let (pg, redis) = services().await;
+    let app = App::start(
+        &pg.url(),
+        &redis.url(),
+        &[("PERFORMANCE_API_TOKEN", API_TOKEN.into())],
+    )
+    .await;
+    let load = Load::start(&[app.base.clone()], 4);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (ok, failed) = load.stop().await;
+    assert!(ok > 0 && failed == 0);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+
+    // Token: 401 without or with a wrong one, on every guarded endpoint; open ones stay open.
+    let c = reqwest::Client::new();
+    for p in [
+        "/api/performance/metrics/realtime",
+        "/api/performance/metrics/summary",
+        "/api/performance/health/status",
+        "/api/performance/alerts/active",
+        "/api/performance/dashboard",
+        "/api/performance/pool",
+        "/metrics",
+    ] {
+        let r = c.get(format!("{}{p}", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{p}");
+        let r = c
+            .get(format!("{}{p}", app.base))
+            .bearer_auth("nope")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{p}");
+        let (code, body) = app.get(p).await;
+        assert_eq!(code, 200, "{p}: {body}");
+        assert_no_secret(&body.to_string(), pg.password());
+    }
+    assert_eq!(
+        c.get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Report shapes.
+    let (_, h) = app.get("/api/performance/health/status").await;
+    assert_eq!(h["overall_healthy"], true, "{h}");
+    let score = h["composite_score"].as_u64().unwrap();
+    assert!((1..=100).contains(&score));
+    for s in ["database", "redis", "connection_pool", "performance"] {
+        assert!(
+            h["services"][s]["healthy"].is_boolean() && h["services"][s]["score"].is_u64(),
+            "{s}: {h}"
+        );
+    }
+    assert!(
+        h["services"]["database"]["response_time_ms"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(h["services"]["connection_pool"]["utilization"].is_number());
+    assert!(
+        h["services"]["performance"]["p95_latency"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(!h["insights"].as_array().unwrap().is_empty());
+
+    let (_, s) = app.get("/api/performance/metrics/summary?hours=1").await;
+    assert_eq!(s["time_window_hours"], 1.0);
+    assert_eq!(s["total_requests"].as_u64().unwrap(), ok, "{s}");
+    assert!(
+        s["latency_percentiles_ms"]["p95"].as_f64().unwrap()
+            >= s["latency_percentiles_ms"]["p50"].as_f64().unwrap()
+    );
+    assert!(s["throughput_rps"].as_f64().unwrap() > 0.0);
+    let kinds: Vec<&str> = s["query_kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"SELECT"), "{kinds:?}");
+    let (code, bad) = app.get("/api/performance/metrics/summary?hours=0").await;
+    assert_eq!(code, 400);
+    assert!(bad["message"].as_str().unwrap().contains("`hours`"));
+
+    let (_, rt) = app.get("/api/performance/metrics/realtime").await;
+    assert!(
+        rt["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["route"] == "GET /api/users/{id}"),
+        "{rt}"
+    );
+    let (_, d) = app.get("/api/performance/dashboard").await;
+    for k in ["realtime", "summary_1h", "health", "alerts", "pool"] {
+        assert!(!d[k].is_null(), "dashboard.{k}");
+    }
+
+    // /readyz: health+json, pass.
+    let r = c.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/health+json");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["status"] == "pass" || body["status"] == "warn",
+        "{body}"
+    );
+    assert!(body["checks"]["database:responseTime"][0]["observedValue"]
+        .as_f64()
+        .is_some());
+
+    // /metrics parses with promtool.
+    let r = c
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("pooled_app_http_requests_total{method=\"GET\",route=\"/api/users/{id}\"}"),
+        "{text}"
+    );
+    assert!(text.contains("pooled_app_health_score "));
+    assert!(text.contains("pooled_app_pool_max_connections 20"));
+    let promtool = ensure("ensure-promtool.sh");
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let msg = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && msg.trim().is_empty(),
+        "promtool check metrics: {msg}"
+    );
+
+    // Database down: /readyz fails with 503 (after the next health check).
+    pg.pause().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = c.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "fail");
+    pg.unpause().await.unwrap();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn monitoring_and_alerts_flags_off() {
+    let (pg, redis) = services().await;
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_file(
+        dir.path(),
+        "rules:\n  - id: lat_off\n    metric: request_p95\n    threshold: 0.05\n    window: 1s\n    severity: critical\n    cooldown: 1m\n",
+    );
+    // Alerts off: the rule fires but nothing is sent.
+    let mut vars = alert_vars(&rx, &rules, 100);
+    vars.push(("ENABLE_PERFORMANCE_ALERTS", "false".into()));
+    let app = App::start(&pg.url(), &redis.url(), &vars).await;
+    let load = Load::start(&[app.base.clone()], 2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.stop().await;
+    let (_, a) = app.get("/api/performance/alerts/active").await;
+    assert_eq!(a["alerts_enabled"], false);
+    let outcomes: Vec<_> = a["recent_transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["outcome"].clone())
+        .collect();
+    assert!(outcomes.iter().any(|o| o == "disabled"), "{a}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(rx.deliveries().is_empty(), "{:?}", rx.deliveries());
+    app.stop().await;
+
+    // Monitoring off: nothing recorded, the endpoints say so.
+    let mut vars = alert_vars(&rx, &rules, 100);
+    vars.push(("ENABLE_PERFORMANCE_MONITORING", "false".into()));
+    let app = App::start(&pg.url(), &redis.url(), &vars).await;
+    let load = Load::start(&[app.base.clone()], 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    load.stop().await;
+    for p in [
+        "/api/performance/metrics/realtime",
+        "/api/performance/metrics/summary",
+        "/api/performance/alerts/active",
+        "/api/performance/dashboard",
+    ] {
+        let (code, v) = app.get(p).await;
+        assert_eq!(code, 200);
+        assert_eq!(v["monitoring_enabled"], false, "{p}: {v}");
+        assert!(v["message"].as_str().unwrap().contains("disabled"));
+    }
+    assert_eq!(app.state.monitoring.monitoring.collector.received(), 0);
+    let (_, m) = app.get("/metrics").await;
+    assert!(m
+        .as_str()
+        .unwrap()
+        .contains("pooled_app_monitoring_enabled 0"));
+    assert!(rx.deliveries().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dashboard_page_shows_live_data_in_headless_chromium() {
+    let chromium = ensure("ensure-chromium.sh");
+    let (pg, redis) = services().await;
+    let app = App::start(
+        &pg.url(),
+        &redis.url(),
+        &[("PERFORMANCE_API_TOKEN", API_TOKEN.into())],
+    )
+    .await;
+    let load = Load::start(&[app.base.clone()], 4);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (ok, _) = load.stop().await;
+    // Let the last seconds reach Redis so the hour summary is stable while the page loads.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, d) = app.get("/api/performance/dashboard").await;
+    let total = d["summary_1h"]["total_requests"].as_u64().unwrap();
+    assert_eq!(total, ok);
+    let p95 = d["summary_1h"]["latency_percentiles_ms"]["p95"]
+        .as_f64()
+        .unwrap();
+
+    // The page holds no data: its script fetches it with the token from the fragment.
+    let page = reqwest::get(format!("{}/dashboard", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no external resources"
+    );
+    let url = format!("{}/dashboard#token={API_TOKEN}", app.base);
+    let tmp = tempfile::tempdir().unwrap();
+    let flags = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=6000",
+            "--window-size=1400,1100",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(format!("--user-data-dir={}", tmp.path().display()));
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.push(url.clone());
+        a
+    };
+    let run = |args: Vec<String>| {
+        let chromium = chromium.clone();
+        async move {
+            tokio::task::spawn_blocking(move || Command::new(chromium).args(args).output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let dom = run(flags(&["--dump-dom"])).await;
+    let html = String::from_utf8_lossy(&dom.stdout).to_string();
+    assert!(
+        html.contains(&format!("id=\"total-1h\" data-value=\"{total}\"")),
+        "total {total} not in DOM: {}",
+        &html[..html.len().min(3000)]
+    );
+    assert!(
+        html.contains(&format!("id=\"p95-1h\" data-value=\"{p95}\"")),
+        "p95 {p95} not in DOM"
+    );
+    assert!(html.contains("GET /api/users/{id}"), "routes table");
+    assert!(
+        !html.contains("id=\"health-score\" data-value=\"\""),
+        "health score rendered"
+    );
+    assert!(!html.contains("error: "), "page reported an error");
+
+    let artifacts = workspace_root().join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = run(flags(&[&format!("--screenshot={}", shot.display())])).await;
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+    println!("screenshot: {}", shot.display());
+    app.stop().await;
+}
+
+#[test]
+fn bad_rules_file_stops_start_up_with_one_located_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.yaml");
+    std::fs::write(&p, "rules:\n  - id: x\n    metric: request_p95\n    threshold: 5\n    window: 10q\n    severity: critical\n    cooldown: 1m\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pooled-app"))
+        .env_clear()
+        .env("DATABASE_URL", "postgres://u:pw@127.0.0.1:1/db")
+        .env("ALERT_RULES_FILE", &p)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:5:13: rules[0].window: invalid duration \"10q\"",
+            p.display()
+        )),
+        "{err}"
+    );
+}
