@@ -27,7 +27,7 @@ async fn breach_fires_within_bound_once_per_channel_and_resolves_once() {
     assert!(rx.deliveries().is_empty());
 
     let t0 = Instant::now();
-    let load = Load::start(&[app.base.clone()], 4);
+    let load = Load::start(std::slice::from_ref(&app.base), 4);
     let fired = rx
         .wait_for(Duration::from_secs(10), |d| {
             ["slack", "email"].iter().all(|c| {
@@ -124,7 +124,7 @@ async fn failing_receivers_are_retried_on_5xx_and_429_but_not_on_other_4xx() {
     let rules = rules_file(dir.path(), &rule("lat_retry", "2s", "0s", "10m"));
     let app = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 200)).await;
 
-    let load = Load::start(&[app.base.clone()], 2);
+    let load = Load::start(std::slice::from_ref(&app.base), 2);
     let ok = rx
         .wait_for(Duration::from_secs(15), |d| {
             ["slack", "email"]
@@ -204,7 +204,7 @@ async fn cooldown_suppresses_a_repeat_firing() {
     let app = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 100)).await;
 
     for round in 0..2 {
-        let load = Load::start(&[app.base.clone()], 2);
+        let load = Load::start(std::slice::from_ref(&app.base), 2);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         load.stop().await;
         // Wait for the local resolution (window 1 s empties).

@@ -38,7 +38,7 @@ async fn endpoints_shapes_token_and_prometheus_text() {
         &[("PERFORMANCE_API_TOKEN", API_TOKEN.into())],
     )
     .await;
-    let load = Load::start(&[app.base.clone()], 4);
+    let load = Load::start(std::slice::from_ref(&app.base), 4);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (ok, failed) = load.stop().await;
     assert!(ok > 0 && failed == 0);
@@ -217,7 +217,7 @@ async fn monitoring_and_alerts_flags_off() {
     let mut vars = alert_vars(&rx, &rules, 100);
     vars.push(("ENABLE_PERFORMANCE_ALERTS", "false".into()));
     let app = App::start(&pg.url(), &redis.url(), &vars).await;
-    let load = Load::start(&[app.base.clone()], 2);
+    let load = Load::start(std::slice::from_ref(&app.base), 2);
     tokio::time::sleep(Duration::from_secs(2)).await;
     load.stop().await;
     let (_, a) = app.get("/api/performance/alerts/active").await;
@@ -237,7 +237,7 @@ async fn monitoring_and_alerts_flags_off() {
     let mut vars = alert_vars(&rx, &rules, 100);
     vars.push(("ENABLE_PERFORMANCE_MONITORING", "false".into()));
     let app = App::start(&pg.url(), &redis.url(), &vars).await;
-    let load = Load::start(&[app.base.clone()], 2);
+    let load = Load::start(std::slice::from_ref(&app.base), 2);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     load.stop().await;
     for p in [
@@ -271,7 +271,7 @@ async fn dashboard_page_shows_live_data_in_headless_chromium() {
         &[("PERFORMANCE_API_TOKEN", API_TOKEN.into())],
     )
     .await;
-    let load = Load::start(&[app.base.clone()], 4);
+    let load = Load::start(std::slice::from_ref(&app.base), 4);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (ok, _) = load.stop().await;
     // Let the last seconds reach Redis so the hour summary is stable while the page loads.

@@ -16,7 +16,7 @@ async fn redis_paused_ten_seconds_under_load() {
         &[("PERFORMANCE_API_TOKEN", API_TOKEN.into())],
     )
     .await;
-    let load = Load::start(&[app.base.clone()], 6);
+    let load = Load::start(std::slice::from_ref(&app.base), 6);
 
     let score = |v: &serde_json::Value| v["composite_score"].as_u64().unwrap_or(0);
     let mut before = Vec::new();

@@ -191,6 +191,12 @@ pub struct Realtime {
     pub scope: &'static str,
     pub instance: String,
     pub timestamp: u64,
+    /// Headline figures: the last 10 s of app traffic.
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub rps: f64,
+    pub error_rate_percent: f64,
     pub last_second: Stats,
     pub last_10s: Stats,
     pub last_60s: Stats,
@@ -425,6 +431,11 @@ fn empty_realtime(cfg: &CollectorConfig, now: u64) -> Realtime {
         scope: "instance",
         instance: cfg.instance.clone(),
         timestamp: now,
+        p50_ms: 0.0,
+        p95_ms: 0.0,
+        p99_ms: 0.0,
+        rps: 0.0,
+        error_rate_percent: 0.0,
         last_second: Stats {
             window_seconds: 1,
             ..Stats::default()
@@ -717,6 +728,11 @@ fn build_realtime(shared: &Shared, live: &Live, last: &Bucket, now: u64) -> Real
         scope: "instance",
         instance: cfg.instance.clone(),
         timestamp: now,
+        p50_ms: last_10s.latency_ms.p50_ms,
+        p95_ms: last_10s.latency_ms.p95_ms,
+        p99_ms: last_10s.latency_ms.p99_ms,
+        rps: last_10s.rps,
+        error_rate_percent: last_10s.error_rate_percent,
         last_second,
         last_10s,
         last_60s,
@@ -750,7 +766,8 @@ mod tests {
         // Flood far beyond capacity synchronously: none of these calls may block.
         for i in 0..10_000u64 {
             c.record(Sample {
-                route: Arc::from("GET /a"),
+                method: Method::GET,
+                route: None,
                 status: if i % 10 == 0 { 500 } else { 200 },
                 duration_us: 1000 + i,
             });

@@ -323,7 +323,7 @@ impl Load {
                     n = n
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
-                    let path = if n % 4 == 0 {
+                    let path = if n.is_multiple_of(4) {
                         format!("/api/buddies?user_id={}", 1 + (n >> 33) % 200)
                     } else {
                         format!("/api/users/{}", 1 + (n >> 33) % 200)
