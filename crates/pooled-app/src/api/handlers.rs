@@ -92,7 +92,7 @@ pub async fn summary(State(m): State<Monitoring>, Query(p): Query<SummaryParams>
 }
 
 pub async fn health_status(State(m): State<Monitoring>) -> Response {
-    match m.health.latest() {
+    match m.health.wait_first(Duration::from_secs(3)).await {
         Some(h) => Json(h).into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -155,7 +155,8 @@ pub async fn healthz() -> Response {
 
 /// Readiness in `application/health+json` (draft-inadarei-api-health-check); 503 on fail.
 pub async fn readyz(State(m): State<Monitoring>) -> Response {
-    let Some(h) = m.health.latest() else {
+    // Right after start-up the first check may still run: wait for it rather than fail.
+    let Some(h) = m.health.wait_first(Duration::from_secs(3)).await else {
         let body = json!({"status": "fail", "output": "first health check still running"});
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -182,8 +183,26 @@ pub async fn readyz(State(m): State<Monitoring>) -> Response {
     } else {
         "warn"
     };
+    let pool_mode = match &m.pool {
+        Some(p) => {
+            let f = p.facts();
+            Some(if f.fallback_mode {
+                "fallback"
+            } else if f.pooling_enabled {
+                "pooled"
+            } else {
+                "unpooled"
+            })
+        }
+        None => None,
+    };
     let body = json!({
         "status": r,
+        // Plain summary fields next to the health+json checks.
+        "database": s.database.healthy,
+        "redis": m.redis.as_ref().map(|_| s.redis.response_time_ms.is_some()),
+        "migrated": gate.is_none(),
+        "pool_mode": pool_mode,
         "description": "pooled-app readiness",
         "output": if r == Readiness::Pass { None } else { gate.clone().or_else(|| h.insights.first().cloned()) },
         "checks": {

@@ -63,6 +63,7 @@ pub struct DbHealth {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RedisHealth {
+    pub configured: bool,
     pub healthy: bool,
     pub score: u8,
     pub response_time_ms: Option<f64>,
@@ -188,9 +189,13 @@ impl HealthMonitor {
         self.rx.borrow().clone()
     }
 
-    /// Waits for the first report (start-up, tests).
-    pub async fn first(&mut self) -> Option<Arc<HealthReport>> {
-        let _ = self.rx.wait_for(|r| r.is_some()).await;
+    /// The latest report, waiting at most `limit` for the first one (right after start-up).
+    pub async fn wait_first(&self, limit: Duration) -> Option<Arc<HealthReport>> {
+        if let Some(r) = self.latest() {
+            return Some(r);
+        }
+        let mut rx = self.rx.clone();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|r| r.is_some())).await;
         self.latest()
     }
 }
@@ -243,12 +248,19 @@ async fn check(inp: &HealthInputs, last_timeouts: &mut Option<u64>) -> HealthRep
         error: db.err(),
     };
     let rt = inp.collector.realtime();
-    let r_score = score::round_trip_score(redis.as_ref().ok().copied());
+    // Without REDIS_URL there is no Redis to judge: full marks, left out of the composite.
+    let redis_configured = inp.redis.is_some();
+    let r_score = if redis_configured {
+        score::round_trip_score(redis.as_ref().ok().copied())
+    } else {
+        100
+    };
     let redis = RedisHealth {
+        configured: redis_configured,
         healthy: r_score >= score::HEALTHY_SCORE,
         score: r_score,
         response_time_ms: redis.as_ref().ok().map(|v| (v * 100.0).round() / 100.0),
-        error: redis.err(),
+        error: redis.err().filter(|_| redis_configured),
         metrics_backlog: rt.collector.store.backlog,
     };
     let facts = inp.pool.as_ref().map(|p| p.facts()).unwrap_or_default();
@@ -306,13 +318,16 @@ async fn check(inp: &HealthInputs, last_timeouts: &mut Option<u64>) -> HealthRep
         failures_last_5m: failures,
         latest_failed,
     };
-    let composite = score::composite(&[
+    let mut scores = vec![
         ("database", database.score),
         ("performance", performance.score),
         ("connection_pool", connection_pool.score),
-        ("redis", redis.score),
         ("notifiers", notifiers.score),
-    ]);
+    ];
+    if redis_configured {
+        scores.push(("redis", redis.score));
+    }
+    let composite = score::composite(&scores);
     let services = Services {
         database,
         redis,
