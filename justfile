@@ -34,6 +34,7 @@ app: services
     cargo build --release -p pooled-app -p poolproof-services
     target/release/poolproof-services run -- target/release/pooled-app
 
-# The main job: the smoke scenarios (the run helper finishes this recipe).
-validate: services
-    cargo run --release -p poolproof -- validate scenarios
+# The main job: the smoke scenarios (smoke.yaml, then smoke-external.yaml against a locally
+# started pooled-app); reports in reports/<scenario>/<run-id>/. See ci/validate.sh.
+validate *ARGS:
+    ci/validate.sh {{ARGS}}

@@ -224,17 +224,12 @@ fn cmd_validate(args: &ValidateArgs) -> Exit {
     run_scenarios(scenarios, args)
 }
 
-/// Runs validated scenarios and returns the worst outcome. This is the hand-off point to the
-/// run module (provider, app, load, SLA evaluation, reports): until it is wired in, running
-/// is reported as unavailable (exit 3), never as a pass.
-pub fn run_scenarios(scenarios: Vec<LoadedScenario>, _args: &ValidateArgs) -> Exit {
-    for s in &scenarios {
-        eprintln!(
-            "{}: cannot run: the run engine is not part of this build yet",
-            s.path.display()
-        );
-    }
-    Exit::Infrastructure
+/// Runs validated scenarios and returns the worst outcome (see [`crate::run`]).
+pub fn run_scenarios(scenarios: Vec<LoadedScenario>, args: &ValidateArgs) -> Exit {
+    let opts = crate::run::RunOptions {
+        reports_dir: args.reports_dir.clone(),
+    };
+    crate::run::run_scenarios(scenarios, &opts)
 }
 
 fn cmd_list(args: &ListArgs) -> Exit {

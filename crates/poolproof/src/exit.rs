@@ -14,6 +14,9 @@ pub enum Exit {
     Infrastructure = 3,
     /// 4: the measurements cannot decide (host too noisy, load generator saturated) — no verdict.
     Inconclusive = 4,
+    /// 130: interrupted by Ctrl-C / SIGTERM (128 + SIGINT) — load stopped, everything torn
+    /// down, partial reports written, no verdict.
+    Interrupted = 130,
 }
 
 impl Exit {
@@ -21,8 +24,8 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
-    /// The more severe of two outcomes when several scenarios run: invalid > infrastructure >
-    /// failed > inconclusive > ok.
+    /// The more severe of two outcomes when several scenarios run: interrupted > invalid >
+    /// infrastructure > failed > inconclusive > ok.
     pub fn worst(self, other: Exit) -> Exit {
         fn rank(e: Exit) -> u8 {
             match e {
@@ -31,6 +34,7 @@ impl Exit {
                 Exit::Failed => 2,
                 Exit::Infrastructure => 3,
                 Exit::Invalid => 4,
+                Exit::Interrupted => 5,
             }
         }
         if rank(other) > rank(self) {

@@ -10,6 +10,7 @@ pub mod interrupt;
 pub mod load;
 pub mod observe;
 pub mod progress;
+pub mod provider;
 pub mod redact;
 pub mod report;
 pub mod run;

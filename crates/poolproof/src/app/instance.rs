@@ -123,7 +123,6 @@ impl AppInstance {
         timeout: Duration,
     ) -> Result<(), AppError> {
         let deadline = Instant::now() + timeout;
-        let url = format!("{}/readyz", self.url);
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -134,16 +133,9 @@ impl AppInstance {
                     });
                 }
             }
-            let last = match client
-                .get(&url)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-            {
-                Ok(resp) if resp.status().is_success() => return Ok(()),
-                Ok(resp) => format!("HTTP {}", resp.status().as_u16()),
-                Err(e) if e.is_connect() => "connection refused".into(),
-                Err(e) => crate::redact::redact_urls(&e.to_string()),
+            let last = match probe_ready(client, &self.url).await {
+                Ok(()) => return Ok(()),
+                Err(last) => last,
             };
             if Instant::now() >= deadline {
                 return Err(AppError::NotReady {
@@ -194,6 +186,46 @@ impl Drop for AppInstance {
             let _ = child.start_kill();
         }
         self.release_group();
+    }
+}
+
+/// Polls `GET <base>/readyz` of an app poolproof did not start (external provider) until it
+/// answers 200 or `timeout` passes.
+pub async fn wait_ready_url(
+    client: &reqwest::Client,
+    base: &str,
+    timeout: Duration,
+) -> Result<(), AppError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match probe_ready(client, base).await {
+            Ok(()) => return Ok(()),
+            Err(last) => last,
+        };
+        if Instant::now() >= deadline {
+            return Err(AppError::ExternalNotReady {
+                url: crate::redact::redact_urls(base),
+                timeout,
+                last,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// One readiness probe: Ok on 200, else a short reason.
+async fn probe_ready(client: &reqwest::Client, base: &str) -> Result<(), String> {
+    match client
+        .get(format!("{base}/readyz"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+    {
+        Ok(resp) if resp.status().is_success() => Ok(()),
+        Ok(resp) => Err(format!("HTTP {}", resp.status().as_u16())),
+        Err(e) if e.is_connect() => Err("connection refused".into()),
+        Err(e) if e.is_timeout() => Err("no answer within 2s".into()),
+        Err(_) => Err("request failed".into()),
     }
 }
 

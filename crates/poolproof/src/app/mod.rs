@@ -4,7 +4,7 @@
 mod instance;
 mod locate;
 
-pub use instance::{free_port, AppInstance, InstanceSpec};
+pub use instance::{free_port, wait_ready_url, AppInstance, InstanceSpec};
 pub use locate::locate_binary;
 
 use std::path::PathBuf;
@@ -37,6 +37,12 @@ pub enum AppError {
         instance: usize,
         status: String,
         tail: String,
+    },
+    #[error("app at {url} not ready within {timeout:?} (last: {last})")]
+    ExternalNotReady {
+        url: String,
+        timeout: Duration,
+        last: String,
     },
     #[error("app instance {instance} not ready at {url}/readyz within {timeout:?} (last: {last}); log: {log}")]
     NotReady {

@@ -1,0 +1,389 @@
+//! One scenario from start to verdict: provision → (the app migrates and seeds at start-up) →
+//! start the app instance(s) → wait until ready → warm-up and measured load (with the fault
+//! timeline) while sampling the app every second → stop → evaluate SLAs → write reports →
+//! tear down. Arms × replicates repeat the app-and-load part on the same services.
+
+use super::env::{instance_env, EnvInputs, SinkUrls};
+use super::plan::load_plan;
+use crate::app::{self, AppInstance, InstanceSpec};
+use crate::exit::Exit;
+use crate::load::{Attack, LoadOutcome};
+use crate::observe::Observations;
+use crate::progress::{LiveStats, Progress};
+use crate::provider::{self, Provisioned};
+use crate::sampler::Sampler;
+use crate::scenario::{Provider, Scenario};
+use crate::sink::WebhookSink;
+use crate::{interrupt, redact};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long an instance gets to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The sampler's period.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Options shared by all scenarios of one `validate`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Run directories go to `<reports_dir>/<scenario>/<run-id>/`.
+    pub reports_dir: PathBuf,
+}
+
+/// Why a run ended without a verdict.
+#[derive(Debug)]
+pub enum RunError {
+    /// The scenario cannot run as written (exit 2).
+    Usage(String),
+    /// Something the run needs failed: services, app, load generator, disk (exit 3).
+    Infra(String),
+    /// Ctrl-C / SIGTERM (exit 130).
+    Interrupted,
+}
+
+impl RunError {
+    fn infra(what: impl std::fmt::Display) -> Self {
+        RunError::Infra(redact::redact_urls(&what.to_string()))
+    }
+}
+
+/// The measurements of one arm in one replicate.
+pub struct ArmRun {
+    pub arm: String,
+    pub replicate: u32,
+    pub obs: Observations,
+}
+
+/// Everything a finished run hands to SLA evaluation and the report writers.
+pub struct Measured {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub provider: Provider,
+    pub runs: Vec<ArmRun>,
+    /// Ctrl-C stopped the load early: the data is partial and gets no verdict.
+    pub interrupted: bool,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub wall: Duration,
+}
+
+/// Runs `scenario` and returns its measurements (or why there are none). `progress` shows
+/// the phases; the run directory is created first so that even a failed run leaves its logs.
+pub async fn measure(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    progress: &mut Progress,
+) -> Result<Measured, RunError> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let provider = provider::resolve(scenario).await;
+    if !scenario.faults.is_empty() && provider != Provider::External {
+        // The executor (crate::faults) exists; routing the app through its Postgres proxy and
+        // handing it the service handles is issue 5's step in `drive`, not done yet.
+        return Err(RunError::Infra(
+            "faults: the fault timeline is not wired into `validate` yet; remove `faults:` to run this scenario".into(),
+        ));
+    }
+    if provider == Provider::External {
+        // Refuse a scenario that cannot run against an external app before anything is created.
+        provider::External::from_scenario(scenario).map_err(|e| RunError::Usage(e.to_string()))?;
+    }
+    let run_id = super::id::new_run_id();
+    let run_dir = opts.reports_dir.join(&scenario.name).join(&run_id);
+    std::fs::create_dir_all(&run_dir).map_err(|e| {
+        RunError::infra(format!(
+            "cannot create the run directory {}: {e}",
+            run_dir.display()
+        ))
+    })?;
+
+    progress.phase(&format!("provisioning services ({provider})"));
+    // Provisioning is not cancelled midway (a half-created container would escape its handle);
+    // an interruption is looked at once it is done.
+    let provisioned = provider::provision(scenario, provider, &run_id)
+        .await
+        .map_err(|e| {
+            if e.is_usage() {
+                RunError::Usage(e.to_string())
+            } else {
+                RunError::infra(e)
+            }
+        })?;
+    let result = with_services(scenario, &provisioned, &run_dir, progress).await;
+    progress.phase("tearing down");
+    provisioned.teardown().await;
+    let (runs, interrupted) = result?;
+    Ok(Measured {
+        run_id,
+        run_dir,
+        provider,
+        runs,
+        interrupted,
+        started_at,
+        wall: started.elapsed(),
+    })
+}
+
+/// Runs arms × replicates on provisioned services; returns the runs and whether Ctrl-C cut
+/// them short.
+async fn with_services(
+    scenario: &Scenario,
+    provisioned: &Provisioned,
+    run_dir: &Path,
+    progress: &mut Progress,
+) -> Result<(Vec<ArmRun>, bool), RunError> {
+    if interrupt::requested() {
+        return Err(RunError::Interrupted);
+    }
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| RunError::infra(format!("HTTP client: {e}")))?;
+    let (binary, sink) = match provisioned {
+        Provisioned::Local(_) => {
+            progress.phase("locating pooled-app");
+            let binary = app::locate_binary(scenario.app.binary.as_deref())
+                .await
+                .map_err(RunError::infra)?;
+            let sink = WebhookSink::start().await.map_err(RunError::infra)?;
+            (Some(binary), Some(sink))
+        }
+        Provisioned::External(_) => (None, None),
+    };
+    let arms: Vec<(String, BTreeMap<String, String>)> = if scenario.arms.is_empty() {
+        vec![("default".to_owned(), BTreeMap::new())]
+    } else {
+        scenario
+            .arms
+            .iter()
+            .map(|a| (a.name.clone(), a.env.0.clone()))
+            .collect()
+    };
+    let mut runs = Vec::new();
+    let mut interrupted = false;
+    'outer: for replicate in 1..=scenario.replicates.max(1) {
+        for (arm, arm_env) in &arms {
+            let ctx = ArmContext {
+                scenario,
+                provisioned,
+                run_dir,
+                client: &client,
+                binary: binary.as_deref(),
+                sink: sink.as_ref(),
+                arm,
+                arm_env,
+                replicate,
+                label: label(scenario, arms.len(), arm, replicate),
+            };
+            let (obs, cut) = run_arm(&ctx, progress).await?;
+            runs.push(ArmRun {
+                arm: arm.clone(),
+                replicate,
+                obs,
+            });
+            if cut {
+                interrupted = true;
+                break 'outer;
+            }
+        }
+    }
+    if let Some(sink) = sink {
+        sink.shutdown().await;
+    }
+    Ok((runs, interrupted))
+}
+
+fn label(scenario: &Scenario, arms: usize, arm: &str, replicate: u32) -> String {
+    match (
+        arms > 1 || !scenario.arms.is_empty(),
+        scenario.replicates > 1,
+    ) {
+        (true, true) => format!("arm {arm}, replicate {replicate}: "),
+        (true, false) => format!("arm {arm}: "),
+        (false, true) => format!("replicate {replicate}: "),
+        (false, false) => String::new(),
+    }
+}
+
+struct ArmContext<'a> {
+    scenario: &'a Scenario,
+    provisioned: &'a Provisioned,
+    run_dir: &'a Path,
+    client: &'a reqwest::Client,
+    binary: Option<&'a Path>,
+    sink: Option<&'a Arc<WebhookSink>>,
+    arm: &'a str,
+    arm_env: &'a BTreeMap<String, String>,
+    replicate: u32,
+    label: String,
+}
+
+/// One arm in one replicate: app up, load, app down. Returns the observations and whether the
+/// load was interrupted.
+async fn run_arm(
+    ctx: &ArmContext<'_>,
+    progress: &mut Progress,
+) -> Result<(Observations, bool), RunError> {
+    let sc = ctx.scenario;
+    let (mut instances, targets, token) = match ctx.provisioned {
+        Provisioned::Local(services) => {
+            let n = sc.app.instances.max(1) as usize;
+            progress.phase(&format!(
+                "{}starting pooled-app ({n} instance{})",
+                ctx.label,
+                if n == 1 { "" } else { "s" }
+            ));
+            let instances = start_instances(ctx, services.database_url(), services.redis_url(), n)?;
+            let token = sc
+                .app
+                .env
+                .get("PERFORMANCE_API_TOKEN")
+                .or_else(|| ctx.arm_env.get("PERFORMANCE_API_TOKEN").map(String::as_str))
+                .map(str::to_owned);
+            let targets = instances.iter().map(|i| i.url.clone()).collect();
+            (instances, targets, token)
+        }
+        Provisioned::External(ext) => (
+            Vec::new(),
+            vec![ext.url.clone()],
+            ext.token.as_ref().map(|t| t.expose().to_owned()),
+        ),
+    };
+    let result = drive(ctx, &mut instances, targets, token, progress).await;
+    if !instances.is_empty() {
+        progress.phase(&format!("{}stopping pooled-app", ctx.label));
+        futures::future::join_all(instances.iter_mut().map(|i| i.stop(STOP_GRACE))).await;
+    }
+    result
+}
+
+fn start_instances(
+    ctx: &ArmContext<'_>,
+    database_url: &str,
+    redis_url: Option<&str>,
+    n: usize,
+) -> Result<Vec<AppInstance>, RunError> {
+    let binary = ctx
+        .binary
+        .ok_or_else(|| RunError::Infra("no app binary".into()))?;
+    let sink = ctx.sink.map(|s| SinkUrls {
+        slack: s.slack_url(),
+        resend: s.resend_url(),
+    });
+    let suffix = if ctx.label.is_empty() {
+        String::new()
+    } else {
+        format!("-{}-r{}", ctx.arm, ctx.replicate)
+    };
+    let mut instances = Vec::with_capacity(n);
+    for number in 1..=n {
+        let port = app::free_port().map_err(RunError::infra)?;
+        let env = instance_env(&EnvInputs {
+            database_url,
+            redis_url,
+            port,
+            seed_users: ctx.scenario.fixtures.users,
+            seed_buddy_requests: ctx.scenario.fixtures.buddy_requests,
+            sink: sink.as_ref(),
+            scenario_env: Some(&ctx.scenario.app.env.0),
+            arm_env: Some(ctx.arm_env),
+        });
+        let spec = InstanceSpec {
+            number,
+            binary: binary.to_path_buf(),
+            args: Vec::new(),
+            env,
+            port,
+            log_path: ctx.run_dir.join(format!("app-{number}{suffix}.log")),
+        };
+        // Instances already started are dropped (killed) if a later one fails to spawn.
+        instances.push(AppInstance::spawn(&spec).map_err(RunError::infra)?);
+    }
+    Ok(instances)
+}
+
+/// Readiness, then the load with sampling and the fault timeline.
+async fn drive(
+    ctx: &ArmContext<'_>,
+    instances: &mut [AppInstance],
+    targets: Vec<String>,
+    token: Option<String>,
+    progress: &mut Progress,
+) -> Result<(Observations, bool), RunError> {
+    let sc = ctx.scenario;
+    let timeout = sc.app.ready_timeout.get();
+    progress.phase(&format!("{}waiting for readiness", ctx.label));
+    let ready = async {
+        if instances.is_empty() {
+            app::wait_ready_url(ctx.client, &targets[0], timeout).await
+        } else {
+            let all = futures::future::join_all(
+                instances
+                    .iter_mut()
+                    .map(|i| i.wait_ready(ctx.client, timeout)),
+            )
+            .await;
+            all.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+        }
+    };
+    tokio::select! {
+        r = ready => r.map_err(RunError::infra)?,
+        () = interrupt::wait() => return Err(RunError::Interrupted),
+    }
+
+    let plan = load_plan(
+        &sc.load,
+        targets.clone(),
+        if instances.is_empty() {
+            token.clone()
+        } else {
+            None
+        },
+    )
+    .map_err(RunError::Usage)?;
+    let attack = Attack::new(plan).map_err(|e| RunError::Usage(e.to_string()))?;
+    let handle = attack.handle();
+    let sampler = Sampler::start(ctx.client.clone(), targets, token, SAMPLE_EVERY);
+    let live = handle.clone();
+    progress.live(sc.load.duration.get(), move || {
+        let p = live.progress();
+        let stats = LiveStats {
+            requests: p.requests,
+            errors: p.errors,
+            rps: p.rps,
+            p95: p
+                .p95_ms
+                .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
+        };
+        (p.phase.as_str(), p.elapsed_s, stats)
+    });
+    // Fault timeline (issue 5) starts here from `handle.wait_measure_start()`; scenarios with
+    // faults are refused before provisioning until it is wired in.
+    let hold = tokio::spawn(interrupt::hold_killswitch());
+    let outcome = attack.run().await;
+    hold.abort();
+    let samples = sampler.stop().await;
+    progress.phase(&format!("{}load finished", ctx.label));
+    let outcome: LoadOutcome = outcome.map_err(RunError::infra)?;
+    let origin = handle.measure_start().unwrap_or_else(Instant::now);
+    let alerts = ctx.sink.map(|s| s.observed(origin)).unwrap_or_default();
+    let obs = Observations {
+        client: outcome.client,
+        server: samples.iter().map(|s| s.to_server_sample(origin)).collect(),
+        warmup: Some(outcome.warmup),
+        load: outcome.load,
+        faults: Vec::new(),
+        alerts,
+    };
+    Ok((obs, outcome.interrupted || interrupt::requested()))
+}
+
+/// The exit code of a run error.
+pub fn exit_of(e: &RunError) -> Exit {
+    match e {
+        RunError::Usage(_) => Exit::Invalid,
+        RunError::Infra(_) => Exit::Infrastructure,
+        RunError::Interrupted => Exit::Interrupted,
+    }
+}

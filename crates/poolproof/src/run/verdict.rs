@@ -1,0 +1,141 @@
+//! From measurements to the verdict: evaluate the SLAs, write the reports, print the verdict
+//! table on stdout (failing SLAs named), and choose the exit code.
+
+use super::scenario_run::Measured;
+use crate::cli::LoadedScenario;
+use crate::exit::Exit;
+use crate::observe::{HostFacts, Observations};
+use crate::report::{self, ReportInput, RunReport};
+use crate::sla::{self, EvalInput, SlaResult};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Evaluates, reports and returns the exit code of a measured run.
+pub fn conclude(loaded: &LoadedScenario, m: &Measured) -> Exit {
+    let scenario = &loaded.scenario;
+    let Some(main) = m.runs.first() else {
+        eprintln!("{}: interrupted before any load ran", loaded.path.display());
+        return Exit::Interrupted;
+    };
+    // With arms, each arm's last replicate is its observations for ratios; the first arm is
+    // the run's own view for the other SLAs.
+    let mut arms: BTreeMap<String, Observations> = BTreeMap::new();
+    if !scenario.arms.is_empty() {
+        for r in &m.runs {
+            arms.insert(r.arm.clone(), r.obs.clone());
+        }
+    }
+    let arm_names: Vec<String> = scenario.arms.iter().map(|a| a.name.clone()).collect();
+    let input = EvalInput {
+        obs: &main.obs,
+        arms: &arms,
+        arm_names: &arm_names,
+    };
+    let results = sla::evaluate_all(&scenario.slas, input);
+    let started_at = m.started_at.to_rfc3339();
+    let scenario_path = loaded.path.display().to_string();
+    let report = RunReport::build(ReportInput {
+        scenario,
+        scenario_path: Some(&scenario_path),
+        run_id: &m.run_id,
+        started_at: &started_at,
+        wall_time_s: Some(m.wall.as_secs_f64()),
+        host: HostFacts::current(),
+        obs: &main.obs,
+        arms: &arms,
+        slas: &results,
+        interrupted: m.interrupted,
+        notes: sampler_notes(&main.obs),
+    });
+    if let Err(e) = report::write_all(&report, &m.run_dir) {
+        eprintln!("{}: infrastructure failure: {e}", loaded.path.display());
+        print!(
+            "{}",
+            table(
+                &scenario.name,
+                &m.run_dir.display().to_string(),
+                &results,
+                m.interrupted
+            )
+        );
+        return if m.interrupted {
+            Exit::Interrupted
+        } else {
+            Exit::Infrastructure
+        };
+    }
+    let exit = if m.interrupted {
+        Exit::Interrupted
+    } else if sla::all_met(&results) {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    };
+    print!(
+        "{}",
+        table(
+            &scenario.name,
+            &m.run_dir.display().to_string(),
+            &results,
+            m.interrupted
+        )
+    );
+    exit
+}
+
+/// One note per monitoring endpoint that failed some samples (a gap, not a crash).
+fn sampler_notes(obs: &Observations) -> Vec<String> {
+    let mut gaps: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &obs.server {
+        for e in &s.errors {
+            // "<path>: <reason>" — count by endpoint and reason.
+            *gaps.entry(e.clone()).or_default() += 1;
+        }
+    }
+    let total = obs.server.len();
+    gaps.into_iter()
+        .map(|(what, n)| format!("server sampler: {n} of {total} samples missing {what}"))
+        .collect()
+}
+
+/// The verdict table: a headline, then one row per SLA.
+pub fn table(name: &str, run_dir: &str, results: &[SlaResult], interrupted: bool) -> String {
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    let headline = if interrupted {
+        "INTERRUPTED (partial data, no verdict)".to_owned()
+    } else if failed == 0 {
+        format!("PASSED ({} SLAs met)", results.len())
+    } else {
+        format!("FAILED ({failed} of {} SLAs not met)", results.len())
+    };
+    let mut out = format!("{name}: {headline} — {run_dir}\n");
+    let w = results
+        .iter()
+        .map(|r| r.label.len())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let _ = writeln!(
+        out,
+        "  {:<w$}  {:>12}  {:>12}  verdict",
+        "SLA", "threshold", "measured"
+    );
+    for r in results {
+        let _ = writeln!(
+            out,
+            "  {:<w$}  {:>12}  {:>12}  {}",
+            r.label,
+            r.threshold_text,
+            r.measured_text,
+            r.verdict.as_str()
+        );
+    }
+    for r in results.iter().filter(|r| !r.passed()) {
+        let _ = writeln!(
+            out,
+            "  FAILED: {} — measured {} ({})",
+            r.label, r.measured_text, r.detail
+        );
+    }
+    out
+}
