@@ -506,6 +506,29 @@ mod tests {
         assert!(s.is_external());
     }
 
+    /// The contract's example (docs/scenario-format.md) uses every key once; it must fit the
+    /// model's shape (its field combinations are illustrative, so semantic checks are skipped).
+    #[test]
+    fn format_doc_example_fits_the_model() {
+        let doc = include_str!("../../../../docs/scenario-format.md");
+        let block = doc
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap_or_else(|| panic!("no yaml block in docs/scenario-format.md"));
+        let interp = match interpolate::interpolate(block, |_| Some("http://127.0.0.1:9".into())) {
+            Ok(i) => i,
+            Err(e) => panic!("{e}"),
+        };
+        match deserialize(&interp, "docs/scenario-format.md") {
+            Ok(s) => {
+                assert_eq!(s.faults.first().map(|f| f.kind), Some(FaultKind::DbLatency));
+                assert_eq!(s.arms.len(), 2);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// Thousands of damaged variants of a real scenario: never a panic, always one line, and a
     /// position whenever the text is not empty.
     #[test]
