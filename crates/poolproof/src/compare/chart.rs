@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 
 use super::comparison::Comparison;
+use super::metric::Metric;
+use super::summary::ReplicateSummary;
 use super::verdict::{MetricComparison, Verdict};
 
 const PANEL_W: f64 = 220.0;
@@ -28,18 +30,30 @@ fn verdict_color(v: Verdict) -> &'static str {
     }
 }
 
-fn panel(out: &mut String, r: &MetricComparison, x0: f64, y0: f64) {
+/// One panel's content: a title, an optional verdict, and columns of replicate values.
+struct Panel<'a> {
+    title: String,
+    verdict: Option<Verdict>,
+    metric: Metric,
+    columns: Vec<(String, &'static str, &'a [f64])>,
+}
+
+const ARM_COLORS: [&str; 6] = [
+    BASE_COLOR, NEW_COLOR, "#6a9f58", "#a56cc1", "#c44e52", "#8c8c8c",
+];
+
+fn panel(out: &mut String, p: &Panel<'_>, x0: f64, y0: f64) {
     let (top, bottom, left, right) = (
         y0 + 30.0,
         y0 + PANEL_H - 22.0,
         x0 + 44.0,
         x0 + PANEL_W - 10.0,
     );
-    let all = r.base.values.iter().chain(r.new.values.iter()).copied();
+    let all = p.columns.iter().flat_map(|c| c.2.iter().copied());
     let (mut lo, mut hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
         (a.min(v), b.max(v))
     });
-    if !lo.is_finite() {
+    if !lo.is_finite() || !hi.is_finite() {
         return;
     }
     if hi - lo < 1e-12 {
@@ -50,61 +64,91 @@ fn panel(out: &mut String, r: &MetricComparison, x0: f64, y0: f64) {
     let pad = (hi - lo) * 0.1;
     let (lo, hi) = ((lo - pad).max(0.0), hi + pad);
     let y = |v: f64| bottom - (v - lo) / (hi - lo) * (bottom - top);
-    let name = match &r.arm {
-        Some(a) => format!("{a} / {}", r.metric),
-        None => r.metric.name().to_string(),
-    };
     let _ = write!(
         out,
-        r##"<g><rect x="{x0:.1}" y="{y0:.1}" width="{PANEL_W}" height="{PANEL_H}" fill="#ffffff" stroke="#dddddd"/><text x="{:.1}" y="{:.1}" font-size="12" font-family="sans-serif">{}</text><text x="{:.1}" y="{:.1}" font-size="11" font-family="sans-serif" text-anchor="end" fill="{}">{}</text>"##,
+        r##"<g><rect x="{x0:.1}" y="{y0:.1}" width="{PANEL_W}" height="{PANEL_H}" fill="#ffffff" stroke="#dddddd"/><text x="{:.1}" y="{:.1}" font-size="12" font-family="sans-serif">{}</text>"##,
         x0 + 6.0,
         y0 + 16.0,
-        esc(&name),
-        x0 + PANEL_W - 6.0,
-        y0 + 16.0,
-        verdict_color(r.verdict),
-        r.verdict.as_str()
+        esc(&p.title),
     );
+    if let Some(v) = p.verdict {
+        let _ = write!(
+            out,
+            r##"<text x="{:.1}" y="{:.1}" font-size="11" font-family="sans-serif" text-anchor="end" fill="{}">{}</text>"##,
+            x0 + PANEL_W - 6.0,
+            y0 + 16.0,
+            verdict_color(v),
+            v.as_str()
+        );
+    }
     // Axis with min and max labels.
     let _ = write!(
         out,
         r##"<line x1="{left:.1}" y1="{top:.1}" x2="{left:.1}" y2="{bottom:.1}" stroke="#999999"/><text x="{:.1}" y="{:.1}" font-size="9" font-family="sans-serif" text-anchor="end">{}</text><text x="{:.1}" y="{:.1}" font-size="9" font-family="sans-serif" text-anchor="end">{}</text>"##,
         left - 3.0,
         top + 3.0,
-        esc(&r.metric.format(hi)),
+        esc(&p.metric.format(hi)),
         left - 3.0,
         bottom + 3.0,
-        esc(&r.metric.format(lo))
+        esc(&p.metric.format(lo))
     );
     let span = right - left;
-    for (k, (label, color, side)) in [("BASE", BASE_COLOR, &r.base), ("NEW", NEW_COLOR, &r.new)]
-        .into_iter()
-        .enumerate()
-    {
-        let cx = left + span * (0.3 + 0.4 * k as f64);
-        let n = side.values.len().max(1);
-        for (i, v) in side.values.iter().enumerate() {
+    let k_n = p.columns.len().max(1) as f64;
+    for (k, (label, color, values)) in p.columns.iter().enumerate() {
+        let cx = left + span * (k as f64 + 0.5) / k_n;
+        let n = values.len().max(1);
+        for (i, v) in values.iter().enumerate() {
             // Spread dots sideways by replicate order so equal values stay visible.
             let dx = (i as f64 - (n - 1) as f64 / 2.0) * 5.0;
             let _ = write!(
                 out,
-                r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{color}" fill-opacity="0.8"><title>{label} replicate {}: {}</title></circle>"##,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{color}" fill-opacity="0.8"><title>{} replicate {}: {}</title></circle>"##,
                 cx + dx,
                 y(*v),
+                esc(label),
                 i + 1,
-                esc(&r.metric.format(*v))
+                esc(&p.metric.format(*v))
             );
         }
-        let my = y(side.mean);
+        if !values.is_empty() {
+            let my = y(super::bootstrap::mean(values));
+            let _ = write!(
+                out,
+                r##"<line x1="{:.1}" y1="{my:.1}" x2="{:.1}" y2="{my:.1}" stroke="{color}" stroke-width="2"/>"##,
+                cx - 18.0,
+                cx + 18.0,
+            );
+        }
         let _ = write!(
             out,
-            r##"<line x1="{:.1}" y1="{my:.1}" x2="{:.1}" y2="{my:.1}" stroke="{color}" stroke-width="2"/><text x="{cx:.1}" y="{:.1}" font-size="10" font-family="sans-serif" text-anchor="middle">{label}</text>"##,
-            cx - 18.0,
-            cx + 18.0,
-            bottom + 14.0
+            r##"<text x="{cx:.1}" y="{:.1}" font-size="10" font-family="sans-serif" text-anchor="middle">{}</text>"##,
+            bottom + 14.0,
+            esc(label)
         );
     }
     out.push_str("</g>");
+}
+
+fn grid_svg(panels: &[Panel<'_>], aria: &str) -> String {
+    let n = panels.len().max(1);
+    let rows_n = n.div_ceil(COLS);
+    let w = PANEL_W * COLS.min(n) as f64 + 10.0 * (COLS.min(n) as f64 + 1.0);
+    let h = PANEL_H * rows_n as f64 + 10.0 * (rows_n as f64 + 1.0);
+    let mut s = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" role="img" aria-label="{}">"##,
+        esc(aria)
+    );
+    for (i, p) in panels.iter().enumerate() {
+        let (col, row) = (i % COLS, i / COLS);
+        panel(
+            &mut s,
+            p,
+            10.0 + col as f64 * (PANEL_W + 10.0),
+            10.0 + row as f64 * (PANEL_H + 10.0),
+        );
+    }
+    s.push_str("</svg>");
+    s
 }
 
 /// Per-replicate values of every compared metric as one inline `<svg>` element: a panel per
@@ -115,24 +159,59 @@ pub fn replicate_chart_svg(c: &Comparison) -> String {
 
 /// Same as [`replicate_chart_svg`] for a selection of rows.
 pub fn rows_chart_svg(rows: &[MetricComparison]) -> String {
-    let n = rows.len().max(1);
-    let rows_n = n.div_ceil(COLS);
-    let w = PANEL_W * COLS.min(n) as f64 + 10.0 * (COLS.min(n) as f64 + 1.0);
-    let h = PANEL_H * rows_n as f64 + 10.0 * (rows_n as f64 + 1.0);
-    let mut s = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" role="img" aria-label="Per-replicate values, BASE vs NEW">"##
-    );
-    for (i, r) in rows.iter().enumerate() {
-        let (col, row) = (i % COLS, i / COLS);
-        panel(
-            &mut s,
-            r,
-            10.0 + col as f64 * (PANEL_W + 10.0),
-            10.0 + row as f64 * (PANEL_H + 10.0),
-        );
-    }
-    s.push_str("</svg>");
-    s
+    let panels: Vec<Panel<'_>> = rows
+        .iter()
+        .map(|r| Panel {
+            title: match &r.arm {
+                Some(a) => format!("{a} / {}", r.metric),
+                None => r.metric.name().to_string(),
+            },
+            verdict: Some(r.verdict),
+            metric: r.metric,
+            columns: vec![
+                ("BASE".to_string(), BASE_COLOR, &r.base.values[..]),
+                ("NEW".to_string(), NEW_COLOR, &r.new.values[..]),
+            ],
+        })
+        .collect();
+    grid_svg(&panels, "Per-replicate values, BASE vs NEW")
+}
+
+/// Per-replicate values of one run (no comparison): a panel per measured metric, one column
+/// of dots per arm. Shows the run's noise at a glance in report.html.
+pub fn run_replicate_chart_svg(reps: &[ReplicateSummary]) -> String {
+    let arms = super::noise::by_arm(reps);
+    let values: Vec<(Metric, Vec<(String, Vec<f64>)>)> = Metric::ALL
+        .iter()
+        .map(|m| {
+            let cols = arms
+                .iter()
+                .map(|(arm, rs)| {
+                    (
+                        arm.clone().unwrap_or_else(|| "replicates".into()),
+                        rs.iter().filter_map(|r| m.value(r)).collect::<Vec<f64>>(),
+                    )
+                })
+                .filter(|(_, v)| !v.is_empty())
+                .collect::<Vec<_>>();
+            (*m, cols)
+        })
+        .filter(|(_, cols)| !cols.is_empty())
+        .collect();
+    let panels: Vec<Panel<'_>> = values
+        .iter()
+        .map(|(m, cols)| Panel {
+            title: m.name().to_string(),
+            verdict: None,
+            metric: *m,
+            columns: cols
+                .iter()
+                .enumerate()
+                .map(|(i, (a, v))| (a.clone(), ARM_COLORS[i % ARM_COLORS.len()], &v[..]))
+                .collect(),
+        })
+        .collect();
+    grid_svg(&panels, "Per-replicate values of this run")
 }
 
 #[cfg(test)]
@@ -164,5 +243,38 @@ mod tests {
             svg.contains("<title>NEW replicate 3: 27.0 ms</title>"),
             "{svg}"
         );
+    }
+
+    #[test]
+    fn run_chart_has_a_column_per_arm_and_skips_unmeasured_metrics() {
+        let rep = |arm: &str, i: u32, p95: f64| ReplicateSummary {
+            arm: Some(arm.into()),
+            index: i,
+            latency_p50_ms: p95 / 2.0,
+            latency_p95_ms: p95,
+            latency_p99_ms: p95 * 1.5,
+            throughput_rps: 100.0,
+            error_rate: 0.0,
+            pool_efficiency: None,
+            pool_utilization: None,
+            acquire_wait_p95_ms: None,
+            server_latency_p95_ms: None,
+            load_generator: None,
+        };
+        let reps = vec![
+            rep("pooled", 1, 10.0),
+            rep("unpooled", 1, 40.0),
+            rep("pooled", 2, 11.0),
+            rep("unpooled", 2, 42.0),
+        ];
+        let svg = run_replicate_chart_svg(&reps);
+        // 5 measured metrics × 4 replicates.
+        assert_eq!(svg.matches("<circle").count(), 20);
+        assert!(
+            svg.contains("<title>unpooled replicate 2: 42.0 ms</title>"),
+            "{svg}"
+        );
+        assert!(!svg.contains("pool_efficiency"));
+        assert!(!svg.contains("NaN"));
     }
 }

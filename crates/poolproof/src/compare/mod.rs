@@ -21,7 +21,7 @@ pub mod verdict;
 
 pub use baseline::{load_figures, save_baseline, Baseline, BaselineError, BASELINE_FORMAT};
 pub use bootstrap::{BootstrapConfig, Interval};
-pub use chart::replicate_chart_svg;
+pub use chart::{replicate_chart_svg, run_replicate_chart_svg};
 pub use comparison::{compare, Comparison, Outcome, RunFigures, INCONCLUSIVE_EXIT_CODE};
 pub use host::HostFacts;
 pub use metric::{Direction, Metric};
