@@ -56,7 +56,7 @@ put_libs() {
 }
 
 # The shell and the few tools the entrypoints use.
-BASE_TOOLS="/bin/sh /usr/bin/locale /usr/bin/dash /bin/mkdir /bin/chmod /bin/rm /bin/sleep /bin/cat /usr/bin/env"
+BASE_TOOLS="/bin/sh /usr/bin/locale /bin/cp /usr/bin/dash /bin/mkdir /bin/chmod /bin/rm /bin/sleep /bin/cat /usr/bin/env"
 
 base_root() {
     local root=$1 user=$2 home=$3
@@ -94,6 +94,21 @@ import_root() {
 
 WORK=$(mktemp -d /tmp/poolproof-images.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
+# The service user initdb runs as must reach into the staging tree.
+chmod 755 "$WORK"
+
+# initdb (refuses root) as a throwaway system user into $1; the entrypoint copies it.
+make_template() {
+    local dest=$1 user=poolproof
+    id -u "$user" >/dev/null 2>&1 ||
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin "$user" 2>/dev/null || id -u "$user" >/dev/null
+    mkdir -p "$dest"
+    chown "$user:" "$dest"
+    chmod 700 "$dest"
+    (cd "$dest" && runuser -u "$user" -- "$PGBIN/initdb" -D "$dest" -U postgres -E UTF8 \
+        --locale=C --auth-local=trust --auth-host=trust --no-sync >/dev/null)
+}
 
 build_postgres() {
     local hash
@@ -115,6 +130,7 @@ build_postgres() {
     cp -a /usr/share/zoneinfo "$root/usr/share/zoneinfo"
     put_libs "$root" "${bins[@]}" $(find "$root$PGLIB" -name '*.so')
     install -m 0755 "$HERE/images/postgres-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
+    make_template "$root/var/lib/postgresql/template"
     mkdir -p "$root/var/lib/postgresql/data" "$root/var/run/postgresql"
     chown -R $APP_UID:$APP_UID "$root/var/lib/postgresql" "$root/var/run/postgresql"
     chmod 700 "$root/var/lib/postgresql/data"
