@@ -179,3 +179,5 @@ ensure_pulled() {
 
 if local_build "$PG_IMAGE"; then build_postgres; else ensure_pulled "$PG_IMAGE"; fi
 if local_build "$REDIS_IMAGE"; then build_redis; else ensure_pulled "$REDIS_IMAGE"; fi
+# Earlier builds that were still in use when they were replaced, now untagged and unused.
+docker image prune -f --filter label=poolproof.build >/dev/null 2>&1 || true
