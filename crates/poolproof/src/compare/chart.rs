@@ -181,7 +181,9 @@ pub fn rows_chart_svg(rows: &[MetricComparison]) -> String {
 /// of dots per arm. Shows the run's noise at a glance in report.html.
 pub fn run_replicate_chart_svg(reps: &[ReplicateSummary]) -> String {
     let arms = super::noise::by_arm(reps);
-    let values: Vec<(Metric, Vec<(String, Vec<f64>)>)> = Metric::ALL
+    /// A metric with its (arm label, values) columns.
+    type Columns = (Metric, Vec<(String, Vec<f64>)>);
+    let values: Vec<Columns> = Metric::ALL
         .iter()
         .map(|m| {
             let cols = arms
