@@ -353,6 +353,8 @@ pub fn nice_step(raw: f64) -> f64 {
 
 /// Short numbers for axes: 1500 → 1.5k, 0.25 → 0.25.
 pub fn fmt_num(v: f64) -> String {
+    // -0.0 (from rounding a tick) prints as 0.
+    let v = if v == 0.0 { 0.0 } else { v };
     let a = v.abs();
     let s = if a >= 1e6 {
         format!("{:.1}M", v / 1e6)
@@ -409,6 +411,7 @@ mod tests {
         assert_eq!(fmt_num(25000.0), "25k");
         assert_eq!(fmt_num(0.25), "0.25");
         assert_eq!(fmt_num(0.0), "0");
+        assert_eq!(fmt_num(-0.0), "0");
     }
 
     #[test]

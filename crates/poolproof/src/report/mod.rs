@@ -1,4 +1,4 @@
-//! Run reports: `report.json` (versioned), `report.md`, `junit.xml` and the GitHub step
+//! Run reports: `report.json` (versioned), `report.md`, `junit.xml`, `report.html` and the GitHub step
 //! summary, written to `reports/<scenario>/<run-id>/`; plus the normalized view that insta
 //! snapshots.
 
@@ -36,6 +36,8 @@ pub struct ReportPaths {
     pub json: PathBuf,
     pub markdown: PathBuf,
     pub junit: PathBuf,
+    /// The self-contained HTML report (crate::html).
+    pub html: PathBuf,
     /// The GitHub step summary appended to, when `$GITHUB_STEP_SUMMARY` was set.
     pub step_summary: Option<PathBuf>,
 }
@@ -72,6 +74,8 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<ReportPaths, ReportEr
     let markdown_text = markdown(report);
     write_atomic(&md, markdown_text.as_bytes())?;
     write_atomic(&junit, junit_xml(report).as_bytes())?;
+    let html = dir.join("report.html");
+    write_atomic(&html, crate::html::page(report).as_bytes())?;
     let step_summary = match std::env::var_os("GITHUB_STEP_SUMMARY") {
         Some(p) if !p.is_empty() => {
             let p = PathBuf::from(p);
@@ -85,6 +89,7 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<ReportPaths, ReportEr
         json,
         markdown: md,
         junit,
+        html,
         step_summary,
     })
 }

@@ -151,6 +151,9 @@ pub struct RunReport {
     pub alerts: Vec<AlertDelivery>,
     pub arms: Vec<ArmSummary>,
     pub series: Series,
+    /// Per-arm time series of an A/B run (empty otherwise), for side-by-side charts.
+    #[serde(default)]
+    pub arm_series: BTreeMap<String, Series>,
     pub notes: Vec<String>,
     /// Per-replicate figures (every arm × replicate) for the regression gate and the noise
     /// check (`crate::compare`); filled by the run loop after [`RunReport::build`].
@@ -313,6 +316,19 @@ impl RunReport {
                 client: client_series(obs),
                 server: obs.server.clone(),
             },
+            arm_series: input
+                .arms
+                .iter()
+                .map(|(name, o)| {
+                    (
+                        name.clone(),
+                        Series {
+                            client: client_series(o),
+                            server: o.server.clone(),
+                        },
+                    )
+                })
+                .collect(),
             notes: input.notes,
             replicates: Vec::new(),
         }
