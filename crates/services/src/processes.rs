@@ -53,7 +53,9 @@ pub(crate) fn run_as(service: &'static str) -> Result<Option<RunAs>, ServiceErro
     if let Some(found) = lookup() {
         return Ok(Some(found));
     }
-    let output = Command::new("useradd")
+    let useradd = find_binary("useradd", &["/usr/sbin/useradd", "/sbin/useradd"])
+        .unwrap_or_else(|| PathBuf::from("useradd"));
+    let output = Command::new(useradd)
         .args(["--system", "--user-group", "--no-create-home"])
         .args(["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"])
         .arg(SERVICE_USER)
