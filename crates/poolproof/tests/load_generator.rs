@@ -184,7 +184,7 @@ async fn rate_limit_weights_errors_bodies_and_instances() {
     let out = Attack::new(p).unwrap().run().await.unwrap();
     let w = out.client.window(&[out.load], None);
     let rps = w.request_rps().unwrap();
-    assert!((85.0..=105.0).contains(&rps), "rate-limited rps {rps}");
+    assert!((96.0..=104.0).contains(&rps), "rate-limited rps {rps}");
     let fail = out.client.window(&[out.load], Some("fail"));
     let ok = out.client.window(&[out.load], Some("ok"));
     let post = out.client.window(&[out.load], Some("post"));

@@ -51,6 +51,7 @@ impl Attack {
             plan.ramp,
             plan.warmup,
             plan.duration,
+            plan.rate_limit,
             plan.bearer_token.clone(),
         ));
         Ok(Attack { plan, rec })
@@ -109,7 +110,7 @@ impl Attack {
         // window timer stops the attack at the exact end, this is only the backstop.
         let secs = (p.warmup + p.duration).as_secs_f64().ceil() as u64 + 2;
         c.run_time = Some(secs.to_string());
-        c.throttle_requests = p.rate_limit.map(|r| r as usize);
+        // The rate limit is ours (Recorder::pace), not goose's throttle: see Pacer.
         c.timeout = Some(format!("{:.3}", p.request_timeout.as_secs_f64()));
         // Silence and speed: no console metrics, no reports, no controllers, and no goose
         // metrics aggregation (we record our own histograms).
@@ -166,9 +167,9 @@ fn goose_transaction(
     Transaction::new(f).set_name(&name).set_weight(weight)
 }
 
-/// Sends one request and records it. Latency = goose's own timing from after the throttle to
-/// the response headers (µs) plus the time to read the body, so a rate limit's queueing is
-/// not counted while the whole response is.
+/// Sends one request and records it. Latency = goose's own timing from the start of the
+/// request to the response headers (µs) plus the time to read the body, so waiting for a
+/// rate-limit slot is not counted while the whole response is.
 async fn one_request(
     user: &mut GooseUser,
     tx: &TransactionPlan,
@@ -180,6 +181,7 @@ async fn one_request(
         tokio::time::sleep(Duration::from_millis(20)).await;
         return Ok(());
     }
+    rec.pace().await;
     let (path, body) = {
         let mut rng = rand::thread_rng();
         (
@@ -204,7 +206,7 @@ async fn one_request(
         .expect_status_code(tx.expect_status)
         .set_request_builder(builder)
         .build();
-    // Err only when the throttle closed because the attack is ending: nothing to record.
+    // Err only for a request that could not be built (goose throttle is off): nothing was sent.
     let response = user.request(request).await?;
     let to_headers = Duration::from_micros(response.request.response_time_micros());
     let (latency, error) = match response.response {
