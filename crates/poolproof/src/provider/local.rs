@@ -8,8 +8,9 @@ use poolproof_services as services;
 /// Postgres and Redis started for one run.
 pub struct LocalServices {
     kind: Provider,
-    postgres: services::Postgres,
-    redis: services::Redis,
+    // Shared with the fault timeline (pause/stop/restart) while a load runs.
+    postgres: std::sync::Arc<services::Postgres>,
+    redis: std::sync::Arc<services::Redis>,
     database_url: String,
     redis_url: String,
 }
@@ -79,8 +80,8 @@ impl LocalServices {
             kind,
             database_url: postgres.url(),
             redis_url: redis.url(),
-            postgres,
-            redis,
+            postgres: std::sync::Arc::new(postgres),
+            redis: std::sync::Arc::new(redis),
         })
     }
 
@@ -107,9 +108,33 @@ impl LocalServices {
         &self.redis
     }
 
+    /// The Postgres handle for the fault timeline.
+    pub fn postgres_control(&self) -> std::sync::Arc<dyn crate::faults::ServiceControl> {
+        self.postgres.clone()
+    }
+
+    /// The Redis handle for the fault timeline.
+    pub fn redis_control(&self) -> std::sync::Arc<dyn crate::faults::ServiceControl> {
+        self.redis.clone()
+    }
+
     /// Stops and removes both services.
     pub async fn teardown(self) {
-        let (pg, redis) = tokio::join!(self.postgres.shutdown(), self.redis.shutdown());
+        // The timeline's clones are gone once its load ended; should one remain, dropping the
+        // handle still removes the service.
+        let pg = async {
+            match std::sync::Arc::try_unwrap(self.postgres) {
+                Ok(pg) => pg.shutdown().await,
+                Err(_) => Ok(()),
+            }
+        };
+        let redis = async {
+            match std::sync::Arc::try_unwrap(self.redis) {
+                Ok(r) => r.shutdown().await,
+                Err(_) => Ok(()),
+            }
+        };
+        let (pg, redis) = tokio::join!(pg, redis);
         for (what, r) in [("postgres", pg), ("redis", redis)] {
             if let Err(e) = r {
                 eprintln!("poolproof: tearing down {what}: {e}");

@@ -7,6 +7,8 @@ use super::env::{instance_env, EnvInputs, SinkUrls};
 use super::plan::load_plan;
 use crate::app::{self, AppInstance, InstanceSpec};
 use crate::exit::Exit;
+use crate::faults::timeline::check as check_faults;
+use crate::faults::{FaultTargets, PlannedFault, TcpProxy, Timeline};
 use crate::load::{Attack, LoadOutcome};
 use crate::observe::Observations;
 use crate::progress::{LiveStats, Progress};
@@ -78,11 +80,9 @@ pub async fn measure(
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let provider = provider::resolve(scenario).await;
-    if !scenario.faults.is_empty() && provider != Provider::External {
-        // The executor (crate::faults) exists; routing the app through its Postgres proxy and
-        // handing it the service handles is issue 5's step in `drive`, not done yet.
-        return Err(RunError::Infra(
-            "faults: the fault timeline is not wired into `validate` yet; remove `faults:` to run this scenario".into(),
+    if !scenario.faults.is_empty() && provider == Provider::External {
+        return Err(RunError::Usage(
+            "faults: an external app's services cannot be faulted; remove `faults:` or use containers/processes".into(),
         ));
     }
     if provider == Provider::External {
@@ -226,15 +226,49 @@ async fn run_arm(
     progress: &mut Progress,
 ) -> Result<(Observations, bool), RunError> {
     let sc = ctx.scenario;
+    let plan: Vec<PlannedFault> = sc.faults.iter().map(PlannedFault::from).collect();
+    let mut faults = None;
     let (mut instances, targets, token) = match ctx.provisioned {
         Provisioned::Local(services) => {
             let n = sc.app.instances.max(1) as usize;
+            // Latency and reset faults sit between the app and Postgres: the app's
+            // DATABASE_URL goes through the harness' proxy (only then, so other runs measure
+            // the direct path).
+            let proxy = if plan.iter().any(|f| f.action.needs_proxy()) {
+                let pg = services.postgres();
+                let proxy = TcpProxy::start(([127, 0, 0, 1], pg.port()).into())
+                    .await
+                    .map_err(RunError::infra)?;
+                Some(Arc::new(proxy))
+            } else {
+                None
+            };
+            let database_url = match &proxy {
+                Some(p) => via_port(
+                    services.database_url(),
+                    services.postgres().port(),
+                    p.port(),
+                ),
+                None => services.database_url().to_owned(),
+            };
+            if !plan.is_empty() {
+                let t = FaultTargets {
+                    proxy,
+                    sink: ctx.sink.cloned(),
+                    postgres: Some(services.postgres_control()),
+                    redis: Some(services.redis_control()),
+                    postgres_admin_url: Some(services.database_url().to_owned()),
+                    database: Some(services.postgres().database().to_owned()),
+                };
+                check_faults(&plan, &t).map_err(|e| RunError::Usage(e.to_string()))?;
+                faults = Some((plan, t));
+            }
             progress.phase(&format!(
                 "{}starting pooled-app ({n} instance{})",
                 ctx.label,
                 if n == 1 { "" } else { "s" }
             ));
-            let instances = start_instances(ctx, services.database_url(), services.redis_url(), n)?;
+            let instances = start_instances(ctx, &database_url, services.redis_url(), n)?;
             let token = sc
                 .app
                 .env
@@ -250,7 +284,7 @@ async fn run_arm(
             ext.token.as_ref().map(|t| t.expose().to_owned()),
         ),
     };
-    let result = drive(ctx, &mut instances, targets, token, progress).await;
+    let result = drive(ctx, &mut instances, targets, token, faults, progress).await;
     if !instances.is_empty() {
         progress.phase(&format!("{}stopping pooled-app", ctx.label));
         futures::future::join_all(instances.iter_mut().map(|i| i.stop(STOP_GRACE))).await;
@@ -309,6 +343,7 @@ async fn drive(
     instances: &mut [AppInstance],
     targets: Vec<String>,
     token: Option<String>,
+    faults: Option<(Vec<PlannedFault>, FaultTargets)>,
     progress: &mut Progress,
 ) -> Result<(Observations, bool), RunError> {
     let sc = ctx.scenario;
@@ -358,11 +393,30 @@ async fn drive(
         };
         (p.phase.as_str(), p.elapsed_s, stats)
     });
-    // Fault timeline (issue 5) starts here from `handle.wait_measure_start()`; scenarios with
-    // faults are refused before provisioning until it is wired in.
+    // The fault timeline counts from the start of measured load, known once warm-up ends;
+    // when the load stops (also early, on Ctrl-C) every active fault is undone.
+    let (load_done, load_done_rx) = tokio::sync::oneshot::channel::<()>();
+    let timeline = faults.map(|(plan, targets)| {
+        let h = handle.clone();
+        tokio::spawn(async move {
+            let Some(start) = h.wait_measure_start().await else {
+                return Vec::new();
+            };
+            let tl = Timeline::start(plan, targets, start.into());
+            let _ = load_done_rx.await;
+            tl.finish().await
+        })
+    });
     let hold = tokio::spawn(interrupt::hold_killswitch());
     let outcome = attack.run().await;
     hold.abort();
+    let _ = load_done.send(());
+    let fault_outcomes = match timeline {
+        Some(t) => t
+            .await
+            .map_err(|e| RunError::infra(format!("fault timeline: {e}")))?,
+        None => Vec::new(),
+    };
     let samples = sampler.stop().await;
     progress.phase(&format!("{}load finished", ctx.label));
     let outcome: LoadOutcome = outcome.map_err(RunError::infra)?;
@@ -373,10 +427,27 @@ async fn drive(
         server: samples.iter().map(|s| s.to_server_sample(origin)).collect(),
         warmup: Some(outcome.warmup),
         load: outcome.load,
-        faults: Vec::new(),
+        faults: fault_outcomes
+            .iter()
+            .filter_map(|o| o.event.clone())
+            .collect(),
         alerts,
     };
+    // A fault that could not be injected (or undone) leaves a run that did not test what
+    // the scenario says: an infrastructure failure, not a verdict.
+    if let Some(e) = fault_outcomes.iter().find_map(|o| o.error.as_ref()) {
+        return Err(RunError::infra(format!("fault timeline: {e}")));
+    }
     Ok((obs, outcome.interrupted || interrupt::requested()))
+}
+
+/// `url` with its `127.0.0.1:{from}` port replaced by `to` (the app's way through the proxy).
+fn via_port(url: &str, from: u16, to: u16) -> String {
+    url.replacen(
+        &format!("@127.0.0.1:{from}/"),
+        &format!("@127.0.0.1:{to}/"),
+        1,
+    )
 }
 
 /// The exit code of a run error.
