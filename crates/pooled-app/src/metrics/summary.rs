@@ -85,7 +85,9 @@ fn pct(a: u64, b: u64) -> f64 {
     }
 }
 
-/// Buckets of all instances covering `[from, now]` from Redis.
+/// Buckets of all instances covering `[from, now]` from Redis: completed minute roll-ups, plus
+/// seconds only where no roll-up covers them (the partial first minute and the recent minutes
+/// not rolled up yet), so a 24 h summary reads ~1,440 minutes, not 86,400 seconds.
 async fn fetch(
     link: &RedisLink,
     from: u64,
@@ -101,41 +103,55 @@ async fn fetch(
                 .await
         })
         .await?;
+    if instances.is_empty() {
+        return Ok((instances, Vec::new()));
+    }
     let mut pipe = redis::pipe();
     for i in &instances {
-        // Minutes starting at or after `from` (a partial first minute is approximated by its
-        // seconds only when the minute roll-up lies before `from`).
         pipe.cmd("ZRANGEBYSCORE")
             .arg(keys::minutes(i))
             .arg(from)
             .arg(now);
-        pipe.cmd("ZRANGEBYSCORE")
-            .arg(keys::seconds(i))
-            .arg(from)
-            .arg(now);
     }
-    let raw: Vec<Vec<Vec<u8>>> = if instances.is_empty() {
-        Vec::new()
-    } else {
-        link.run_within(link.timeout() * 4, move |mut c| async move {
+    let raw: Vec<Vec<Vec<u8>>> = link
+        .run_within(link.timeout() * 4, move |mut c| async move {
             pipe.query_async(&mut c).await
         })
-        .await?
-    };
+        .await?;
+    let first_full_minute = from.div_ceil(60) * 60;
     let mut out = Vec::new();
-    for pair in raw.chunks(2) {
-        let minutes: Vec<Bucket> = pair[0]
-            .iter()
-            .filter_map(|b| Bucket::decode(b).ok())
-            .collect();
-        // Seconds already inside a stored minute are skipped; the rest (the current minute, or a
-        // minute not yet rolled up) are used one by one.
+    let mut ranges = Vec::new();
+    for (i, mins) in instances.iter().zip(raw) {
+        let minutes: Vec<Bucket> = mins.iter().filter_map(|b| Bucket::decode(b).ok()).collect();
         let covered: std::collections::HashSet<u64> = minutes.iter().map(|m| m.start).collect();
-        let seconds = pair.get(1).map(|s| s.as_slice()).unwrap_or(&[]);
+        let after = minutes
+            .iter()
+            .map(|m| m.start + 60)
+            .max()
+            .unwrap_or(first_full_minute)
+            .max(from);
         out.extend(minutes);
-        for s in seconds {
-            if let Ok(b) = Bucket::decode(s) {
-                if !covered.contains(&(b.start - b.start % 60)) {
+        ranges.push((i.clone(), covered, from, first_full_minute.min(after)));
+        ranges.push((i.clone(), std::collections::HashSet::new(), after, now));
+    }
+    let mut pipe = redis::pipe();
+    for (i, _, lo, hi) in &ranges {
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(keys::seconds(i))
+            .arg(*lo)
+            .arg(format!("({}", hi.max(lo)));
+    }
+    let raw: Vec<Vec<Vec<u8>>> = link
+        .run_within(link.timeout() * 4, move |mut c| async move {
+            pipe.query_async(&mut c).await
+        })
+        .await?;
+    for ((_, covered, _, _), secs) in ranges.iter().zip(raw) {
+        for s in secs {
+            if let Ok(b) = Bucket::decode(&s) {
+                if (b.count > 0 || !b.routes.is_empty())
+                    && !covered.contains(&(b.start - b.start % 60))
+                {
                     out.push(b);
                 }
             }
