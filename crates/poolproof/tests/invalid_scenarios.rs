@@ -262,7 +262,7 @@ fn list_shows_names_tags_and_load_time() {
         .find(|l| l.starts_with("smoke "))
         .unwrap_or_else(|| panic!("no smoke row: {}", out.stdout));
     assert!(
-        smoke.contains("35s") && smoke.contains("smoke,ci"),
+        smoke.contains("28s") && smoke.contains("smoke,ci"),
         "{smoke}"
     );
     assert!(

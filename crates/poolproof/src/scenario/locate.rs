@@ -101,6 +101,13 @@ impl<'de> Visitor<'de> for Finder<'_> {
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
         Err(E::custom(MARKER))
     }
+    // serde_yaml hands integers beyond 64 bits to the 128-bit visitors.
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<(), E> {
+        Err(E::custom(MARKER))
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<(), E> {
+        Err(E::custom(MARKER))
+    }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
         Err(E::custom(MARKER))
     }

@@ -443,7 +443,7 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         assert_eq!(s.name, "smoke");
-        assert_eq!(s.load.duration, Duration::from_secs(30));
+        assert_eq!(s.load.duration, Duration::from_secs(25));
         assert!(s.load_time() <= std::time::Duration::from_secs(60));
         let p95 = s
             .slas
