@@ -28,15 +28,22 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// Reads, interpolates, parses and validates one scenario file. The error's origin is the path
 /// as given.
 pub fn load_file(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
-    let path = path.as_ref();
+    let (origin, bytes) = read_scenario_file(path.as_ref())?;
+    load_bytes(&bytes, &origin)
+}
+
+/// The file's bytes and its origin (the path as given), refusing directories and files over
+/// the size limit before reading them.
+fn read_scenario_file(path: &Path) -> Result<(String, Vec<u8>), ScenarioError> {
     let origin = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| {
+    let io_error = |e: std::io::Error| {
         ScenarioError::new(
             &origin,
             ErrorKind::Io,
             format!("cannot read: {}", io_reason(&e)),
         )
-    })?;
+    };
+    let meta = std::fs::metadata(path).map_err(io_error)?;
     if meta.is_dir() {
         return Err(ScenarioError::new(
             &origin,
@@ -47,14 +54,8 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
     if meta.len() > MAX_FILE_BYTES as u64 {
         return Err(too_large(&origin, meta.len()));
     }
-    let bytes = std::fs::read(path).map_err(|e| {
-        ScenarioError::new(
-            &origin,
-            ErrorKind::Io,
-            format!("cannot read: {}", io_reason(&e)),
-        )
-    })?;
-    load_bytes(&bytes, &origin)
+    let bytes = std::fs::read(path).map_err(io_error)?;
+    Ok((origin, bytes))
 }
 
 /// Like [`load_str`] for raw bytes: checks size and UTF-8 first.
@@ -120,18 +121,7 @@ pub fn load_str_with(
 /// Reads a scenario for listing only: unset variables become empty and semantic validation is
 /// skipped, so that e.g. an external scenario whose URL variable is unset still lists.
 pub fn load_for_listing(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
-    let path = path.as_ref();
-    let origin = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| {
-        ScenarioError::new(
-            &origin,
-            ErrorKind::Io,
-            format!("cannot read: {}", io_reason(&e)),
-        )
-    })?;
-    if bytes.len() > MAX_FILE_BYTES {
-        return Err(too_large(&origin, bytes.len() as u64));
-    }
+    let (origin, bytes) = read_scenario_file(path.as_ref())?;
     let text = String::from_utf8_lossy(&bytes);
     let interp = interpolate::interpolate(&text, |n| Some(std::env::var(n).unwrap_or_default()))
         .map_err(|e| {
