@@ -1,0 +1,94 @@
+//! Deliberately broken twins of the shipped fault and A/B scenarios, run through the real
+//! `poolproof` binary against real services and pooled-app: each must fail its SLAs with
+//! exit 1 (a verdict), not pass and not crash.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+fn shipped(name: &str) -> String {
+    std::fs::read_to_string(workspace_root().join("scenarios").join(name))
+        .expect("shipped scenario")
+}
+
+/// Runs `text` as a scenario; returns the exit code and stdout+stderr.
+fn validate(name: &str, text: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(format!("{name}.yaml"));
+    std::fs::write(&path, text).expect("write scenario");
+    let out = Command::new(env!("CARGO_BIN_EXE_poolproof"))
+        .arg("validate")
+        .arg(&path)
+        .arg("--reports-dir")
+        .arg(dir.path().join("reports"))
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run poolproof");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "the shipped scenario no longer contains `{from}`"
+    );
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn alert_latency_with_alerts_off_fails_its_alert_slas() {
+    let twin = replace_once(
+        &shipped("alert-latency.yaml"),
+        r#"ENABLE_PERFORMANCE_ALERTS: "true""#,
+        r#"ENABLE_PERFORMANCE_ALERTS: "false""#,
+    );
+    let (code, out) = validate("alert-latency", &twin);
+    assert_eq!(code, Some(1), "alerts off must fail with exit 1:\n{out}");
+    let line = out
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("alert_latency[request_latency_critical][slack]")
+        })
+        .unwrap_or_else(|| panic!("no alert_latency row:\n{out}"));
+    assert!(line.contains("NO DATA"), "{line}");
+    // The fault itself still happened and the health score still saw it.
+    assert!(out.contains("health_score@during < 80"), "{out}");
+}
+
+#[test]
+fn pooling_ab_with_pooling_on_in_both_arms_fails_the_ratio_slas() {
+    let text = shipped("pooling-ab.yaml");
+    let twin = replace_once(
+        &text,
+        r#"env: { ENABLE_CONNECTION_POOLING: "false" }"#,
+        r#"env: { ENABLE_CONNECTION_POOLING: "true" }"#,
+    );
+    let twin = replace_once(&twin, "duration: 20s", "duration: 6s");
+    let (code, out) = validate("pooling-ab", &twin);
+    assert_eq!(
+        code,
+        Some(1),
+        "no pooling difference must fail with exit 1:\n{out}"
+    );
+    for sla in [
+        "p95_improvement >= 60%",
+        "capacity_ratio >= x3",
+        "connection_overhead_reduction >= 90%",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(sla))
+            .unwrap_or_else(|| panic!("no `{sla}` row:\n{out}"));
+        assert!(line.contains("FAILED"), "{line}");
+    }
+}
