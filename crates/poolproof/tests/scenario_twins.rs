@@ -36,6 +36,15 @@ fn validate(name: &str, text: &str) -> (Option<i32>, String) {
     (out.status.code(), text)
 }
 
+/// The verdict row of the SLA whose label starts with `label`, asserting it reads `verdict`.
+fn assert_row(out: &str, label: &str, verdict: &str) {
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no `{label}` row:\n{out}"));
+    assert!(line.trim_end().ends_with(verdict), "{line}");
+}
+
 fn replace_once(text: &str, from: &str, to: &str) -> String {
     assert!(
         text.contains(from),
@@ -91,4 +100,54 @@ fn pooling_ab_with_pooling_on_in_both_arms_fails_the_ratio_slas() {
             .unwrap_or_else(|| panic!("no `{sla}` row:\n{out}"));
         assert!(line.contains("FAILED"), "{line}");
     }
+}
+
+/// Shortens a fault scenario for a twin: 12 s of load, 1 s of warm-up, the fault at 4 s.
+fn shortened(text: &str, duration: &str, at: &str) -> String {
+    let t = replace_once(text, &format!("duration: {duration}"), "duration: 12s");
+    let t = replace_once(&t, "warmup: 3s", "warmup: 1s");
+    replace_once(&t, &format!("{{ at: {at},"), "{ at: 4s,")
+}
+
+#[test]
+fn redis_outage_with_the_database_stopped_instead_fails_its_error_slas() {
+    // The same outage hitting Postgres: requests that need the database fail, which is what
+    // the "no failed request during the outage" SLA is there to catch.
+    let twin = shortened(&shipped("redis-outage.yaml"), "40s", "10s");
+    let twin = replace_once(
+        &twin,
+        "for: 10s, kind: redis_stop",
+        "for: 5s, kind: postgres_stop",
+    );
+    let (code, out) = validate("redis-outage", &twin);
+    assert_eq!(
+        code,
+        Some(1),
+        "a database outage must fail with exit 1:\n{out}"
+    );
+    assert_row(&out, "error_rate@during <= 0.1%", "FAILED");
+    assert_row(&out, "error_rate <= 0.1%", "FAILED");
+    // The health score still saw the outage.
+    assert_row(&out, "health_score@during < 90", "met");
+}
+
+#[test]
+fn postgres_restart_without_a_pool_fails_the_pooled_mode_sla() {
+    // Pooling off: a connection per acquisition after the restart, as in fallback mode, so
+    // "back in pooled mode" cannot hold.
+    let twin = shortened(&shipped("postgres-restart.yaml"), "30s", "10.2s");
+    let twin = replace_once(
+        &twin,
+        "for: 10s, kind: postgres_restart",
+        "for: 5s, kind: postgres_restart",
+    );
+    let twin = replace_once(
+        &twin,
+        r#"DATABASE_POOL_SIZE: "20""#,
+        r#"DATABASE_POOL_SIZE: "20"
+    ENABLE_CONNECTION_POOLING: "false""#,
+    );
+    let (code, out) = validate("postgres-restart", &twin);
+    assert_eq!(code, Some(1), "no pool must fail with exit 1:\n{out}");
+    assert_row(&out, "pool_efficiency@after >= 90%", "FAILED");
 }

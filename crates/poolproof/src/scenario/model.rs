@@ -599,7 +599,7 @@ pub enum Metric {
     P95Improvement,
     /// A/B: throughput(treatment) / throughput(baseline).
     CapacityRatio,
-    /// A/B: 1 − connection overhead per request (treatment / baseline).
+    /// A/B: 1 − connections opened per request (treatment / baseline), pool growth excluded.
     ConnectionOverheadReduction,
     /// A/B: 1 − throughput(treatment) / throughput(baseline).
     ThroughputLoss,
