@@ -206,6 +206,33 @@ fn an_impossible_sla_fails_with_exit_1_and_is_named() {
     assert!(junit.contains("<failure"), "junit has no failure");
 }
 
+/// A proxy fault (database latency) routes the app's DATABASE_URL through the harness' proxy; the
+/// proxy must outlive the fault. It used to be dropped with the timeline's last fault, so the app
+/// met "connection refused" for the rest of the run and looked as if it never recovered.
+#[test]
+fn the_database_path_survives_the_end_of_a_latency_fault() {
+    let slas = "  - { metric: error_rate, comparator: \"<=\", threshold: 1%, phase: after }";
+    let text = format!(
+        "{}faults:\n  - {{ at: 1s, for: 1s, kind: db_latency, latency: 200ms }}\n",
+        scenario("e2e-latency-after", "5s", slas)
+    );
+    let run = Run::new("e2e-latency-after", &text);
+    let (code, stdout, stderr) = output(run.command());
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(run.run_dir("e2e-latency-after").join("report.json"))
+            .expect("read report.json"),
+    )
+    .expect("report.json is JSON");
+    let faults = json["faults"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        faults.len(),
+        1,
+        "the fault did not happen: {}",
+        json["faults"]
+    );
+}
+
 /// Processes descending from `root` (by parent pid), with their start times (to tell a reused
 /// pid from the same process).
 fn descendants(root: u32) -> BTreeSet<(u32, u64)> {

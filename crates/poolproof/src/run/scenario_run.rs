@@ -228,6 +228,10 @@ async fn run_arm(
     let sc = ctx.scenario;
     let plan: Vec<PlannedFault> = sc.faults.iter().map(PlannedFault::from).collect();
     let mut faults = None;
+    // The app's DATABASE_URL points at the proxy, so the proxy must live as long as the app
+    // does, not only while the timeline runs: the timeline drops its handle when its last
+    // fault ends, which used to close the proxy and leave the app without a database.
+    let mut proxy_for_app: Option<Arc<TcpProxy>> = None;
     let (mut instances, targets, token) = match ctx.provisioned {
         Provisioned::Local(services) => {
             let n = sc.app.instances.max(1) as usize;
@@ -251,6 +255,7 @@ async fn run_arm(
                 ),
                 None => services.database_url().to_owned(),
             };
+            proxy_for_app.clone_from(&proxy);
             if !plan.is_empty() {
                 let t = FaultTargets {
                     proxy,
@@ -289,6 +294,7 @@ async fn run_arm(
         progress.phase(&format!("{}stopping pooled-app", ctx.label));
         futures::future::join_all(instances.iter_mut().map(|i| i.stop(STOP_GRACE))).await;
     }
+    drop(proxy_for_app);
     result
 }
 
