@@ -1,17 +1,20 @@
 //! Monitoring cost and dashboard latency against real Postgres and Redis (`poolproof-services`),
 //! with two `pooled-app` processes (the real binary) on 127.0.0.1: one with monitoring on, one with
-//! `ENABLE_PERFORMANCE_MONITORING=false`.
+//! `ENABLE_PERFORMANCE_MONITORING=false`, measured in one run.
 //!
-//! - `monitoring_saturation/{on,off}`: a batch of requests driven by 32 closed-loop clients.
-//! - A paired run alternating the two (12 pairs of 8,000 requests) prints, per pair, the wall-clock
-//!   throughput and each app process's CPU time per request (sum of its threads' schedstat run
-//!   time), then the throughput loss and the CPU-capacity loss (1 − cpu_off / cpu_on) with 95 %
-//!   intervals. On a shared machine the CPU figure is the robust one: other load changes the
-//!   wall clock far more than the CPU a request costs.
+//! - Interleaved: `MON_BENCH_PAIRS` (default 100) pairs of short saturation batches
+//!   (`MON_BENCH_BATCH_MS`, default 500 ms, 32 closed-loop clients), on and off alternating and the
+//!   order flipping every pair. Per batch: wall-clock throughput, and the app process's CPU time per
+//!   request from /proc (utime+stime of /proc/<pid>/stat, and the threads' schedstat run time).
+//! - Concurrent: `MON_BENCH_ROUNDS` (default 150) rounds of `MON_BENCH_BATCH_MS` in which both apps
+//!   are saturated at the same time by 16 clients each, so whatever else runs on the machine hits
+//!   both arms alike; per round each app's CPU time per request and throughput.
+//! - Each figure is the mean of the per-pair ratios with a 95 % paired bootstrap interval
+//!   (10,000 resamples of the pairs). Throughput loss = 1 − on/off; CPU cost = CPU_on/CPU_off − 1.
 //! - `dashboard_under_load/*`: each dashboard endpoint while 8 clients load the monitored app;
 //!   every request is timed into an HDR histogram and p50/p95/p99 are printed at the end.
 //!
-//! Run: `cargo bench -p pooled-app --bench monitoring`
+//! Run: `cargo bench -p pooled-app --bench monitoring` (about 7 minutes).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Load, API_TOKEN};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion};
 use hdrhistogram::Histogram;
 
 const CLIENTS: usize = 32;
@@ -85,6 +88,66 @@ impl Proc {
             })
             .unwrap_or(0)
     }
+
+    /// utime + stime of the process (clock ticks), from /proc/<pid>/stat.
+    fn cpu_ticks(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may contain spaces) start at field 3 (state);
+        // utime and stime are fields 14 and 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        f.iter().sum()
+    }
+
+    fn cpu(&self) -> Cpu {
+        Cpu {
+            ns: self.cpu_ns(),
+            ticks: self.cpu_ticks(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Cpu {
+    ns: u64,
+    ticks: u64,
+}
+
+/// One arm's batch: requests completed, wall time, CPU consumed.
+#[derive(Clone, Copy)]
+struct Batch {
+    n: u64,
+    secs: f64,
+    cpu_ns: u64,
+    cpu_ticks: u64,
+}
+
+impl Batch {
+    fn between(a: Cpu, b: Cpu, n: u64, secs: f64) -> Batch {
+        Batch {
+            n,
+            secs,
+            cpu_ns: b.ns.saturating_sub(a.ns),
+            cpu_ticks: b.ticks.saturating_sub(a.ticks),
+        }
+    }
+    fn rps(&self) -> f64 {
+        self.n as f64 / self.secs
+    }
+    /// µs of schedstat CPU per request.
+    fn cpu_us(&self) -> f64 {
+        self.cpu_ns as f64 / 1000.0 / self.n.max(1) as f64
+    }
+    /// µs of utime+stime per request.
+    fn ticks_us(&self, hz: f64) -> f64 {
+        self.cpu_ticks as f64 * 1e6 / hz / self.n.max(1) as f64
+    }
 }
 
 impl Drop for Proc {
@@ -93,7 +156,6 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
-const BATCH: u64 = 2000;
 
 fn paths() -> Vec<String> {
     (0..512u64)
@@ -108,21 +170,27 @@ fn paths() -> Vec<String> {
         .collect()
 }
 
-/// `n` requests by `CLIENTS` closed-loop clients; returns the elapsed time.
-async fn drive(client: &reqwest::Client, base: &str, paths: &Arc<Vec<String>>, n: u64) -> Duration {
+/// `clients` closed-loop clients for `dur`; returns the requests completed (every one started
+/// before the deadline is awaited, so CPU read afterwards covers exactly these requests).
+async fn drive_for(
+    client: &reqwest::Client,
+    base: &str,
+    paths: &Arc<Vec<String>>,
+    clients: usize,
+    dur: Duration,
+) -> u64 {
     let next = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::with_capacity(CLIENTS);
-    for _ in 0..CLIENTS {
+    let deadline = Instant::now() + dur;
+    let mut tasks = Vec::with_capacity(clients);
+    for c in 0..clients {
         let (client, base, paths, next) =
             (client.clone(), base.to_owned(), paths.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let p = &paths[(i as usize) % paths.len()];
+            let mut done = 0u64;
+            let mut i = c;
+            while Instant::now() < deadline {
+                let p = &paths[i % paths.len()];
+                i = i.wrapping_add(CLIENTS + 7);
                 let r = client
                     .get(format!("{base}{p}"))
                     .send()
@@ -130,13 +198,91 @@ async fn drive(client: &reqwest::Client, base: &str, paths: &Arc<Vec<String>>, n
                     .expect("request");
                 assert!(r.status().is_success(), "{p}: {}", r.status());
                 let _ = r.bytes().await;
+                done += 1;
             }
+            next.fetch_add(done, Ordering::Relaxed);
         }));
     }
     for t in tasks {
         t.await.expect("client task");
     }
-    start.elapsed()
+    next.load(Ordering::Relaxed)
+}
+
+/// One arm alone at saturation for `dur`.
+async fn batch(
+    client: &reqwest::Client,
+    app: &Proc,
+    paths: &Arc<Vec<String>>,
+    dur: Duration,
+) -> Batch {
+    let c0 = app.cpu();
+    let t = Instant::now();
+    let n = drive_for(client, &app.base, paths, CLIENTS, dur).await;
+    let secs = t.elapsed().as_secs_f64();
+    Batch::between(c0, app.cpu(), n, secs)
+}
+
+/// Both arms at saturation at the same time, half the clients each.
+async fn together(
+    client: &reqwest::Client,
+    on: &Proc,
+    off: &Proc,
+    paths: &Arc<Vec<String>>,
+    dur: Duration,
+) -> (Batch, Batch) {
+    let (a0, b0) = (on.cpu(), off.cpu());
+    let t = Instant::now();
+    let (na, nb) = tokio::join!(
+        drive_for(client, &on.base, paths, CLIENTS / 2, dur),
+        drive_for(client, &off.base, paths, CLIENTS / 2, dur)
+    );
+    let secs = t.elapsed().as_secs_f64();
+    (
+        Batch::between(a0, on.cpu(), na, secs),
+        Batch::between(b0, off.cpu(), nb, secs),
+    )
+}
+
+/// Mean of `xs` and its 95 % percentile bootstrap interval (resampling the pairs).
+fn bootstrap(xs: &[f64]) -> (f64, f64, f64) {
+    use rand::{Rng, SeedableRng};
+    let n = xs.len();
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6d6f_6e69);
+    let mut means: Vec<f64> = (0..10_000)
+        .map(|_| (0..n).map(|_| xs[rng.gen_range(0..n)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    (mean, means[250], means[9_749])
+}
+
+fn show(what: &str, xs: &[f64]) -> String {
+    let (m, lo, hi) = bootstrap(xs);
+    format!(
+        "{what}: mean {:+.2} %, 95 % CI [{:+.2} %, {:+.2} %] ({} pairs)",
+        m * 100.0,
+        lo * 100.0,
+        hi * 100.0,
+        xs.len()
+    )
+}
+
+fn env_num(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 fn bench(c: &mut Criterion) {
@@ -145,6 +291,10 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    let pairs = env_num("MON_BENCH_PAIRS", 100) as usize;
+    let rounds = env_num("MON_BENCH_ROUNDS", 150) as usize;
+    let dur = Duration::from_millis(env_num("MON_BENCH_BATCH_MS", 500));
+    let hz = clock_ticks_per_sec();
 
     let (pg, redis) = rt.block_on(common::services());
     let on = rt.block_on(Proc::start(&pg.url(), &redis.url(), true));
@@ -156,78 +306,79 @@ fn bench(c: &mut Criterion) {
     let paths = Arc::new(paths());
     // Warm both (connections, caches).
     rt.block_on(async {
-        drive(&client, &on.base, &paths, 4000).await;
-        drive(&client, &off.base, &paths, 4000).await;
+        for _ in 0..3 {
+            batch(&client, &on, &paths, dur).await;
+            batch(&client, &off, &paths, dur).await;
+        }
     });
 
-    let mut g = c.benchmark_group("monitoring_saturation");
-    g.throughput(Throughput::Elements(BATCH));
-    g.sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(6));
-    for (name, app) in [("on", &on), ("off", &off)] {
-        g.bench_function(name, |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let (client, base, paths) = (client.clone(), app.base.clone(), paths.clone());
-                async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += drive(&client, &base, &paths, BATCH).await;
-                    }
-                    total
-                }
-            })
-        });
-    }
-    g.finish();
-
-    // Paired, interleaved rounds: throughput and app CPU per request, per pair.
-    let pairs: Vec<(f64, f64)> = rt.block_on(async {
-        let mut v = Vec::new();
-        for round in 0..12 {
-            let mut rps = [0.0f64; 2];
-            let mut cpu = [0.0f64; 2];
-            // Alternate which goes first so drift does not favour one side.
-            let order = if round % 2 == 0 { [0usize, 1] } else { [1, 0] };
-            for k in order {
-                let app = if k == 0 { &on } else { &off };
-                let n = 8000;
-                let c0 = app.cpu_ns();
-                let t = drive(&client, &app.base, &paths, n).await;
-                let c1 = app.cpu_ns();
-                rps[k] = n as f64 / t.as_secs_f64();
-                cpu[k] = (c1 - c0) as f64 / n as f64 / 1000.0;
-            }
-            println!(
-                "pair {round:2}: on {:6.0} req/s {:6.1} µs CPU/req | off {:6.0} req/s {:6.1} µs CPU/req",
-                rps[0], cpu[0], rps[1], cpu[1]
-            );
-            v.push((1.0 - rps[0] / rps[1], 1.0 - cpu[1] / cpu[0]));
+    // Interleaved: short batches, on/off alternating, the order flipping every pair.
+    let inter: Vec<(Batch, Batch)> = rt.block_on(async {
+        let mut v = Vec::with_capacity(pairs);
+        for i in 0..pairs {
+            let (a, b) = if i % 2 == 0 {
+                let a = batch(&client, &on, &paths, dur).await;
+                (a, batch(&client, &off, &paths, dur).await)
+            } else {
+                let b = batch(&client, &off, &paths, dur).await;
+                (batch(&client, &on, &paths, dur).await, b)
+            };
+            v.push((a, b));
         }
         v
     });
-    let ci = |xs: Vec<f64>| {
-        let n = xs.len() as f64;
-        let mean = xs.iter().sum::<f64>() / n;
-        let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-        let half = 2.201 * sd / n.sqrt(); // t(0.975, 11)
-        format!(
-            "mean {:+.2} %, 95 % CI [{:+.2} %, {:+.2} %]",
-            mean * 100.0,
-            (mean - half) * 100.0,
-            (mean + half) * 100.0
+    // Concurrent: both arms loaded at once.
+    let conc: Vec<(Batch, Batch)> = rt.block_on(async {
+        let mut v = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            v.push(together(&client, &on, &off, &paths, dur).await);
+        }
+        v
+    });
+    let sum = |v: &[(Batch, Batch)], f: &dyn Fn(&Batch) -> f64| -> (f64, f64) {
+        let n = v.len() as f64;
+        (
+            v.iter().map(|p| f(&p.0)).sum::<f64>() / n,
+            v.iter().map(|p| f(&p.1)).sum::<f64>() / n,
         )
     };
-    println!(
-        "monitoring throughput loss (wall clock, {} pairs): {}",
-        pairs.len(),
-        ci(pairs.iter().map(|p| p.0).collect())
-    );
-    println!(
-        "monitoring capacity loss (app CPU per request, {} pairs): {}",
-        pairs.len(),
-        ci(pairs.iter().map(|p| p.1).collect())
-    );
+    for (name, v) in [("interleaved", &inter), ("concurrent", &conc)] {
+        let (r_on, r_off) = sum(v, &|b| b.rps());
+        let (c_on, c_off) = sum(v, &|b| b.cpu_us());
+        let (t_on, t_off) = sum(v, &|b| b.ticks_us(hz));
+        println!(
+            "{name}: {} pairs of {} ms | on {r_on:.0} req/s, {c_on:.2} µs CPU/req (schedstat), {t_on:.2} µs (utime+stime) | off {r_off:.0} req/s, {c_off:.2} µs, {t_off:.2} µs",
+            v.len(),
+            dur.as_millis()
+        );
+        println!(
+            "  {}",
+            show(
+                "throughput loss (1 - on/off)",
+                &v.iter()
+                    .map(|p| 1.0 - p.0.rps() / p.1.rps())
+                    .collect::<Vec<_>>()
+            )
+        );
+        println!(
+            "  {}",
+            show(
+                "CPU per request, schedstat (on/off - 1)",
+                &v.iter()
+                    .map(|p| p.0.cpu_us() / p.1.cpu_us() - 1.0)
+                    .collect::<Vec<_>>()
+            )
+        );
+        println!(
+            "  {}",
+            show(
+                "CPU per request, utime+stime (on/off - 1)",
+                &v.iter()
+                    .map(|p| p.0.ticks_us(hz) / p.1.ticks_us(hz) - 1.0)
+                    .collect::<Vec<_>>()
+            )
+        );
+    }
 
     // Dashboard endpoints under load.
     let load = {

@@ -151,7 +151,7 @@ impl MonitoringStack {
                 None
             },
         );
-        tasks.push(h);
+        tasks.extend(h);
         if let (Some(link), Some(rx)) = (&redis, flush_rx) {
             let sc = StoreConfig {
                 instance: s.instance.clone(),

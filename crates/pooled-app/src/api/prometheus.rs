@@ -122,7 +122,7 @@ pub fn render(m: &Monitoring) -> String {
     o.head(
         "pooled_app_metrics_samples_dropped_total",
         "counter",
-        "Request samples dropped because the collector channel was full.",
+        "Request samples dropped because the collector's buffer was full.",
     );
     o.sample(
         "pooled_app_metrics_samples_dropped_total",

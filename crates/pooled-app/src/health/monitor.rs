@@ -416,7 +416,7 @@ fn insights(s: &Services, composite: u8, rt: &crate::metrics::collector::Realtim
     }
     if rt.collector.dropped > 0 {
         v.push(format!(
-            "{} request samples were dropped by the metrics channel (collector overloaded).",
+            "{} request samples were dropped by the metrics buffer (collector overloaded).",
             rt.collector.dropped
         ));
     }

@@ -1,11 +1,12 @@
-//! The collector: takes request samples from the request path through a bounded channel (never
-//! blocking — a full channel drops the sample and counts it), keeps per-route HDR histograms for
-//! the current second, and once a second finishes the bucket: rolling windows, the in-memory ring,
-//! the minute roll-up, the realtime snapshot, the baseline, and the hand-off to the Redis writer.
+//! The collector: takes request samples from the request path through bounded sharded buffers
+//! ([`super::inbox`]: never blocking — a full buffer drops the sample and counts it), records them
+//! into per-route HDR histograms for the current second, and once a second finishes the bucket:
+//! rolling windows, the in-memory ring, the minute roll-up, the realtime snapshot, the baseline,
+//! and the hand-off to the Redis writer. With monitoring off there is no collector task at all.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
@@ -16,12 +17,12 @@ use tokio::task::JoinHandle;
 
 use super::bucket::{Bucket, LiveBucket};
 use super::histogram::{self, Hist, Latency};
+use super::inbox::{Inbox, Raw};
 use super::rolling::Rolling;
 use super::store::{FlushItem, StoreStatus};
 
-/// One finished request as the collector sees it. Built on the request path, so it only clones
-/// cheap handles (the method and the matched route template, an `Arc<str>` inside); the label
-/// string is made by the collector task.
+/// One finished request (the convenience form of [`MetricsCollector::record`]; the middleware
+/// hands its record over by reference without building one).
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub method: Method,
@@ -31,26 +32,10 @@ pub struct Sample {
     pub duration_us: u64,
 }
 
-impl Sample {
-    /// "METHOD /route/template" (bounded label set).
-    pub fn label(&self) -> String {
-        let route = self
-            .route
-            .as_ref()
-            .map_or(crate::middleware::UNMATCHED, MatchedPath::as_str);
-        format!("{} {}", self.method, route)
-    }
-}
-
 impl crate::middleware::RequestObserver for MetricsCollector {
     #[inline]
     fn observe(&self, r: &crate::middleware::RequestRecord) {
-        self.record(Sample {
-            method: r.method.clone(),
-            route: r.route.clone(),
-            status: r.status,
-            duration_us: r.duration_us(),
-        });
+        self.push(&r.method, r.route.as_ref(), r.status, r.duration_us());
     }
 }
 
@@ -82,7 +67,8 @@ pub trait QueryTimeSource: Send + Sync + 'static {
 pub struct CollectorConfig {
     pub enabled: bool,
     pub instance: String,
-    /// Channel capacity between the request path and the collector task.
+    /// Samples that may wait between two drains (about a second), all inbox shards together;
+    /// beyond it samples are dropped and counted.
     pub channel_capacity: usize,
     /// Seconds kept in memory (local summaries while Redis is away).
     pub ring_secs: usize,
@@ -99,7 +85,7 @@ impl CollectorConfig {
         CollectorConfig {
             enabled: true,
             instance,
-            channel_capacity: 65_536,
+            channel_capacity: 1 << 20,
             ring_secs: 3600,
             windows: Vec::new(),
             baseline_secs: 300,
@@ -219,12 +205,15 @@ struct Live {
     series: VecDeque<Point>,
     baseline_acc: Option<(u64, LiveBucket)>,
     prev_db: BTreeMap<String, Hist>,
+    /// Per inbox shard: the label and app-traffic flag of each interned route, and the size of
+    /// its last batch (the next buffer is allocated to fit).
+    labels: Vec<(Vec<(String, bool)>, usize)>,
 }
 
 struct Shared {
     cfg: CollectorConfig,
     received: AtomicU64,
-    dropped: AtomicU64,
+    inbox: Inbox,
     live: Mutex<Live>,
     realtime: RwLock<Arc<Realtime>>,
     baseline: RwLock<Option<Baseline>>,
@@ -234,7 +223,6 @@ struct Shared {
 /// Handle to the collector; cheap to clone, safe to call from the request path.
 #[derive(Clone)]
 pub struct MetricsCollector {
-    tx: mpsc::Sender<Sample>,
     shared: Arc<Shared>,
 }
 
@@ -257,15 +245,20 @@ pub fn unix_ms() -> u64 {
 }
 
 impl MetricsCollector {
-    /// Starts the collector task. `flush` receives every finished second and minute (the Redis
-    /// writer); `queries` is the pool's query-time source.
+    /// Starts the collector task (none when `cfg.enabled` is false: nothing is recorded, so
+    /// nothing needs finishing). `flush` receives every finished second and minute (the Redis
+    /// writer); `queries` is the pool's query-time source. The task ends when every handle is gone.
     pub fn start(
         cfg: CollectorConfig,
         flush: Option<mpsc::Sender<FlushItem>>,
         store_status: Arc<RwLock<StoreStatus>>,
         queries: Option<Arc<dyn QueryTimeSource>>,
-    ) -> (MetricsCollector, JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(cfg.channel_capacity.max(1));
+    ) -> (MetricsCollector, Option<JoinHandle<()>>) {
+        let inbox = Inbox::new(if cfg.enabled {
+            cfg.channel_capacity.max(1)
+        } else {
+            1
+        });
         let now = unix_now();
         let mut windows: Vec<u64> = vec![10, 60];
         windows.extend(cfg.windows.iter().copied().filter(|w| *w > 0));
@@ -280,18 +273,22 @@ impl MetricsCollector {
             series: VecDeque::new(),
             baseline_acc: None,
             prev_db: BTreeMap::new(),
+            labels: vec![(Vec::new(), 0); inbox.shards()],
         };
         let shared = Arc::new(Shared {
             realtime: RwLock::new(Arc::new(empty_realtime(&cfg, now))),
             cfg,
             received: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            inbox,
             live: Mutex::new(live),
             baseline: RwLock::new(None),
             store_status,
         });
-        let handle = tokio::spawn(run(shared.clone(), rx, flush, queries));
-        (MetricsCollector { tx, shared }, handle)
+        let handle = shared
+            .cfg
+            .enabled
+            .then(|| tokio::spawn(run(Arc::downgrade(&shared), flush, queries)));
+        (MetricsCollector { shared }, handle)
     }
 
     pub fn enabled(&self) -> bool {
@@ -302,20 +299,27 @@ impl MetricsCollector {
         &self.shared.cfg.instance
     }
 
-    /// Hands a sample to the collector without waiting: when the channel is full the sample is
+    /// Hands a sample to the collector without waiting: when the buffer is full the sample is
     /// dropped and counted, so the request never pays for monitoring back-pressure.
-    #[inline]
     pub fn record(&self, sample: Sample) {
-        if !self.shared.cfg.enabled {
-            return;
-        }
-        if self.tx.try_send(sample).is_err() {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        self.push(
+            &sample.method,
+            sample.route.as_ref(),
+            sample.status,
+            sample.duration_us,
+        );
+    }
+
+    /// [`MetricsCollector::record`] without building a [`Sample`] (the request path).
+    #[inline]
+    pub fn push(&self, method: &Method, route: Option<&MatchedPath>, status: u16, us: u64) {
+        if self.shared.cfg.enabled {
+            self.shared.inbox.push(method, route, status, us);
         }
     }
 
     pub fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
+        self.shared.inbox.dropped()
     }
 
     /// The latest realtime snapshot (rebuilt every second).
@@ -331,7 +335,8 @@ impl MetricsCollector {
     /// (fresh data for the alert engine). `secs` must be one of the configured windows, else the
     /// nearest larger one is used.
     pub fn window(&self, secs: u64) -> WindowStats {
-        let live = lock(&self.shared.live);
+        let mut live = lock(&self.shared.live);
+        drain(&self.shared, &mut live);
         let w = live
             .windows
             .iter()
@@ -357,7 +362,9 @@ impl MetricsCollector {
 
     /// Cumulative per-route histograms and error counts since start (Prometheus exposition).
     pub fn cumulative(&self) -> Vec<(String, Latency, u64, u64)> {
-        let live = lock(&self.shared.live);
+        let mut live = lock(&self.shared.live);
+        drain(&self.shared, &mut live);
+        let live = &*live;
         let mut out: Vec<(String, Latency, u64, u64)> = live
             .cumulative
             .routes
@@ -456,80 +463,66 @@ fn empty_realtime(cfg: &CollectorConfig, now: u64) -> Realtime {
         collector: CollectorStatus {
             received: 0,
             dropped: 0,
-            channel_capacity: cfg.channel_capacity,
+            channel_capacity: if cfg.enabled { cfg.channel_capacity } else { 0 },
             store: StoreStatus::default(),
         },
     }
 }
 
 async fn run(
-    shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<Sample>,
+    shared: Weak<Shared>,
     flush: Option<mpsc::Sender<FlushItem>>,
     queries: Option<Arc<dyn QueryTimeSource>>,
 ) {
-    // Tick on wall-clock second boundaries so every instance's buckets line up.
+    // Tick on wall-clock second boundaries so every instance's buckets line up. This is the
+    // task's only wake-up: samples wait in the inbox until the boundary (or until a reader such
+    // as the alert engine drains them), so an idle or busy app pays one wake-up a second.
     let ms = unix_ms();
     let first = tokio::time::Instant::now() + Duration::from_millis(1000 - ms % 1000);
     let mut tick = tokio::time::interval_at(first, Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // The channel is drained on a short timer rather than awaited: an idle receiver would make
-    // every `try_send` on the request path wake this task; a timer keeps senders to two atomics.
-    let mut drain = tokio::time::interval(DRAIN_EVERY);
-    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut labels: Labels = Labels::new();
     loop {
-        tokio::select! {
-            biased;
-            _ = tick.tick() => {
-                drain_into(&shared, &mut rx, &mut labels);
-                finish_second(&shared, flush.as_ref(), queries.as_deref());
-            }
-            _ = drain.tick() => {
-                if !drain_into(&shared, &mut rx, &mut labels) {
-                    break;
-                }
-            }
-        }
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        finish_second(&shared, flush.as_ref(), queries.as_deref());
     }
 }
 
-/// Route labels by method and route template, built once per distinct route.
-type Labels = std::collections::HashMap<Method, std::collections::HashMap<String, (String, bool)>>;
-
-/// How often the collector empties its channel.
-const DRAIN_EVERY: Duration = Duration::from_millis(5);
-
-/// Moves everything queued into the current bucket; false once every sender is gone.
-fn drain_into(shared: &Shared, rx: &mut mpsc::Receiver<Sample>, labels: &mut Labels) -> bool {
-    let mut live: Option<std::sync::MutexGuard<'_, Live>> = None;
+/// Moves everything buffered in the inbox into the current bucket (caller holds the live lock).
+fn drain(shared: &Shared, live: &mut Live) {
     let mut n = 0u64;
-    loop {
-        match rx.try_recv() {
-            Ok(s) => {
-                n += 1;
-                let route = s
-                    .route
+    for i in 0..shared.inbox.shards() {
+        let (known, last) = (live.labels[i].0.len(), live.labels[i].1);
+        // Sized like the last batch so the request path rarely grows the buffer.
+        let fresh: Vec<Raw> = Vec::with_capacity(last.max(64));
+        let d = shared.inbox.drain(i, known, fresh);
+        let labels = &mut live.labels[i];
+        for (method, route) in d.new_routes {
+            let l = format!(
+                "{} {}",
+                method,
+                route
                     .as_ref()
-                    .map_or(crate::middleware::UNMATCHED, MatchedPath::as_str);
-                let per = labels.entry(s.method.clone()).or_default();
-                if !per.contains_key(route) {
-                    let l = s.label();
-                    let app = !is_monitoring_route(&l);
-                    per.insert(route.to_owned(), (l, app));
-                }
-                let Some((label, app)) = per.get(route) else {
-                    continue;
-                };
-                let g = live.get_or_insert_with(|| lock(&shared.live));
-                g.current.record(label, s.duration_us, s.is_error(), *app);
+                    .map_or(crate::middleware::UNMATCHED, MatchedPath::as_str)
+            );
+            let app = !is_monitoring_route(&l);
+            labels.0.push((l, app));
+        }
+        labels.1 = d.samples.len();
+        n += d.samples.len() as u64;
+        let Live {
+            current, labels, ..
+        } = &mut *live;
+        let table = &labels[i].0;
+        for s in &d.samples {
+            if let Some((label, app)) = table.get(usize::from(s.route)) {
+                current.record(label, u64::from(s.us), s.status >= 400, *app);
             }
-            Err(mpsc::error::TryRecvError::Empty) => break,
-            Err(mpsc::error::TryRecvError::Disconnected) => return false,
         }
     }
     shared.received.fetch_add(n, Ordering::Relaxed);
-    true
 }
 
 fn finish_second(
@@ -542,6 +535,7 @@ fn finish_second(
     // Query times: the pool's cumulative histograms, differenced into this second.
     let db_now = queries.map(|q| q.query_histograms());
     let mut live = lock(&shared.live);
+    drain(shared, &mut live);
     if let Some(db_now) = db_now {
         let mut fresh = BTreeMap::new();
         for (kind, cum) in db_now {
@@ -743,7 +737,7 @@ fn build_realtime(shared: &Shared, live: &Live, last: &Bucket, now: u64) -> Real
         regression,
         collector: CollectorStatus {
             received: shared.received.load(Ordering::Relaxed),
-            dropped: shared.dropped.load(Ordering::Relaxed),
+            dropped: shared.inbox.dropped(),
             channel_capacity: cfg.channel_capacity,
             store: shared
                 .store_status
@@ -759,7 +753,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn samples_reach_the_window_and_full_channel_drops_without_blocking() {
+    async fn samples_reach_the_window_and_full_buffers_drop_without_blocking() {
         let mut cfg = CollectorConfig::new("t".into());
         cfg.channel_capacity = 8;
         let (c, task) = MetricsCollector::start(cfg, None, Arc::default(), None);
@@ -772,12 +766,41 @@ mod tests {
                 duration_us: 1000 + i,
             });
         }
-        assert!(c.dropped() > 0, "a full channel must drop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(c.dropped() > 0, "a full buffer must drop");
+        // A reader drains the inbox itself: the window is fresh without waiting for the tick.
         let w = c.window(60);
         assert_eq!(w.requests + c.dropped(), 10_000);
-        assert!(w.requests >= 8);
-        task.abort();
+        assert!(w.requests >= 1);
+        assert_eq!(w.errors, 1, "the first sample (a 500) is kept");
+        assert_eq!(c.received(), w.requests);
+        // Room again after the drain.
+        let before = c.dropped();
+        c.record(Sample {
+            method: Method::POST,
+            route: None,
+            status: 200,
+            duration_us: 5,
+        });
+        assert_eq!(c.dropped(), before);
+        assert_eq!(c.window(60).requests, w.requests + 1);
+        task.expect("enabled collector has a task").abort();
+    }
+
+    #[tokio::test]
+    async fn disabled_collector_has_no_task_and_records_nothing() {
+        let mut cfg = CollectorConfig::new("t".into());
+        cfg.enabled = false;
+        let (c, task) = MetricsCollector::start(cfg, None, Arc::default(), None);
+        assert!(task.is_none());
+        c.record(Sample {
+            method: Method::GET,
+            route: None,
+            status: 200,
+            duration_us: 5,
+        });
+        assert_eq!(c.window(60).requests, 0);
+        assert_eq!((c.received(), c.dropped()), (0, 0));
+        assert!(!c.realtime().monitoring_enabled);
     }
 
     #[test]

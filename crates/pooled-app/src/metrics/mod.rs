@@ -5,6 +5,7 @@
 pub mod bucket;
 pub mod collector;
 pub mod histogram;
+pub mod inbox;
 pub mod rolling;
 pub mod store;
 pub mod summary;
