@@ -94,7 +94,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}\
 th{background:#f5f5f5}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 .met{color:#1a7f37;font-weight:600}.failed{color:#c0171b;font-weight:600}.nodata{color:#9a6700;font-weight:600}\
-.detail{color:#666;font-size:12px}.charts{display:flex;flex-wrap:wrap;gap:12px}\
+.detail{color:#666;font-size:12px}.key{color:#555;font-size:12px;margin:4px 0 8px}.charts{display:flex;flex-wrap:wrap;gap:12px}\
 .arms{display:grid;gap:12px}.arm h3{font-size:15px;margin:4px 0}\
 svg{max-width:100%;height:auto;border:1px solid #eee}footer{margin-top:28px;color:#888;font-size:12px}";
 
@@ -376,29 +376,56 @@ fn decorate(c: &mut Chart, r: &RunReport, x: Option<(f64, f64)>) {
     c.marks = marks(r);
 }
 
-/// Thresholds of overall-latency SLAs, drawn on latency charts.
+/// Thresholds of overall-latency SLAs, drawn on latency charts: one line per distinct
+/// threshold, naming every phase it applies to (labels drawn on top of each other are unreadable).
 fn latency_thresholds(r: &RunReport) -> Vec<HLine> {
-    r.slas
-        .iter()
-        .filter(|s| {
-            matches!(
-                s.metric.as_str(),
-                "latency_p95" | "latency_p99" | "latency_p50"
-            ) && s.route.is_none()
-        })
-        .map(|s| HLine {
-            y: s.threshold,
-            label: format!(
-                "{} {} {} ({})",
-                s.metric, s.comparator, s.threshold_text, s.phase
-            ),
+    let mut out: Vec<(String, f64, Vec<String>)> = Vec::new();
+    for s in r.slas.iter().filter(|s| {
+        matches!(
+            s.metric.as_str(),
+            "latency_p95" | "latency_p99" | "latency_p50"
+        ) && s.route.is_none()
+    }) {
+        let head = format!("{} {} {}", s.metric, s.comparator, s.threshold_text);
+        match out.iter_mut().find(|(h, _, _)| *h == head) {
+            Some((_, _, phases)) if !phases.contains(&s.phase) => phases.push(s.phase.clone()),
+            Some(_) => {}
+            None => out.push((head, s.threshold, vec![s.phase.clone()])),
+        }
+    }
+    out.into_iter()
+        .map(|(head, y, phases)| HLine {
+            y,
+            label: format!("{head} ({})", phases.join(", ")),
         })
         .collect()
 }
 
+/// What the bands, marks and dashed lines of the charts mean (the charts' own legends
+/// name only their lines; hovering a mark names its alert and channel).
+fn chart_key(h: &mut String, r: &RunReport) {
+    let mut parts = vec!["grey band: warm-up (not measured)".to_string()];
+    if !r.faults.is_empty() {
+        parts.push(format!(
+            r#"<span style="color:{FAULT}">orange band</span>: a fault, from when it took effect to when it was undone"#
+        ));
+    }
+    if !r.alerts.is_empty() {
+        parts.push(format!(
+            r#"<span style="color:{ERR}">▼ red</span>: an alert's firing notification delivered to the sink, <span style="color:{OK}">▼ green</span>: its resolution (hover a mark for the alert and channel; all deliveries are listed below)"#
+        ));
+    }
+    if !latency_thresholds(r).is_empty() {
+        parts.push(r#"<span style="color:#b00">dashed red</span>: latency SLA thresholds (phase in brackets)"#.to_string());
+    }
+    let _ = write!(h, r#"<p class="key">{}.</p>"#, parts.join("; "));
+}
+
 fn charts_section(h: &mut String, r: &RunReport) {
     let x = x_range(r, &r.series);
-    h.push_str("<section><h2>Over time</h2><div class=\"charts\">");
+    h.push_str("<section><h2>Over time</h2>");
+    chart_key(h, r);
+    h.push_str("<div class=\"charts\">");
     let mut lat = latency_chart(&r.series, "Client latency percentiles (per second)");
     decorate(&mut lat, r, x);
     lat.hlines = latency_thresholds(r);
