@@ -143,6 +143,7 @@ impl RawSample {
                     ],
                 )
             }),
+            route_p95_ms: realtime.map(route_p95s).unwrap_or_default(),
             server_rps: realtime.and_then(|v| {
                 first_num(
                     v,
@@ -152,6 +153,23 @@ impl RawSample {
             errors,
         }
     }
+}
+
+/// `routes[]` of the realtime summary: route template → `latency_ms.p95_ms`.
+fn route_p95s(v: &Value) -> std::collections::BTreeMap<String, f64> {
+    v.get("routes")
+        .and_then(Value::as_array)
+        .map(|routes| {
+            routes
+                .iter()
+                .filter_map(|r| {
+                    let name = r.get("route")?.as_str()?.to_owned();
+                    let p95 = num(r, &["latency_ms", "p95_ms"])?;
+                    Some((name, p95))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn pool_stats(v: &Value) -> PoolStats {

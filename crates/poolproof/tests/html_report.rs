@@ -168,6 +168,7 @@ fn fault_run_page_has_charts_bands_marks_and_verdicts() {
             obs: &obs,
             arms: &arms,
             arm_names: &[],
+            transactions: &s.load.transactions,
         },
     );
     let rep = RunReport::build(ReportInput {
@@ -229,6 +230,7 @@ fn ab_page_shows_arms_side_by_side_with_shared_axes_and_a_failed_verdict() {
             obs: &arms["pooled"],
             arms: &arms,
             arm_names: &names,
+            transactions: &s.load.transactions,
         },
     );
     let rep = RunReport::build(ReportInput {

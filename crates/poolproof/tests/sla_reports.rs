@@ -36,6 +36,7 @@ slas:
   - { metric: health_score, comparator: ">=", threshold: 70, aggregate: min }
   - { metric: health_score, comparator: ">=", threshold: 85, aggregate: mean, phase: before }
   - { metric: server_latency_p95, comparator: "<=", threshold: 100ms }
+  - { metric: server_latency_p95, comparator: "<=", threshold: 150ms, route: slow }
   - { metric: latency_p95, comparator: "<=", threshold: 30ms, phase: after }
   - { metric: error_rate, comparator: "<=", threshold: 1%, phase: during }
   - { metric: alert_latency, comparator: "<=", threshold: 5s, alert: high_request_latency_p95_critical, channel: slack }
@@ -88,6 +89,17 @@ fn observations() -> Observations {
             }),
             health_score: Some(if (4..6).contains(&t) { 72.0 } else { 95.0 }),
             server_p95_ms: Some(if (4..6).contains(&t) { 390.0 } else { 95.0 }),
+            // Labelled as the app labels them; `POST /slow` is another route (method).
+            route_p95_ms: [
+                ("GET /fast/{n}".to_string(), 5.0),
+                (
+                    "GET /slow".to_string(),
+                    if (4..6).contains(&t) { 400.0 } else { 100.0 },
+                ),
+                ("POST /slow".to_string(), 9000.0),
+            ]
+            .into_iter()
+            .collect(),
             server_rps: Some(40.0),
             mode: Some("pooled".into()),
             errors: vec![],
@@ -129,6 +141,7 @@ fn evaluate(obs: &Observations) -> (Scenario, Vec<SlaResult>) {
             obs,
             arms: &arms,
             arm_names: &[],
+            transactions: &s.load.transactions,
         },
     );
     (s, results)
@@ -201,6 +214,10 @@ fn verdicts_and_measured_values_match_the_known_answers() {
         "{sp95:?}"
     );
     assert_eq!(sp95.verdict, Verdict::Failed);
+    // Per route: `/slow` samples, mean of 8 × 100 and 2 × 400.
+    let slow = by_label(&r, "server_latency_p95[slow]");
+    assert!(approx(slow.measured, 160.0, 1e-9), "{slow:?}");
+    assert_eq!(slow.verdict, Verdict::Failed);
 
     // After the fault only 5 ms and 100 ms responses: p95 = 100 ms > 30 ms.
     let after = by_label(&r, "latency_p95@after");
@@ -249,6 +266,24 @@ fn no_data_is_a_failure_never_a_silent_pass() {
         assert!(!s.detail.is_empty());
     }
     assert_eq!(by_label(&r, "throughput").verdict, Verdict::Failed);
+}
+
+#[test]
+fn per_route_server_p95_without_its_route_says_which_routes_the_app_reported() {
+    let mut obs = observations();
+    for s in &mut obs.server {
+        s.route_p95_ms.remove("GET /slow");
+    }
+    let (_, r) = evaluate(&obs);
+    let slow = by_label(&r, "server_latency_p95[slow]");
+    assert_eq!(slow.verdict, Verdict::NoData, "{slow:?}");
+    assert!(
+        slow.detail.contains("`GET /slow`") && slow.detail.contains("POST /slow"),
+        "{}",
+        slow.detail
+    );
+    // The overall figure does not depend on routes[].
+    assert_eq!(by_label(&r, "server_latency_p95").verdict, Verdict::Failed);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! once a second per instance.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Pool statistics as `/api/performance/pool` reports them (field meanings follow the app's
 /// `PoolStatsSnapshot`; percentages are 0–100, durations in ms).
@@ -48,6 +49,10 @@ pub struct ServerSample {
     pub health_score: Option<f64>,
     /// Server-side request p95 in ms from `/api/performance/metrics/realtime`.
     pub server_p95_ms: Option<f64>,
+    /// Server-side p95 in ms per route from the same endpoint (`routes[].latency_ms.p95_ms`),
+    /// keyed by the app's route template (e.g. `/api/users/{id}`).
+    #[serde(default)]
+    pub route_p95_ms: BTreeMap<String, f64>,
     /// Server-side requests per second from the same endpoint, when it reports them.
     pub server_rps: Option<f64>,
     /// The app's degradation mode as reported (`pooled`, `fallback`, ...).

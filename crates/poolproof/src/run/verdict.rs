@@ -30,6 +30,7 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured) -> Exit {
         obs: &main.obs,
         arms: &arms,
         arm_names: &arm_names,
+        transactions: &scenario.load.transactions,
     };
     let results = sla::evaluate_all(&scenario.slas, input);
     let started_at = m.started_at.to_rfc3339();

@@ -13,7 +13,9 @@
 //! - `acquire_wait_p95`: the highest acquire-wait p95 the app reported in the phase (the app
 //!   reports it since start, so this is conservative).
 //! - `health_score`: min (default) or mean of the composite score samples.
-//! - `server_latency_p95`: mean of the app's per-second p95 samples (per-route not sampled).
+//! - `server_latency_p95`: mean of the app's sampled p95 (its last 10 s, once a second); per
+//!   route, of the app's `routes[]` entry (its last 60 s) that the transaction's method and path
+//!   match (`GET /api/users/{{rand:1..9}}` is served by `GET /api/users/{id}`).
 //! - alert and A/B metrics: see [`alerts`] and [`ratios`].
 
 mod alerts;
@@ -25,7 +27,7 @@ mod value;
 pub use value::{format_value, Unit};
 
 use crate::observe::{Observations, PhaseKind};
-use crate::scenario::{Comparator, Metric, Phase, Sla};
+use crate::scenario::{Comparator, Metric, Phase, Sla, Transaction};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -99,6 +101,9 @@ pub struct EvalInput<'a> {
     pub arms: &'a BTreeMap<String, Observations>,
     /// Arm names in scenario order: a ratio SLA without `arms:` compares the first two.
     pub arm_names: &'a [String],
+    /// The scenario's transactions: a per-route server SLA finds the app's route template
+    /// that the transaction's path matches.
+    pub transactions: &'a [Transaction],
 }
 
 pub(crate) fn phase_kind(p: Phase) -> PhaseKind {
@@ -125,7 +130,7 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         | Metric::PoolUtilization
         | Metric::AcquireWaitP95
         | Metric::HealthScore
-        | Metric::ServerLatencyP95 => server::measure(sla, input.obs),
+        | Metric::ServerLatencyP95 => server::measure(sla, input.obs, input.transactions),
         Metric::AlertLatency | Metric::AlertResolution | Metric::DuplicateNotifications => {
             alerts::measure(sla, input.obs)
         }
