@@ -1,20 +1,13 @@
 //! Progress display while a scenario runs: on a terminal a live status line (phase,
 //! elapsed/total, rps, p95, errors) redrawn about four times a second on stderr; otherwise one
-//! plain line per phase, so CI logs stay short and readable.
+//! plain line per phase, so CI logs stay short and readable. The figures are the load
+//! generator's own snapshot ([`LoadProgress`]); this module only renders them.
 
+use crate::load::LoadProgress;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// Live figures from the load generator, read on each redraw.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LiveStats {
-    pub requests: u64,
-    pub errors: u64,
-    pub rps: f64,
-    pub p95: Option<Duration>,
-}
 
 /// Progress of one scenario run.
 pub struct Progress {
@@ -47,13 +40,12 @@ impl Progress {
         }
     }
 
-    /// Shows a live line for a timed phase of `total` length: on a terminal it is redrawn ~4×/s
-    /// from what `read` returns (the current sub-phase name, seconds from the start of measured
-    /// load — negative before it — and the figures); otherwise a plain line
-    /// is printed whenever the sub-phase changes. Ends at the next `phase` or `finish`.
+    /// Shows a live line for measured load of `total` length: on a terminal it is redrawn ~4×/s
+    /// from the snapshot `read` returns; otherwise a plain line is printed whenever the load's
+    /// phase (ramp, warm-up, load, ...) changes. Ends at the next `phase` or `finish`.
     pub fn live<F>(&mut self, total: Duration, read: F)
     where
-        F: Fn() -> (&'static str, f64, LiveStats) + Send + 'static,
+        F: Fn() -> LoadProgress + Send + 'static,
     {
         self.end_live();
         let (stop, mut stopped) = watch::channel(false);
@@ -68,7 +60,8 @@ impl Progress {
                     _ = tick.tick() => {}
                     _ = stopped.changed() => break,
                 }
-                let (phase, elapsed, s) = read();
+                let p = read();
+                let phase = p.phase.as_str();
                 if phase != last_phase {
                     last_phase = phase;
                     if !tty {
@@ -79,7 +72,7 @@ impl Progress {
                     }
                 }
                 if tty {
-                    let line = live_line(&scenario, phase, elapsed, total, &s);
+                    let line = live_line(&scenario, total, &p);
                     let mut err = std::io::stderr().lock();
                     let _ = write!(err, "\r\x1b[2K{line}");
                     let _ = err.flush();
@@ -112,53 +105,52 @@ impl Drop for Progress {
 }
 
 /// The live line's text (kept pure so its format is tested).
-pub fn live_line(
-    scenario: &str,
-    phase: &str,
-    elapsed: f64,
-    total: Duration,
-    s: &LiveStats,
-) -> String {
-    let p95 = s
-        .p95
-        .map(|d| format!("{:.1}ms", d.as_secs_f64() * 1000.0))
+pub fn live_line(scenario: &str, total: Duration, p: &LoadProgress) -> String {
+    let p95 = p
+        .p95_ms
+        .map(|ms| format!("{ms:.1}ms"))
         .unwrap_or_else(|| "-".into());
     format!(
-        "{scenario}: {phase} {:>5.1}/{:.0}s  {:>7.0} rps  p95 {p95}  errors {}/{}",
-        elapsed.min(total.as_secs_f64()),
+        "{scenario}: {} {:>5.1}/{:.0}s  {:>7.0} rps  p95 {p95}  errors {}/{}",
+        p.phase.as_str(),
+        p.elapsed_s.min(total.as_secs_f64()),
         total.as_secs_f64(),
-        s.rps,
-        s.errors,
-        s.requests
+        p.rps,
+        p.errors,
+        p.requests
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::LoadPhase;
 
     #[test]
     fn live_line_shows_phase_time_rps_p95_errors() {
-        let s = LiveStats {
+        let p = LoadProgress {
+            phase: LoadPhase::Measuring,
+            elapsed_s: 12.34,
+            rps: 401.4,
+            p95_ms: Some(2.35),
             requests: 1200,
             errors: 3,
-            rps: 401.4,
-            p95: Some(Duration::from_micros(2350)),
         };
-        let line = live_line("smoke", "load", 12.34, Duration::from_secs(30), &s);
+        let line = live_line("smoke", Duration::from_secs(30), &p);
         assert_eq!(
             line,
             "smoke: load  12.3/30s      401 rps  p95 2.4ms  errors 3/1200"
         );
-        let none = live_line(
-            "smoke",
-            "warm-up",
-            -2.5,
-            Duration::from_secs(5),
-            &LiveStats::default(),
-        );
+        let warm = LoadProgress {
+            phase: LoadPhase::Warmup,
+            elapsed_s: -2.5,
+            rps: 0.0,
+            p95_ms: None,
+            requests: 0,
+            errors: 0,
+        };
         assert_eq!(
-            none,
+            live_line("smoke", Duration::from_secs(5), &warm),
             "smoke: warm-up  -2.5/5s        0 rps  p95 -  errors 0/0"
         );
     }

@@ -1,8 +1,8 @@
 //! Runs one goose attack for a [`LoadPlan`] (one at a time per process) and returns the
 //! client series it measured.
 
+use super::handle::LoadHandle;
 use super::plan::{LoadPlan, TransactionPlan};
-use super::progress::LoadHandle;
 use super::recorder::Recorder;
 use crate::observe::{ClientSeries, ErrorKind, Window};
 use goose::config::GooseConfiguration;

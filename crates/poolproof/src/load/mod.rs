@@ -6,14 +6,14 @@
 //! is `[0, duration)`. Requests completing after the measured window are not recorded.
 
 mod attack;
+mod handle;
 mod plan;
-mod progress;
 mod recorder;
 pub mod template;
 
 pub use attack::{Attack, LoadError, LoadOutcome};
+pub use handle::{LoadHandle, LoadPhase, LoadProgress};
 pub use plan::{HttpMethod, LoadPlan, TransactionPlan};
-pub use progress::{LoadHandle, LoadPhase, LoadProgress};
 pub use template::{Template, TemplateError};
 
 /// Routes `log` records (goose logs through `log`) to `tracing`, leaving goose's out: it

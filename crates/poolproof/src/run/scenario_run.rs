@@ -11,7 +11,7 @@ use crate::faults::timeline::check as check_faults;
 use crate::faults::{FaultTargets, PlannedFault, TcpProxy, Timeline};
 use crate::load::{Attack, LoadOutcome};
 use crate::observe::Observations;
-use crate::progress::{LiveStats, Progress};
+use crate::progress::Progress;
 use crate::provider::{self, Provisioned};
 use crate::sampler::Sampler;
 use crate::scenario::{Provider, Scenario};
@@ -387,18 +387,7 @@ async fn drive(
     let handle = attack.handle();
     let sampler = Sampler::start(ctx.client.clone(), targets, token, SAMPLE_EVERY);
     let live = handle.clone();
-    progress.live(sc.load.duration.get(), move || {
-        let p = live.progress();
-        let stats = LiveStats {
-            requests: p.requests,
-            errors: p.errors,
-            rps: p.rps,
-            p95: p
-                .p95_ms
-                .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
-        };
-        (p.phase.as_str(), p.elapsed_s, stats)
-    });
+    progress.live(sc.load.duration.get(), move || live.progress());
     // The fault timeline counts from the start of measured load, known once warm-up ends;
     // when the load stops (also early, on Ctrl-C) every active fault is undone.
     let (load_done, load_done_rx) = tokio::sync::oneshot::channel::<()>();

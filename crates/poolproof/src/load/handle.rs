@@ -1,4 +1,6 @@
-//! Live view of a running attack for the progress display and the fault timeline.
+//! A handle on a running attack: when measured load starts (the fault timeline counts from
+//! it), stop it, and a snapshot of its live figures ([`LoadProgress`], which the terminal
+//! display in `crate::progress` renders).
 
 use super::recorder::Recorder;
 use crate::observe::Window;
