@@ -226,8 +226,17 @@ fn cmd_validate(args: &ValidateArgs) -> Exit {
 
 /// Runs validated scenarios and returns the worst outcome (see [`crate::run`]).
 pub fn run_scenarios(scenarios: Vec<LoadedScenario>, args: &ValidateArgs) -> Exit {
+    // A baseline that cannot be read is a usage error, found before minutes of load.
+    if let Some(b) = &args.baseline {
+        if let Err(e) = crate::compare::load_figures(b) {
+            eprintln!("{e}");
+            return Exit::Invalid;
+        }
+    }
     let opts = crate::run::RunOptions {
         reports_dir: args.reports_dir.clone(),
+        baseline: args.baseline.clone(),
+        gate: args.gate.clone(),
     };
     crate::run::run_scenarios(scenarios, &opts)
 }

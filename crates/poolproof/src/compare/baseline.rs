@@ -187,7 +187,18 @@ pub fn baseline_from(figures: RunFigures) -> Baseline {
         scenario: figures.scenario,
         saved_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         source: figures.label,
-        host: figures.host.unwrap_or_else(HostFacts::collect),
+        host: match figures.host {
+            // A report header lacks the CPU model and kernel: when it describes this very
+            // host (the usual case, saving right after the run), complete it from here.
+            Some(mut h) => {
+                let here = HostFacts::collect();
+                if h.hostname_hash == here.hostname_hash {
+                    h.complete_from(&here);
+                }
+                h
+            }
+            None => HostFacts::collect(),
+        },
         tools,
         replicates: figures.replicates,
     }
@@ -365,6 +376,16 @@ mod report_contract {
             "{host:?}"
         );
         assert_eq!(f.tools.get("goose").map(String::is_empty), Some(false));
+        let saved = save_baseline(dir.path(), &dir.path().join("reports"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let b: Baseline = serde_json::from_str(&std::fs::read_to_string(saved).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let here = HostFacts::collect();
+        assert!(b.host.differences(&here).is_empty(), "{:?}", b.host);
+        assert_eq!(
+            (&b.host.cpu_model, &b.host.kernel),
+            (&here.cpu_model, &here.kernel)
+        );
         let md = std::fs::read_to_string(paths.markdown).unwrap_or_default();
         assert!(md.contains("## Host noise (replicate spread)"), "{md}");
         assert!(md.contains("| - | latency_p95 |"), "{md}");

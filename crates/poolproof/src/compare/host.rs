@@ -87,6 +87,25 @@ impl HostFacts {
         }
     }
 
+    /// Fills the facts this one lacks from `other` (same host, fuller record).
+    pub fn complete_from(&mut self, other: &HostFacts) {
+        let fill = |a: &mut String, b: &String| {
+            if a.is_empty() || a == "unknown" {
+                a.clone_from(b);
+            }
+        };
+        fill(&mut self.hostname_hash, &other.hostname_hash);
+        fill(&mut self.cpu_model, &other.cpu_model);
+        fill(&mut self.kernel, &other.kernel);
+        fill(&mut self.os, &other.os);
+        if self.cores == 0 {
+            self.cores = other.cores;
+        }
+        if self.memory_bytes == 0 {
+            self.memory_bytes = other.memory_bytes;
+        }
+    }
+
     /// Names of the facts that differ ("hostname", "cpu_model", ...); facts unknown on either
     /// side are skipped. Memory within 5 % counts as equal: the same machine reports slightly
     /// different totals across kernels.

@@ -75,7 +75,7 @@ async fn run_one(loaded: &LoadedScenario, opts: &RunOptions) -> Exit {
     match measured {
         Ok(m) => {
             progress.finish(&format!("done in {:.1}s", m.wall.as_secs_f64()));
-            verdict::conclude(loaded, &m)
+            verdict::conclude(loaded, &m, opts)
         }
         Err(e) => {
             progress.finish("stopped");

@@ -32,6 +32,10 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 pub struct RunOptions {
     /// Run directories go to `<reports_dir>/<scenario>/<run-id>/`.
     pub reports_dir: PathBuf,
+    /// `--baseline`: after the run, gate against these figures (crate::compare).
+    pub baseline: Option<PathBuf>,
+    /// The regression gate's settings (`--tolerance`, ...).
+    pub gate: crate::compare::cli::GateArgs,
 }
 
 /// Why a run ended without a verdict.
@@ -56,6 +60,8 @@ pub struct ArmRun {
     pub arm: String,
     pub replicate: u32,
     pub obs: Observations,
+    /// CPU the poolproof process used during this arm's load (noise self-check).
+    pub cpu: Option<crate::compare::CpuUsage>,
 }
 
 /// Everything a finished run hands to SLA evaluation and the report writers.
@@ -176,11 +182,12 @@ async fn with_services(
                 replicate,
                 label: label(scenario, arms.len(), arm, replicate),
             };
-            let (obs, cut) = run_arm(&ctx, progress).await?;
+            let (obs, cut, cpu) = run_arm(&ctx, progress).await?;
             runs.push(ArmRun {
                 arm: arm.clone(),
                 replicate,
                 obs,
+                cpu,
             });
             if cut {
                 interrupted = true;
@@ -224,7 +231,7 @@ struct ArmContext<'a> {
 async fn run_arm(
     ctx: &ArmContext<'_>,
     progress: &mut Progress,
-) -> Result<(Observations, bool), RunError> {
+) -> Result<(Observations, bool, Option<crate::compare::CpuUsage>), RunError> {
     let sc = ctx.scenario;
     let plan: Vec<PlannedFault> = sc.faults.iter().map(PlannedFault::from).collect();
     let mut faults = None;
@@ -351,7 +358,7 @@ async fn drive(
     token: Option<String>,
     faults: Option<(Vec<PlannedFault>, FaultTargets)>,
     progress: &mut Progress,
-) -> Result<(Observations, bool), RunError> {
+) -> Result<(Observations, bool, Option<crate::compare::CpuUsage>), RunError> {
     let sc = ctx.scenario;
     let timeout = sc.app.ready_timeout.get();
     progress.phase(&format!("{}waiting for readiness", ctx.label));
@@ -403,7 +410,10 @@ async fn drive(
         })
     });
     let hold = tokio::spawn(interrupt::hold_killswitch());
+    // The load generator's own CPU over ramp, warm-up and load (regression gate noise check).
+    let cpu_meter = crate::compare::CpuMeter::start();
     let outcome = attack.run().await;
+    let cpu = cpu_meter.and_then(|m| m.finish());
     hold.abort();
     let _ = load_done.send(());
     let fault_outcomes = match timeline {
@@ -433,7 +443,7 @@ async fn drive(
     if let Some(e) = fault_outcomes.iter().find_map(|o| o.error.as_ref()) {
         return Err(RunError::infra(format!("fault timeline: {e}")));
     }
-    Ok((obs, outcome.interrupted || interrupt::requested()))
+    Ok((obs, outcome.interrupted || interrupt::requested(), cpu))
 }
 
 /// `url` with its `127.0.0.1:{from}` port replaced by `to` (the app's way through the proxy).

@@ -1,7 +1,7 @@
 //! From measurements to the verdict: evaluate the SLAs, write the reports, print the verdict
 //! table on stdout (failing SLAs named), and choose the exit code.
 
-use super::scenario_run::Measured;
+use super::scenario_run::{Measured, RunOptions};
 use crate::cli::LoadedScenario;
 use crate::exit::Exit;
 use crate::observe::{HostFacts, Observations};
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Evaluates, reports and returns the exit code of a measured run.
-pub fn conclude(loaded: &LoadedScenario, m: &Measured) -> Exit {
+pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exit {
     let scenario = &loaded.scenario;
     let Some(main) = m.runs.first() else {
         eprintln!("{}: interrupted before any load ran", loaded.path.display());
@@ -35,7 +35,7 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured) -> Exit {
     let results = sla::evaluate_all(&scenario.slas, input);
     let started_at = m.started_at.to_rfc3339();
     let scenario_path = loaded.path.display().to_string();
-    let report = RunReport::build(ReportInput {
+    let mut report = RunReport::build(ReportInput {
         scenario,
         scenario_path: Some(&scenario_path),
         run_id: &m.run_id,
@@ -48,6 +48,7 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured) -> Exit {
         interrupted: m.interrupted,
         notes: sampler_notes(&main.obs),
     });
+    report.replicates = replicate_summaries(scenario, m);
     if let Err(e) = report::write_all(&report, &m.run_dir) {
         eprintln!("{}: infrastructure failure: {e}", loaded.path.display());
         print!(
@@ -81,7 +82,58 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured) -> Exit {
             m.interrupted
         )
     );
-    exit
+    match (&opts.baseline, m.interrupted) {
+        (Some(baseline), false) => exit.worst(gate(loaded, m, &report, baseline, opts)),
+        _ => exit,
+    }
+}
+
+/// One summary per arm × replicate that completed requests (regression gate, noise check).
+/// Single-arm scenarios leave `arm` empty so their baselines match whatever the arm is called.
+fn replicate_summaries(
+    scenario: &crate::scenario::Scenario,
+    m: &Measured,
+) -> Vec<crate::compare::ReplicateSummary> {
+    m.runs
+        .iter()
+        .filter_map(|r| {
+            let arm = (!scenario.arms.is_empty()).then_some(r.arm.as_str());
+            crate::compare::ReplicateSummary::from_observations(arm, r.replicate, &r.obs, r.cpu)
+        })
+        .collect()
+}
+
+/// `validate --baseline`: compares this run's replicates with the baseline, writes
+/// comparison.json/.md into the run directory, prints the table; exit 1 regressed,
+/// 4 inconclusive, 2 unreadable baseline, 3 cannot write.
+fn gate(
+    loaded: &LoadedScenario,
+    m: &Measured,
+    report: &RunReport,
+    baseline: &std::path::Path,
+    opts: &RunOptions,
+) -> Exit {
+    let new = crate::compare::RunFigures {
+        label: m.run_dir.join("report.json").display().to_string(),
+        scenario: report.scenario.clone(),
+        replicates: report.replicates.clone(),
+        host: Some(crate::compare::HostFacts::collect()),
+        tools: BTreeMap::from([
+            ("poolproof".to_string(), report.tools.poolproof.clone()),
+            ("goose".to_string(), report.tools.goose.clone()),
+        ]),
+    };
+    match crate::compare::cli::gate_run(baseline, &new, &opts.gate, &m.run_dir) {
+        Ok(c) => crate::compare::cli::outcome_exit(c.outcome),
+        Err(e @ crate::compare::BaselineError::Write { .. }) => {
+            eprintln!("{}: infrastructure failure: {e}", loaded.path.display());
+            Exit::Infrastructure
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", loaded.path.display());
+            Exit::Invalid
+        }
+    }
 }
 
 /// One note per monitoring endpoint that failed some samples (a gap, not a crash).
