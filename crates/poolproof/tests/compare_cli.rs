@@ -32,6 +32,7 @@ fn replicates(seed: u64, p95: f64, loadgen_busy: f64) -> Vec<ReplicateSummary> {
         .map(|i| ReplicateSummary {
             arm: None,
             index: i,
+            position: None,
             latency_p50_ms: noisy(p95 / 3.0),
             latency_p95_ms: noisy(p95),
             latency_p99_ms: noisy(p95 * 1.4),

@@ -12,7 +12,13 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|e| panic!("workspace root: {e}"))
 }
 
-/// 16 concurrent users on DB-bound routes; the pool size comes from $GATE_POOL_SIZE.
+/// 16 concurrent users at 120 requests/s on a DB-bound route; the pool size comes from
+/// $GATE_POOL_SIZE. Every Postgres answer is delayed 5 ms by the fault proxy (a database a
+/// network hop away): on loopback a query takes ~0.3 ms, so one connection would serve the
+/// whole load and the pool size could not matter at rates this 2-core host can generate.
+/// With the delay, 10 connections keep up (p50 ~8.5 ms) and one connection saturates: the
+/// closed loop of 16 users then waits ~250 ms per request and throughput drops to ~64/s.
+/// 4 replicates of 4 s: enough for the bootstrap, ~50 s per run.
 const SCENARIO: &str = r#"name: gate-e2e
 description: regression gate end to end
 app:
@@ -29,19 +35,19 @@ load:
   ramp: 1s
   warmup: 1s
   duration: 4s
-  rate_limit: 150
+  rate_limit: 120
   transactions:
-    - name: profile
-      weight: 3
-      method: GET
-      path: /api/users/{{rand:1..200}}
-      expect_status: 200
     - name: buddies
       weight: 1
       method: GET
       path: /api/buddies?user_id={{rand:1..200}}
       expect_status: 200
-replicates: 3
+faults:
+  - at: 0s
+    for: 4s
+    kind: db_latency
+    latency: 5ms
+replicates: 4
 "#;
 
 struct Env {
@@ -142,12 +148,26 @@ fn baseline_from_the_normal_app_flags_the_one_connection_pool_only() {
     assert_eq!(code, 0, "{out}\n{err}");
     let report = json(&base_run.join("report.json"));
     let reps = report["replicates"].as_array().cloned().unwrap_or_default();
-    assert_eq!(reps.len(), 3, "{}", report["replicates"]);
+    assert_eq!(reps.len(), 4, "{}", report["replicates"]);
     assert!(reps
         .iter()
         .all(|r| r["load_generator"]["cpu_seconds"].as_f64().unwrap_or(0.0) > 0.0));
+    // Measuring order recorded per replicate (single arm: 1, 2, 3, 4).
+    let order: Vec<(u64, u64)> = reps
+        .iter()
+        .map(|r| {
+            (
+                r["position"].as_u64().unwrap_or(0),
+                r["index"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(order, [(1, 1), (2, 2), (3, 3), (4, 4)]);
     let md = std::fs::read_to_string(base_run.join("report.md")).unwrap_or_default();
     assert!(md.contains("## Host noise (replicate spread)"), "{md}");
+    let html = std::fs::read_to_string(base_run.join("report.html")).unwrap_or_default();
+    assert!(html.contains("Replicates (measuring order)"));
+    assert!(html.contains("This run: 4 replicates"));
 
     // 2. Baseline.
     let out = env
@@ -166,40 +186,65 @@ fn baseline_from_the_normal_app_flags_the_one_connection_pool_only() {
     );
     let baseline = env.reports().join("baselines/gate-e2e.json");
     let b = json(&baseline);
-    assert_eq!(b["replicates"].as_array().map(Vec::len), Some(3));
+    assert_eq!(b["replicates"].as_array().map(Vec::len), Some(4));
     assert!(b["host"]["cpu_model"]
         .as_str()
         .is_some_and(|s| !s.is_empty()));
     let baseline_arg = baseline.to_string_lossy().into_owned();
 
-    // This host is shared by several parallel builds, so run-to-run drift is far above a quiet
-    // CI runner's: the gate gets the tolerance and spread limit one would configure here.
+    // Measured here (docs/regression-gating.md, "End to end"): between identical runs of this
+    // scenario on this shared 2-core host the tail latencies drifted by up to +39 % (p95) and
+    // their replicate spread reached 30 %, so the gate gets the tolerance and spread limit one
+    // would configure for such a host. The slowdown it must catch is ~30x in latency.
     let gate = [
         "--baseline",
         &baseline_arg,
         "--tolerance",
-        "25%",
+        "50%",
         "--erratic-cv",
         "40%",
     ];
 
-    // 3. The normal app against its own baseline: nothing regressed.
+    // 3. The normal app against its own baseline: nothing regressed. Exit 4 is accepted only
+    //    when the comparison itself says why it could not decide (a metric's interval reaching
+    //    past the tolerance, or a saturated load generator), never as a silent pass.
     let (code, out, err, same_run) = env.validate(&gate, None);
     let cmp = json(&same_run.join("comparison.json"));
-    println!("same app:\n{out}\n{err}");
+    println!("same app (exit {code}):\n{out}\n{err}");
     let same = verdicts(&cmp);
     assert!(
         !same.iter().any(|(_, v)| v == "regressed"),
         "{same:?}\n{out}"
     );
-    assert!(code == 0 || code == 4, "exit {code}: {out}\n{err}");
+    assert_ne!(cmp["outcome"], "regressed", "{cmp}");
+    match code {
+        0 => assert_eq!(cmp["outcome"], "pass", "{cmp}"),
+        4 => {
+            assert_eq!(cmp["outcome"], "inconclusive", "{cmp}");
+            let reason = cmp["outcome_reason"].as_str().unwrap_or_default();
+            assert!(
+                reason.contains("could not decide") || reason.contains("saturated"),
+                "{reason}"
+            );
+        }
+        _ => panic!("exit {code}: {out}\n{err}"),
+    }
     assert!(std::fs::read_to_string(same_run.join("comparison.md"))
         .is_ok_and(|m| m.contains("| latency_p95 |")));
+    // The comparison is in the run's own reports too.
+    let md = std::fs::read_to_string(same_run.join("report.md")).unwrap_or_default();
+    assert!(md.contains("## Regression gate: gate-e2e"), "{md}");
+    assert!(md.contains("| latency_p95 |"), "{md}");
+    let html = std::fs::read_to_string(same_run.join("report.html")).unwrap_or_default();
+    assert!(html.contains("Per-replicate values, BASE vs NEW"));
+    assert!(html.contains("<td><code>latency_p95</code></td>"));
 
     // 4. One connection for 16 users: flagged, exit 1.
     let (code, out, err, slow_run) = env.validate(&gate, Some("1"));
     let cmp = json(&slow_run.join("comparison.json"));
-    println!("pool size 1:\n{out}\n{err}");
+    println!("pool size 1 (exit {code}):\n{out}\n{err}");
+    let settings = json(&slow_run.join("report.json"))["settings"]["app"]["env"].clone();
+    assert_eq!(settings["DATABASE_POOL_SIZE"], "1", "{settings}");
     assert_eq!(code, 1, "{out}\n{err}");
     assert_eq!(cmp["outcome"], "regressed", "{cmp}");
     let slow = verdicts(&cmp);
@@ -209,4 +254,7 @@ fn baseline_from_the_normal_app_flags_the_one_connection_pool_only() {
         "{slow:?}"
     );
     assert!(out.contains("**regressed**"), "{out}");
+    let html = std::fs::read_to_string(slow_run.join("report.html")).unwrap_or_default();
+    assert!(html.contains(">REGRESSED</span>"));
+    assert!(html.contains(r#"<td class="failed">regressed</td>"#));
 }

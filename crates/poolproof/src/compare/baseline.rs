@@ -252,6 +252,7 @@ mod tests {
         ReplicateSummary {
             arm: None,
             index: i,
+            position: None,
             latency_p50_ms: p95 / 3.0,
             latency_p95_ms: p95,
             latency_p99_ms: p95 * 1.5,
@@ -352,6 +353,7 @@ mod report_contract {
             .map(|i| ReplicateSummary {
                 arm: None,
                 index: i,
+                position: None,
                 latency_p50_ms: 5.0,
                 latency_p95_ms: 20.0 + f64::from(i),
                 latency_p99_ms: 30.0,

@@ -252,6 +252,7 @@ mod tests {
         let rep = |arm: &str, i: u32, p95: f64| ReplicateSummary {
             arm: Some(arm.into()),
             index: i,
+            position: None,
             latency_p50_ms: p95 / 2.0,
             latency_p95_ms: p95,
             latency_p99_ms: p95 * 1.5,

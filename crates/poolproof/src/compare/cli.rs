@@ -193,8 +193,9 @@ pub fn cmd_baseline(args: &BaselineArgs) -> Exit {
 }
 
 /// The `validate --baseline FILE` gate, for the run loop: compares the run's figures with the
-/// baseline, writes `comparison.json` and `comparison.md` into the run directory, prints the
-/// table, and returns the comparison (its outcome maps to the exit code via [`outcome_exit`]).
+/// baseline, writes `comparison.json` and `comparison.md` into the run directory, and returns
+/// the comparison (the caller prints it with [`print_comparison`] and maps its outcome to the
+/// exit code via [`outcome_exit`]).
 pub fn gate_run(
     baseline: &Path,
     new: &RunFigures,
@@ -209,6 +210,5 @@ pub fn gate_run(
         path: run_dir.join("comparison.md"),
         source,
     })?;
-    print_comparison(&c);
     Ok(c)
 }

@@ -26,7 +26,7 @@ pub use comparison::{compare, Comparison, Outcome, RunFigures, INCONCLUSIVE_EXIT
 pub use host::HostFacts;
 pub use metric::{Direction, Metric};
 pub use noise::{noise_summary, CpuMeter, NoiseSummary};
-pub use render::{comparison_markdown, noise_markdown};
+pub use render::{comparison_cells, comparison_markdown, noise_markdown, noise_sentence, RowCells};
 pub use schedule::{replicate_schedule, Step};
 pub use summary::{CpuUsage, ReplicateSummary};
 pub use verdict::{decide, GateConfig, MetricComparison, Verdict};

@@ -76,6 +76,7 @@ impl ReplicateSummary {
         Some(Self {
             arm: arm.map(str::to_string),
             index,
+            position: None,
             latency_p50_ms: q(0.50),
             latency_p95_ms: q(0.95),
             latency_p99_ms: q(0.99),

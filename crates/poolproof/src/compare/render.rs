@@ -63,6 +63,48 @@ fn verdict_cell(v: Verdict) -> String {
     }
 }
 
+/// One row of the comparison table as display text: metric (with arm), base, new, change,
+/// interval, tolerance, verdict. Shared by the markdown and report.html.
+pub struct RowCells {
+    pub cells: [String; 7],
+    pub verdict: Verdict,
+}
+
+/// The comparison table's rows as display text.
+pub fn comparison_cells(c: &Comparison) -> Vec<RowCells> {
+    c.rows
+        .iter()
+        .map(|r| {
+            let name = match &r.arm {
+                Some(a) => format!("{a} / {}", r.metric),
+                None => r.metric.name().to_string(),
+            };
+            let (change, interval) = change_cells(r);
+            let tol = if r.min_effect > 0.0 {
+                format!(
+                    "{:.0} % and {}",
+                    r.tolerance * 100.0,
+                    r.metric.format(r.min_effect)
+                )
+            } else {
+                format!("{:.0} %", r.tolerance * 100.0)
+            };
+            RowCells {
+                cells: [
+                    name,
+                    side_cell(r.metric, &r.base),
+                    side_cell(r.metric, &r.new),
+                    change,
+                    interval,
+                    tol,
+                    r.verdict.as_str().to_string(),
+                ],
+                verdict: r.verdict,
+            }
+        })
+        .collect()
+}
+
 /// The comparison table plus warnings, outcome and noise, as a markdown section.
 pub fn comparison_markdown(c: &Comparison) -> String {
     let mut s = String::new();
@@ -93,27 +135,12 @@ pub fn comparison_markdown(c: &Comparison) -> String {
         c.confidence * 100.0
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    for r in &c.rows {
-        let name = match &r.arm {
-            Some(a) => format!("{a} / {}", r.metric),
-            None => r.metric.name().to_string(),
-        };
-        let (change, interval) = change_cells(r);
-        let tol = if r.min_effect > 0.0 {
-            format!(
-                "{:.0} % and {}",
-                r.tolerance * 100.0,
-                r.metric.format(r.min_effect)
-            )
-        } else {
-            format!("{:.0} %", r.tolerance * 100.0)
-        };
+    for row in comparison_cells(c) {
+        let [name, base, new, change, interval, tol, _] = &row.cells;
         let _ = writeln!(
             s,
-            "| {name} | {} | {} | {change} | {interval} | {tol} | {} |",
-            side_cell(r.metric, &r.base),
-            side_cell(r.metric, &r.new),
-            verdict_cell(r.verdict)
+            "| {name} | {base} | {new} | {change} | {interval} | {tol} | {} |",
+            verdict_cell(row.verdict)
         );
     }
     let _ = writeln!(
@@ -137,7 +164,13 @@ pub fn comparison_markdown(c: &Comparison) -> String {
 }
 
 fn noise_line(side: &str, n: &NoiseSummary) -> String {
-    let mut s = format!("- {side}: {} replicates", n.replicates);
+    format!("- {}\n", noise_sentence(side, n))
+}
+
+/// One side's noise in a sentence: replicate count, widest spread, load generator CPU and
+/// saturation (markdown emphasis on "saturated").
+pub fn noise_sentence(side: &str, n: &NoiseSummary) -> String {
+    let mut s = format!("{side}: {} replicates", n.replicates);
     let worst =
         n.cv.iter()
             .flat_map(|(arm, per)| per.iter().map(move |(m, cv)| (arm, *m, *cv)))
@@ -171,7 +204,6 @@ fn noise_line(side: &str, n: &NoiseSummary) -> String {
         let ids: Vec<String> = n.saturated.iter().map(|r| r.to_string()).collect();
         let _ = write!(s, " — **saturated** in {}", ids.join(", "));
     }
-    s.push('\n');
     s
 }
 

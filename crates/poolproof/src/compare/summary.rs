@@ -18,6 +18,11 @@ pub struct ReplicateSummary {
     /// 1-based replicate number; arms share numbers (replicate 2 of `pooled` ran next to
     /// replicate 2 of `unpooled`).
     pub index: u32,
+    /// 1-based place of this replicate in the run's measuring order: arms interleave and
+    /// their order rotates each replicate (AB, BA, ...), see `compare::replicate_schedule`.
+    /// Absent in files written before the order was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
     /// Client-side latency percentiles over the measured phase, milliseconds.
     pub latency_p50_ms: f64,
     pub latency_p95_ms: f64,

@@ -4,6 +4,7 @@
 //! side by side on shared axes. No JavaScript, no external resources.
 
 pub mod chart;
+mod gate;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -76,6 +77,7 @@ pub fn page(r: &RunReport) -> String {
         arms_charts(&mut h, r);
     }
     faults_and_alerts(&mut h, r);
+    gate::sections(&mut h, r);
     if !r.notes.is_empty() {
         h.push_str("<section><h2>Notes</h2><ul>");
         for n in &r.notes {

@@ -179,6 +179,10 @@ pub fn markdown(r: &RunReport) -> String {
             crate::compare::noise_summary(&r.replicates, &crate::compare::GateConfig::default());
         let _ = writeln!(o, "{}", crate::compare::noise_markdown(&noise));
     }
+    if let Some(c) = &r.comparison {
+        // `validate --baseline` (docs/regression-gating.md).
+        let _ = writeln!(o, "{}", crate::compare::comparison_markdown(c));
+    }
     if !r.notes.is_empty() {
         let _ = writeln!(o, "## Notes\n");
         for n in &r.notes {

@@ -159,6 +159,10 @@ pub struct RunReport {
     /// check (`crate::compare`); filled by the run loop after [`RunReport::build`].
     #[serde(default)]
     pub replicates: Vec<crate::compare::ReplicateSummary>,
+    /// `validate --baseline`: the regression gate's comparison, shown in report.md and
+    /// report.html. Not in report.json: the run directory's comparison.json carries it.
+    #[serde(skip)]
+    pub comparison: Option<crate::compare::Comparison>,
 }
 
 fn load_summaries(obs: &Observations) -> (Summary, Vec<RouteSummary>) {
@@ -331,6 +335,7 @@ impl RunReport {
                 .collect(),
             notes: input.notes,
             replicates: Vec::new(),
+            comparison: None,
         }
     }
 }

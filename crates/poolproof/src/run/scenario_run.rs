@@ -59,6 +59,8 @@ impl RunError {
 pub struct ArmRun {
     pub arm: String,
     pub replicate: u32,
+    /// 1-based place in the run's measuring order (crate::compare::replicate_schedule).
+    pub position: u32,
     pub obs: Observations,
     /// CPU the poolproof process used during this arm's load (noise self-check).
     pub cpu: Option<crate::compare::CpuUsage>,
@@ -166,39 +168,59 @@ async fn with_services(
             .map(|a| (a.name.clone(), a.env.0.clone()))
             .collect()
     };
+    let names: Vec<String> = scenario.arms.iter().map(|a| a.name.clone()).collect();
     let mut runs = Vec::new();
     let mut interrupted = false;
-    'outer: for replicate in 1..=scenario.replicates.max(1) {
-        for (arm, arm_env) in &arms {
-            let ctx = ArmContext {
-                scenario,
-                provisioned,
-                run_dir,
-                client: &client,
-                binary: binary.as_deref(),
-                sink: sink.as_ref(),
-                arm,
-                arm_env,
-                replicate,
-                label: label(scenario, arms.len(), arm, replicate),
-            };
-            let (obs, cut, cpu) = run_arm(&ctx, progress).await?;
-            runs.push(ArmRun {
-                arm: arm.clone(),
-                replicate,
-                obs,
-                cpu,
-            });
-            if cut {
-                interrupted = true;
-                break 'outer;
-            }
+    for (position, arm_index, replicate) in measuring_order(&names, scenario.replicates) {
+        let Some((arm, arm_env)) = arms.get(arm_index) else {
+            continue;
+        };
+        let ctx = ArmContext {
+            scenario,
+            provisioned,
+            run_dir,
+            client: &client,
+            binary: binary.as_deref(),
+            sink: sink.as_ref(),
+            arm,
+            arm_env,
+            replicate,
+            label: label(scenario, arms.len(), arm, replicate),
+        };
+        let (obs, cut, cpu) = run_arm(&ctx, progress).await?;
+        runs.push(ArmRun {
+            arm: arm.clone(),
+            replicate,
+            position,
+            obs,
+            cpu,
+        });
+        if cut {
+            interrupted = true;
+            break;
         }
     }
     if let Some(sink) = sink {
         sink.shutdown().await;
     }
     Ok((runs, interrupted))
+}
+
+/// The run's measuring order as (1-based position, arm index, replicate): interleaved
+/// replicate by replicate, the arm order rotated each replicate (AB, BA, AB, ...) so host drift
+/// hits every arm alike and no arm always runs first. Single-arm scenarios use arm index 0.
+fn measuring_order(arm_names: &[String], replicates: u32) -> Vec<(u32, usize, u32)> {
+    crate::compare::replicate_schedule(arm_names, replicates)
+        .into_iter()
+        .zip(1u32..)
+        .map(|(step, position)| {
+            let arm = step
+                .arm
+                .and_then(|a| arm_names.iter().position(|n| *n == a))
+                .unwrap_or(0);
+            (position, arm, step.replicate)
+        })
+        .collect()
 }
 
 fn label(scenario: &Scenario, arms: usize, arm: &str, replicate: u32) -> String {
@@ -461,5 +483,45 @@ pub fn exit_of(e: &RunError) -> Exit {
         RunError::Usage(_) => Exit::Invalid,
         RunError::Infra(_) => Exit::Infrastructure,
         RunError::Interrupted => Exit::Interrupted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::measuring_order;
+
+    #[test]
+    fn two_arms_alternate_ab_ba_ab() {
+        let arms = vec!["pooled".to_string(), "unpooled".to_string()];
+        let order: Vec<String> = measuring_order(&arms, 3)
+            .into_iter()
+            .map(|(pos, arm, rep)| format!("{pos}:{}{rep}", &arms[arm][..1]))
+            .collect();
+        assert_eq!(order, ["1:p1", "2:u1", "3:u2", "4:p2", "5:p3", "6:u3"]);
+    }
+
+    #[test]
+    fn every_arm_replicate_pair_runs_exactly_once_and_first_arm_leads() {
+        let arms: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let order = measuring_order(&arms, 5);
+        assert_eq!(order.len(), 15);
+        let mut pairs: Vec<(usize, u32)> = order.iter().map(|&(_, a, r)| (a, r)).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        assert_eq!(pairs.len(), 15);
+        // The first step is the first arm's first replicate: conclude() reads it as the run's
+        // own view for the non-ratio SLAs.
+        assert_eq!(order[0], (1, 0, 1));
+        // Each arm leads some replicate.
+        for a in 0..3 {
+            assert!(order
+                .iter()
+                .any(|&(p, arm, r)| arm == a && p == 3 * (r - 1) + 1));
+        }
+    }
+
+    #[test]
+    fn single_arm_is_one_step_per_replicate_on_arm_zero() {
+        assert_eq!(measuring_order(&[], 3), [(1, 0, 1), (2, 0, 2), (3, 0, 3)]);
     }
 }

@@ -49,6 +49,14 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         notes: sampler_notes(&main.obs),
     });
     report.replicates = replicate_summaries(scenario, m);
+    // The gate runs before the reports are written so report.md/report.html carry its table.
+    let gated = match (&opts.baseline, m.interrupted) {
+        (Some(baseline), false) => Some(gate(loaded, m, &report, baseline, opts)),
+        _ => None,
+    };
+    if let Some(Ok(c)) = &gated {
+        report.comparison = Some(c.clone());
+    }
     if let Err(e) = report::write_all(&report, &m.run_dir) {
         eprintln!("{}: infrastructure failure: {e}", loaded.path.display());
         print!(
@@ -82,9 +90,13 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
             m.interrupted
         )
     );
-    match (&opts.baseline, m.interrupted) {
-        (Some(baseline), false) => exit.worst(gate(loaded, m, &report, baseline, opts)),
-        _ => exit,
+    match gated {
+        Some(Ok(c)) => {
+            crate::compare::cli::print_comparison(&c);
+            exit.worst(crate::compare::cli::outcome_exit(c.outcome))
+        }
+        Some(Err(gate_exit)) => exit.worst(gate_exit),
+        None => exit,
     }
 }
 
@@ -98,21 +110,28 @@ fn replicate_summaries(
         .iter()
         .filter_map(|r| {
             let arm = (!scenario.arms.is_empty()).then_some(r.arm.as_str());
-            crate::compare::ReplicateSummary::from_observations(arm, r.replicate, &r.obs, r.cpu)
+            let mut s = crate::compare::ReplicateSummary::from_observations(
+                arm,
+                r.replicate,
+                &r.obs,
+                r.cpu,
+            )?;
+            s.position = Some(r.position);
+            Some(s)
         })
         .collect()
 }
 
-/// `validate --baseline`: compares this run's replicates with the baseline, writes
-/// comparison.json/.md into the run directory, prints the table; exit 1 regressed,
-/// 4 inconclusive, 2 unreadable baseline, 3 cannot write.
+/// `validate --baseline`: compares this run's replicates with the baseline and writes
+/// comparison.json/.md into the run directory; Err is the exit code when it cannot
+/// (2 unreadable baseline, 3 cannot write), the message already printed.
 fn gate(
     loaded: &LoadedScenario,
     m: &Measured,
     report: &RunReport,
     baseline: &std::path::Path,
     opts: &RunOptions,
-) -> Exit {
+) -> Result<crate::compare::Comparison, Exit> {
     let new = crate::compare::RunFigures {
         label: m.run_dir.join("report.json").display().to_string(),
         scenario: report.scenario.clone(),
@@ -123,17 +142,24 @@ fn gate(
             ("goose".to_string(), report.tools.goose.clone()),
         ]),
     };
-    match crate::compare::cli::gate_run(baseline, &new, &opts.gate, &m.run_dir) {
-        Ok(c) => crate::compare::cli::outcome_exit(c.outcome),
-        Err(e @ crate::compare::BaselineError::Write { .. }) => {
+    std::fs::create_dir_all(&m.run_dir).map_err(|e| {
+        eprintln!(
+            "{}: infrastructure failure: cannot create {}: {e}",
+            loaded.path.display(),
+            m.run_dir.display()
+        );
+        Exit::Infrastructure
+    })?;
+    crate::compare::cli::gate_run(baseline, &new, &opts.gate, &m.run_dir).map_err(|e| match e {
+        e @ crate::compare::BaselineError::Write { .. } => {
             eprintln!("{}: infrastructure failure: {e}", loaded.path.display());
             Exit::Infrastructure
         }
-        Err(e) => {
+        e => {
             eprintln!("{}: {e}", loaded.path.display());
             Exit::Invalid
         }
-    }
+    })
 }
 
 /// One note per monitoring endpoint that failed some samples (a gap, not a crash).
