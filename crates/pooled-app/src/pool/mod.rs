@@ -13,7 +13,7 @@ mod probe;
 mod stats;
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -177,11 +177,11 @@ impl Db {
 
     async fn acquire_pooled(&self, pool: PgPool) -> Result<DbConn, DbError> {
         let stats = &self.inner.stats;
-        stats.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Waiting::enter(&stats.waiting);
         let start = Instant::now();
         let result = pool.acquire().await;
         let waited = start.elapsed();
-        stats.waiting.fetch_sub(1, Ordering::Relaxed);
+        drop(waiting);
         match result {
             Ok(c) => {
                 stats.acquisitions.fetch_add(1, Ordering::Relaxed);
@@ -216,6 +216,25 @@ impl Db {
         if let Some(pool) = self.inner.pool() {
             pool.close().await;
         }
+    }
+}
+
+/// One task counted in the `waiting` gauge for as long as it lives. A guard rather than a
+/// decrement after the `await`: an acquisition can be cancelled there (a client that went away,
+/// the health check's timeout), and a cancelled one used to stay counted forever, lowering the
+/// pool's health score after every database fault.
+struct Waiting<'a>(&'a AtomicI64);
+
+impl<'a> Waiting<'a> {
+    fn enter(gauge: &'a AtomicI64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Waiting(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
