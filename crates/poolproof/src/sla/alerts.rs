@@ -130,17 +130,20 @@ fn duplicates(sla: &Sla, obs: &Observations) -> Measure {
 }
 
 /// Seconds needed after a fault ends until the per-second p95 and error rate are back within
-/// the scenario's overall `latency_p95` / `error_rate` SLAs for 3 consecutive seconds (or
-/// until the end of load, if fewer remain). Worst fault counts.
+/// the scenario's all-route `latency_p95` / `error_rate` SLAs of every phase but `during`
+/// (`before` says what normal is, `after` and `load` what is expected once the fault is
+/// over) for 3 consecutive seconds (or until the end of load, if fewer remain). Worst fault
+/// counts.
 pub(crate) fn recovery_time(all: &[Sla], obs: &Observations) -> Measure {
     let refs: Vec<&Sla> = all
         .iter()
-        .filter(|s| s.route.is_none() && s.phase == Phase::Load)
+        .filter(|s| s.route.is_none() && s.phase != Phase::During)
         .filter(|s| matches!(s.metric, Metric::LatencyP95 | Metric::ErrorRate))
         .collect();
     if refs.is_empty() {
         return Measure::NotEvaluated(
-            "recovery_time needs an overall latency_p95 or error_rate SLA to define recovery"
+            "recovery_time needs an all-route latency_p95 or error_rate SLA (of any phase but \
+             during) to define recovery"
                 .into(),
         );
     }
