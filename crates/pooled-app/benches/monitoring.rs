@@ -6,9 +6,12 @@
 //!   (`MON_BENCH_BATCH_MS`, default 500 ms, 32 closed-loop clients), on and off alternating and the
 //!   order flipping every pair. Per batch: wall-clock throughput, and the app process's CPU time per
 //!   request from /proc (utime+stime of /proc/<pid>/stat, and the threads' schedstat run time).
-//! - Concurrent: `MON_BENCH_ROUNDS` (default 150) rounds of `MON_BENCH_BATCH_MS` in which both apps
-//!   are saturated at the same time by 16 clients each, so whatever else runs on the machine hits
-//!   both arms alike; per round each app's CPU time per request and throughput.
+//! - Concurrent: `MON_BENCH_ROUNDS` (default 150) rounds of `MON_BENCH_BATCH_MS` in which the apps
+//!   are saturated at the same time by 12 clients each, so whatever else runs on the machine hits
+//!   every arm alike; per round each app's CPU time per request and throughput. A third process,
+//!   also with monitoring off, runs beside them as a control: control vs off (an A/A comparison)
+//!   shows what the method reports when there is no difference (process placement, start order).
+//!   The order in which the arms' clients start rotates every round.
 //! - Each figure is the mean of the per-pair ratios with a 95 % paired bootstrap interval
 //!   (10,000 resamples of the pairs). Throughput loss = 1 − on/off; CPU cost = CPU_on/CPU_off − 1.
 //! - `dashboard_under_load/*`: each dashboard endpoint while 8 clients load the monitored app;
@@ -119,6 +122,9 @@ struct Cpu {
     ticks: u64,
 }
 
+/// (treatment, baseline) batches of one round.
+type Pair = (Batch, Batch);
+
 /// One arm's batch: requests completed, wall time, CPU consumed.
 #[derive(Clone, Copy)]
 struct Batch {
@@ -223,25 +229,33 @@ async fn batch(
     Batch::between(c0, app.cpu(), n, secs)
 }
 
-/// Both arms at saturation at the same time, half the clients each.
+/// Every app at saturation at the same time, `CLIENTS / 3` clients each; the start order rotates
+/// with `round`. Returns the batches in the order of `apps`.
 async fn together(
     client: &reqwest::Client,
-    on: &Proc,
-    off: &Proc,
+    apps: [&Proc; 3],
     paths: &Arc<Vec<String>>,
     dur: Duration,
-) -> (Batch, Batch) {
-    let (a0, b0) = (on.cpu(), off.cpu());
+    round: usize,
+) -> [Batch; 3] {
+    let cpu0 = apps.map(Proc::cpu);
     let t = Instant::now();
-    let (na, nb) = tokio::join!(
-        drive_for(client, &on.base, paths, CLIENTS / 2, dur),
-        drive_for(client, &off.base, paths, CLIENTS / 2, dur)
-    );
+    let mut handles: Vec<(usize, tokio::task::JoinHandle<u64>)> = Vec::with_capacity(3);
+    for k in 0..3 {
+        let i = (k + round) % 3;
+        let (client, base, paths) = (client.clone(), apps[i].base.clone(), paths.clone());
+        handles.push((
+            i,
+            tokio::spawn(async move { drive_for(&client, &base, &paths, CLIENTS / 3, dur).await }),
+        ));
+    }
+    let mut n = [0u64; 3];
+    for (i, h) in handles {
+        n[i] = h.await.expect("client group");
+    }
     let secs = t.elapsed().as_secs_f64();
-    (
-        Batch::between(a0, on.cpu(), na, secs),
-        Batch::between(b0, off.cpu(), nb, secs),
-    )
+    let cpu1 = apps.map(Proc::cpu);
+    [0, 1, 2].map(|i| Batch::between(cpu0[i], cpu1[i], n[i], secs))
 }
 
 /// Mean of `xs` and its 95 % percentile bootstrap interval (resampling the pairs).
@@ -299,6 +313,7 @@ fn bench(c: &mut Criterion) {
     let (pg, redis) = rt.block_on(common::services());
     let on = rt.block_on(Proc::start(&pg.url(), &redis.url(), true));
     let off = rt.block_on(Proc::start(&pg.url(), &redis.url(), false));
+    let ctl = rt.block_on(Proc::start(&pg.url(), &redis.url(), false));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
@@ -313,7 +328,7 @@ fn bench(c: &mut Criterion) {
     });
 
     // Interleaved: short batches, on/off alternating, the order flipping every pair.
-    let inter: Vec<(Batch, Batch)> = rt.block_on(async {
+    let inter: Vec<Pair> = rt.block_on(async {
         let mut v = Vec::with_capacity(pairs);
         for i in 0..pairs {
             let (a, b) = if i % 2 == 0 {
@@ -327,22 +342,28 @@ fn bench(c: &mut Criterion) {
         }
         v
     });
-    // Concurrent: both arms loaded at once.
-    let conc: Vec<(Batch, Batch)> = rt.block_on(async {
-        let mut v = Vec::with_capacity(rounds);
-        for _ in 0..rounds {
-            v.push(together(&client, &on, &off, &paths, dur).await);
+    // Concurrent: all three loaded at once; (on, off) is the comparison, (control, off) the A/A.
+    let (conc, aa): (Vec<Pair>, Vec<Pair>) = rt.block_on(async {
+        let mut v = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+        for round in 0..rounds {
+            let [a, b, c] = together(&client, [&on, &off, &ctl], &paths, dur, round).await;
+            v.0.push((a, b));
+            v.1.push((c, b));
         }
         v
     });
-    let sum = |v: &[(Batch, Batch)], f: &dyn Fn(&Batch) -> f64| -> (f64, f64) {
+    let sum = |v: &[Pair], f: &dyn Fn(&Batch) -> f64| -> (f64, f64) {
         let n = v.len() as f64;
         (
             v.iter().map(|p| f(&p.0)).sum::<f64>() / n,
             v.iter().map(|p| f(&p.1)).sum::<f64>() / n,
         )
     };
-    for (name, v) in [("interleaved", &inter), ("concurrent", &conc)] {
+    for (name, v) in [
+        ("interleaved", &inter),
+        ("concurrent", &conc),
+        ("concurrent A/A (control off vs off; 'on' = control)", &aa),
+    ] {
         let (r_on, r_off) = sum(v, &|b| b.rps());
         let (c_on, c_off) = sum(v, &|b| b.cpu_us());
         let (t_on, t_off) = sum(v, &|b| b.ticks_us(hz));
@@ -441,7 +462,7 @@ fn bench(c: &mut Criterion) {
     for l in report {
         println!("  {l}");
     }
-    drop((on, off));
+    drop((on, off, ctl));
     rt.block_on(async move {
         drop((pg, redis));
     });

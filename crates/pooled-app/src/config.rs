@@ -144,6 +144,13 @@ pub struct Config {
     pub metrics_retention: Duration,
     /// `PERFORMANCE_ALERT_EMAIL`: recipient of alert e-mails.
     pub alert_email: Option<String>,
+    /// `PERFORMANCE_ALERT_EMAIL_FROM` ([`DEFAULT_ALERT_EMAIL_FROM`]): sender of alert e-mails,
+    /// `addr@domain` or `Name <addr@domain>` (Resend only accepts a verified domain).
+    pub alert_email_from: String,
+    /// `INSTANCE_ID` (`<pid>-<8 hex>`): this instance's name in Redis keys, the multi-instance
+    /// views, alert coordination and notifications; 1..=64 of `A-Z a-z 0-9 . _ -`, unique per
+    /// instance.
+    pub instance_id: Option<String>,
     /// `SLACK_WEBHOOK_URL`: the webhook URL is itself a credential.
     pub slack_webhook_url: Option<Secret<String>>,
     /// `RESEND_API_KEY`.
@@ -170,6 +177,16 @@ pub struct Config {
     pub seed_buddy_requests: u32,
 }
 
+/// Sender of alert e-mails when `PERFORMANCE_ALERT_EMAIL_FROM` is unset.
+pub const DEFAULT_ALERT_EMAIL_FROM: &str = "pooled-app alerts <alerts@pooled-app.local>";
+
+/// `user@host.tld` without spaces or commas (one address).
+fn email_address_ok(v: &str) -> bool {
+    v.split_once('@').is_some_and(|(user, host)| {
+        !user.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
+    }) && !v.chars().any(|c| c.is_whitespace() || c == ',')
+}
+
 /// Names of every variable read, for documentation and `--help`.
 pub const VARIABLES: &[&str] = &[
     "DATABASE_URL",
@@ -186,6 +203,8 @@ pub const VARIABLES: &[&str] = &[
     "ENABLE_PERFORMANCE_ALERTS",
     "METRICS_RETENTION_HOURS",
     "PERFORMANCE_ALERT_EMAIL",
+    "PERFORMANCE_ALERT_EMAIL_FROM",
+    "INSTANCE_ID",
     "SLACK_WEBHOOK_URL",
     "RESEND_API_KEY",
     "RESEND_API_URL",
@@ -382,17 +401,47 @@ impl Config {
             None => None,
             Some(v) => {
                 let v = v.trim();
-                let ok = v.split_once('@').is_some_and(|(user, host)| {
-                    !user.is_empty()
-                        && host.contains('.')
-                        && !host.starts_with('.')
-                        && !host.ends_with('.')
-                }) && !v.chars().any(|c| c.is_whitespace() || c == ',');
-                if !ok {
+                if !email_address_ok(v) {
                     return Err(Vars::invalid(
                         "PERFORMANCE_ALERT_EMAIL",
                         v,
                         "an e-mail address, e.g. ops@example.com",
+                    ));
+                }
+                Some(v.to_string())
+            }
+        };
+        let alert_email_from = match vars.get("PERFORMANCE_ALERT_EMAIL_FROM") {
+            None => DEFAULT_ALERT_EMAIL_FROM.to_string(),
+            Some(v) => {
+                let v = v.trim();
+                // `Name <addr>` or a bare address.
+                let addr = match v.strip_suffix('>').and_then(|x| x.rsplit_once('<')) {
+                    Some((name, addr)) if !name.contains(['<', '>', '"']) => addr,
+                    Some(_) => "",
+                    None => v,
+                };
+                if !email_address_ok(addr) || v.chars().any(char::is_control) {
+                    return Err(Vars::invalid(
+                        "PERFORMANCE_ALERT_EMAIL_FROM",
+                        v,
+                        "an e-mail address or `Name <address>`, e.g. Alerts <alerts@example.com>",
+                    ));
+                }
+                v.to_string()
+            }
+        };
+        let instance_id = match vars.get("INSTANCE_ID") {
+            None => None,
+            Some(v) => {
+                let ok = v.len() <= 64
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                if !ok {
+                    return Err(Vars::invalid(
+                        "INSTANCE_ID",
+                        v,
+                        "1 to 64 characters of A-Z a-z 0-9 . _ -, e.g. app-1",
                     ));
                 }
                 Some(v.to_string())
@@ -441,6 +490,8 @@ impl Config {
             alerts_enabled,
             metrics_retention,
             alert_email,
+            alert_email_from,
+            instance_id,
             slack_webhook_url,
             resend_api_key,
             resend_api_url,

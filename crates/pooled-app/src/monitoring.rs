@@ -69,7 +69,7 @@ impl MonitorSettings {
             eval_interval: Duration::from_secs(1),
             slack_webhook_url: None,
             alert_email: None,
-            alert_email_from: "pooled-app alerts <alerts@pooled-app.local>".into(),
+            alert_email_from: crate::config::DEFAULT_ALERT_EMAIL_FROM.into(),
             resend_api_key: None,
             resend_api_url: "https://api.resend.com".into(),
             api_token: None,
@@ -81,7 +81,7 @@ impl MonitorSettings {
     }
 }
 
-/// A unique id for this process (summaries are keyed per instance).
+/// A unique id for this process when `INSTANCE_ID` is unset (summaries are keyed per instance).
 pub fn instance_id() -> String {
     let u = uuid::Uuid::new_v4().simple().to_string();
     format!("{}-{}", std::process::id(), &u[..8])
@@ -303,7 +303,7 @@ pub use db_hooks::pool_hooks;
 impl MonitorSettings {
     /// Settings from the app's configuration and its (already loaded) rules.
     pub fn from_config(c: &crate::config::Config, rules: Vec<Rule>) -> MonitorSettings {
-        let mut s = MonitorSettings::new(instance_id());
+        let mut s = MonitorSettings::new(c.instance_id.clone().unwrap_or_else(instance_id));
         s.monitoring_enabled = c.monitoring_enabled;
         s.alerts_enabled = c.alerts_enabled;
         s.redis_url = c.redis_url.as_ref().map(|u| u.expose().to_owned());
@@ -312,6 +312,7 @@ impl MonitorSettings {
         s.eval_interval = c.alert_eval_interval;
         s.slack_webhook_url = c.slack_webhook_url.as_ref().map(|u| u.expose().clone());
         s.alert_email = c.alert_email.clone();
+        s.alert_email_from = c.alert_email_from.clone();
         s.resend_api_key = c.resend_api_key.as_ref().map(|k| k.expose().clone());
         s.resend_api_url = c.resend_api_url.clone();
         s.api_token = c.api_token.as_ref().map(|t| t.expose().clone());

@@ -266,8 +266,18 @@ async fn two_instances_deliver_each_transition_once() {
     let rx = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let rules = rules_file(dir.path(), &rule("lat_two", "2s", "1s", "10m"));
-    let a = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 200)).await;
-    let b = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 200)).await;
+    // Named instances and a configured sender (INSTANCE_ID, PERFORMANCE_ALERT_EMAIL_FROM).
+    let named = |id: &str| {
+        let mut v = alert_vars(&rx, &rules, 200);
+        v.push(("INSTANCE_ID", id.to_owned()));
+        v.push((
+            "PERFORMANCE_ALERT_EMAIL_FROM",
+            "Ops Alerts <ops-alerts@example.com>".to_owned(),
+        ));
+        v
+    };
+    let a = App::start(&pg.url(), &redis.url(), &named("app-a")).await;
+    let b = App::start(&pg.url(), &redis.url(), &named("app-b")).await;
 
     let load = Load::start(&[a.base.clone(), b.base.clone()], 4);
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -290,6 +300,13 @@ async fn two_instances_deliver_each_transition_once() {
             rx.deliveries()
         );
         assert_eq!(rx.for_(c, "lat_two", "resolved").len(), 1, "{c}");
+    }
+    for d in rx.deliveries().iter().filter(|d| d.channel == "email") {
+        assert_eq!(
+            d.body["from"], "Ops Alerts <ops-alerts@example.com>",
+            "{}",
+            d.raw
+        );
     }
     // Both instances fired and resolved locally: the deduplication was exercised.
     let mut outcomes = Vec::new();
@@ -322,6 +339,78 @@ async fn two_instances_deliver_each_transition_once() {
     let (_, s) = a.get("/api/performance/metrics/summary?hours=1").await;
     assert_eq!(s["source"], "redis");
     assert_eq!(s["instances"].as_array().unwrap().len(), 2, "{s}");
+    let ids = s["instances"].to_string();
+    assert!(
+        ids.contains("\"app-a\"") && ids.contains("\"app-b\""),
+        "{s}"
+    );
+    let (_, rt) = b.get("/api/performance/metrics/realtime").await;
+    assert_eq!(rt["instance"], "app-b");
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn firing_sent_while_redis_is_away_is_resolved_once_after_it_returns() {
+    let (pg, redis) = services().await;
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_file(dir.path(), &rule("lat_away", "2s", "0s", "10m"));
+    let app = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 200)).await;
+
+    // Coordination unreachable: the firing goes out from this instance anyway.
+    redis.pause().await.expect("pause redis");
+    let load = Load::start(std::slice::from_ref(&app.base), 4);
+    let fired = rx
+        .wait_for(Duration::from_secs(10), |d| {
+            ["slack", "email"].iter().all(|c| {
+                d.iter()
+                    .any(|x| x.channel == *c && x.rule_and_transition().1 == "firing")
+            })
+        })
+        .await;
+    let (_, failed) = load.stop().await;
+    redis.unpause().await.expect("unpause redis");
+    assert!(
+        fired,
+        "no firing while Redis was paused: {:?}",
+        rx.deliveries()
+    );
+    assert_eq!(failed, 0);
+
+    // Redis is back but holds no episode for this firing: the resolution is still owed and sent,
+    // once per channel, under the firing's episode key.
+    let resolved = rx
+        .wait_for(Duration::from_secs(10), |d| {
+            ["slack", "email"].iter().all(|c| {
+                d.iter()
+                    .any(|x| x.channel == *c && x.rule_and_transition().1 == "resolved")
+            })
+        })
+        .await;
+    assert!(
+        resolved,
+        "no resolution after Redis returned: {:?}",
+        rx.deliveries()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for c in ["slack", "email"] {
+        let f = rx.for_(c, "lat_away", "firing");
+        let r = rx.for_(c, "lat_away", "resolved");
+        assert_eq!((f.len(), r.len()), (1, 1), "{c}: {:?}", rx.deliveries());
+        let episode = |k: &str| k.rsplit(':').next().unwrap_or_default().to_owned();
+        assert_eq!(episode(&f[0].key), episode(&r[0].key), "{c}");
+    }
+    let (_, active) = app.get("/api/performance/alerts/active").await;
+    let outcomes: Vec<String> = active["recent_transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{}={}", t["transition"], t["outcome"]))
+        .collect();
+    assert!(
+        outcomes.contains(&"\"resolved\"=\"sent\"".to_owned()),
+        "{outcomes:?}"
+    );
+    app.stop().await;
 }

@@ -115,6 +115,16 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"invalid PERFORMANCE_ALERT_EMAIL="a@b.com,c@d.com": expected an e-mail address, e.g. ops@example.com"#,
     ),
     (
+        "PERFORMANCE_ALERT_EMAIL_FROM",
+        "Alerts <nobody>",
+        r#"invalid PERFORMANCE_ALERT_EMAIL_FROM="Alerts <nobody>": expected an e-mail address or `Name <address>`, e.g. Alerts <alerts@example.com>"#,
+    ),
+    (
+        "INSTANCE_ID",
+        "app 1",
+        r#"invalid INSTANCE_ID="app 1": expected 1 to 64 characters of A-Z a-z 0-9 . _ -, e.g. app-1"#,
+    ),
+    (
         "SLACK_WEBHOOK_URL",
         "hooks.slack.com/T0/B0/secretpart",
         r#"invalid SLACK_WEBHOOK_URL=[redacted]: expected an http:// or https:// URL"#,

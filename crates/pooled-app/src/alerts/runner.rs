@@ -100,6 +100,9 @@ pub struct AlertsView {
 struct State {
     engine: Engine,
     recent: VecDeque<TransitionRecord>,
+    /// Rules whose current firing this instance sent without Redis (coordination unreachable):
+    /// no shared episode exists for them, so this instance owes the matching resolution itself.
+    uncoordinated: std::collections::HashMap<String, u64>,
 }
 
 /// Shared handle for the API and health monitor.
@@ -126,6 +129,7 @@ impl Alerts {
         let state = Arc::new(Mutex::new(State {
             engine: Engine::new(rules),
             recent: VecDeque::new(),
+            uncoordinated: std::collections::HashMap::new(),
         }));
         let a = Alerts {
             state,
@@ -258,6 +262,20 @@ async fn handle(
             Claim::Send(ev.fired_ms)
         }),
     };
+    // A firing sent while Redis was away has no shared episode: its resolution (and reminders)
+    // come from this instance, under the episode key its firing used, whatever Redis says now.
+    let owed = match ev.transition {
+        Transition::Firing => {
+            lock(&a.state).uncoordinated.remove(&ev.rule_id);
+            None
+        }
+        Transition::Resolved => lock(&a.state).uncoordinated.remove(&ev.rule_id),
+        Transition::Reminder => lock(&a.state).uncoordinated.get(&ev.rule_id).copied(),
+    };
+    let claim = match (owed, claim) {
+        (Some(start), Ok(Claim::Skip(_)) | Err(_)) => Ok(Claim::Send(start)),
+        (_, c) => c,
+    };
     let episode = match claim {
         Ok(Claim::Send(start)) => start,
         Ok(Claim::Skip(why)) => {
@@ -272,6 +290,11 @@ async fn handle(
             if ev.suppressed {
                 a.dispatcher.note_suppressed();
                 return "suppressed".into();
+            }
+            if ev.transition == Transition::Firing {
+                lock(&a.state)
+                    .uncoordinated
+                    .insert(ev.rule_id.clone(), ev.fired_ms);
             }
             ev.fired_ms
         }

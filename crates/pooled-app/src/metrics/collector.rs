@@ -538,19 +538,28 @@ fn finish_second(
     drain(shared, &mut live);
     if let Some(db_now) = db_now {
         let mut fresh = BTreeMap::new();
+        let mut prev_db = std::mem::take(&mut live.prev_db);
         for (kind, cum) in db_now {
-            let mut sec = histogram::new_hist();
-            histogram::merge(&mut sec, &cum);
-            if let Some(prev) = live.prev_db.get(&kind) {
-                if sec.subtract(prev).is_err() {
+            let prev = match prev_db.remove(&kind) {
+                // No query of this kind since the last second: nothing to difference (the
+                // pool's histograms are large; converting every kind every second was most of
+                // the collector's own cost).
+                Some(p) if p.len() == cum.len() => {
+                    fresh.insert(kind, p);
+                    continue;
+                }
+                prev => prev,
+            };
+            let mut full = histogram::new_hist();
+            histogram::merge(&mut full, &cum);
+            let mut sec = full.clone();
+            if let Some(p) = &prev {
+                if sec.subtract(p).is_err() {
                     // The source was reset: this second gets what it has now.
-                    sec = histogram::new_hist();
-                    histogram::merge(&mut sec, &cum);
+                    sec = full.clone();
                 }
             }
-            let mut keep = histogram::new_hist();
-            histogram::merge(&mut keep, &cum);
-            fresh.insert(kind.clone(), keep);
+            fresh.insert(kind.clone(), full);
             if !sec.is_empty() {
                 live.current.db.insert(kind, sec);
             }
