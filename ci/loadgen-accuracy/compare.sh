@@ -7,12 +7,16 @@
 #   cargo build --release -p poolproof --example loadcheck
 #   target/release/poolproof-services run -- ci/loadgen-accuracy/compare.sh paced
 #   target/release/poolproof-services run -- ci/loadgen-accuracy/compare.sh closed
+#   RATE=65 CONNS=2 target/release/poolproof-services run -- ci/loadgen-accuracy/compare.sh slots
 #
+# slots:  both at RATE requests/s over CONNS connections / users, paced the same way: one
+#         schedule of evenly spaced slots shared by all connections (wrk: buddies-slots.lua),
+#         i.e. the same request rate *and* the same arrival pattern.
 # paced:  wrk CONNS connections with 20 ms think time; poolproof CONNS users rate-limited to
-#         the rate wrk achieved (same request rate).
+#         the rate wrk achieved (same request rate, but wrk's arrivals are burstier).
 # closed: both closed loop at CONNS connections / users (same concurrency).
-# CONNS (default 1), SECS (20) and REPS (4) come from the environment. With one connection
-# both tools send the same pattern (one request at a time), isolating measurement accuracy;
+# CONNS (default 1), SECS (20), REPS (4) and RATE (slots only, 65) come from the environment.
+# With one connection both tools send the same pattern (one request at a time), isolating measurement accuracy;
 # with more, wrk's independent think times overlap requests more often than poolproof's
 # evenly spaced rate slots, which changes the load itself.
 # The app runs with ENABLE_CONNECTION_POOLING=false so each request opens a Postgres
@@ -32,15 +36,17 @@ APP=$!
 trap 'kill $APP 2>/dev/null; wait $APP 2>/dev/null' EXIT INT TERM
 for _ in $(seq 1 150); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.2; done
 case $MODE in paced) THINK=20 ;; *) THINK=0 ;; esac
-THINK_MS=$THINK wrk -t1 -c"$CONNS" -d3s -s "$HERE/buddies.lua" "$URL" >/dev/null 2>&1 # warm-up
+SCRIPT=$HERE/buddies.lua
+if [ "$MODE" = slots ]; then SCRIPT=$HERE/buddies-slots.lua; RATE=${RATE:-65}; export RATE; fi
+THINK_MS=$THINK wrk -t1 -c"$CONNS" -d3s -s "$SCRIPT" "$URL" >/dev/null 2>&1 # warm-up
 for rep in $(seq 1 "$REPS"); do
-  echo "== $MODE, $CONNS connection(s), rep $rep, ${SECS} s"
-  W=$(THINK_MS=$THINK wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$HERE/buddies.lua" "$URL" | grep '^wrk')
+  echo "== $MODE, $CONNS connection(s), rep $rep, ${SECS} s, load $(cut -d' ' -f1 /proc/loadavg)"
+  W=$(THINK_MS=$THINK wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$SCRIPT" "$URL" | grep '^wrk')
   echo "$W"
-  if [ "$MODE" = paced ]; then
-    RATE=$(echo "$W" | sed -n 's/.*rps=\([0-9]*\).*/\1/p')
-  else
-    RATE=-
-  fi
+  case $MODE in
+    paced) RATE=$(echo "$W" | sed -n 's/.*rps=\([0-9]*\).*/\1/p') ;;
+    slots) ;;
+    *) RATE=- ;;
+  esac
   echo "poolproof(rate=$RATE) $("$BIN/examples/loadcheck" "$URL" "$PATH_T" "$CONNS" "$SECS" "$RATE" 1)"
 done
