@@ -46,6 +46,7 @@ fn replicates(seed: u64, p95: f64, loadgen_busy: f64) -> Vec<ReplicateSummary> {
                 cpu_seconds: loadgen_busy * 30.0,
                 wall_seconds: 30.0,
                 cores: 2,
+                host_cpu_pressure: None,
             }),
         })
         .collect()

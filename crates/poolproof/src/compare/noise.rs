@@ -21,6 +21,22 @@ use super::verdict::{GateConfig, SideStats};
 pub struct CpuMeter {
     cpu_start: f64,
     wall_start: Instant,
+    pressure_start: Option<u64>,
+}
+
+/// Microseconds, since boot, during which some runnable task on the host waited for a CPU
+/// (the `some total=` of /proc/pressure/cpu); `None` without PSI.
+pub fn host_cpu_pressure_micros() -> Option<u64> {
+    parse_pressure_some_total(&std::fs::read_to_string("/proc/pressure/cpu").ok()?)
+}
+
+fn parse_pressure_some_total(text: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with("some "))?
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("total="))?
+        .parse()
+        .ok()
 }
 
 /// User + system CPU seconds of this process so far; `None` if the kernel refuses.
@@ -50,16 +66,25 @@ impl CpuMeter {
         Some(Self {
             cpu_start: process_cpu_seconds()?,
             wall_start: Instant::now(),
+            pressure_start: host_cpu_pressure_micros(),
         })
     }
 
     /// CPU used since `start`.
     pub fn finish(&self) -> Option<CpuUsage> {
         let cpu = process_cpu_seconds()? - self.cpu_start;
+        let wall = self.wall_start.elapsed().as_secs_f64();
+        let pressure = match (self.pressure_start, host_cpu_pressure_micros()) {
+            (Some(a), Some(b)) if wall > 0.0 => {
+                Some((b.saturating_sub(a) as f64 / 1e6 / wall).clamp(0.0, 1.0))
+            }
+            _ => None,
+        };
         Some(CpuUsage {
             cpu_seconds: cpu.max(0.0),
-            wall_seconds: self.wall_start.elapsed().as_secs_f64(),
+            wall_seconds: wall,
             cores: available_cores(),
+            host_cpu_pressure: pressure,
         })
     }
 }
@@ -96,6 +121,10 @@ pub struct NoiseSummary {
     pub load_generator_host_share_max: Option<f64>,
     /// Replicates where the load generator was saturated.
     pub saturated: Vec<ReplicateId>,
+    /// Highest host CPU pressure over the replicates (share of time some task waited for a
+    /// CPU; reported, not gated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_cpu_pressure_max: Option<f64>,
 }
 
 impl NoiseSummary {
@@ -163,12 +192,24 @@ pub fn noise_summary(reps: &[ReplicateSummary], cfg: &GateConfig) -> NoiseSummar
         load_generator_busy_cores_max: max(CpuUsage::busy_cores),
         load_generator_host_share_max: max(CpuUsage::host_share),
         saturated,
+        host_cpu_pressure_max: cpu
+            .iter()
+            .filter_map(|(_, c)| c.host_cpu_pressure)
+            .reduce(f64::max),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pressure_total_is_read_from_the_some_line() {
+        let text = "some avg10=74.09 avg60=81.00 avg300=40.04 total=6305931718\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        assert_eq!(parse_pressure_some_total(text), Some(6_305_931_718));
+        assert_eq!(parse_pressure_some_total("full total=5\n"), None);
+        assert_eq!(parse_pressure_some_total("some total=x\n"), None);
+    }
 
     #[test]
     fn meter_sees_cpu_burned_by_this_thread() {

@@ -127,6 +127,7 @@ mod tests {
             cpu_seconds: 2.0,
             wall_seconds: 10.0,
             cores: 2,
+            host_cpu_pressure: None,
         };
         let r = ReplicateSummary::from_observations(Some("a"), 3, &obs, Some(cpu))
             .unwrap_or_else(|| panic!("requests were recorded"));

@@ -200,6 +200,13 @@ pub fn noise_sentence(side: &str, n: &NoiseSummary) -> String {
         }
         _ => s.push_str("; load generator CPU not measured"),
     }
+    if let Some(p) = n.host_cpu_pressure_max {
+        let _ = write!(
+            s,
+            "; host CPU pressure max {:.0} % (time some task waited for a CPU)",
+            p * 100.0
+        );
+    }
     if n.is_saturated() {
         let ids: Vec<String> = n.saturated.iter().map(|r| r.to_string()).collect();
         let _ = write!(s, " — **saturated** in {}", ids.join(", "));

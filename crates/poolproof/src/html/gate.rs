@@ -43,7 +43,7 @@ fn noise_item(h: &mut String, side: &str, n: &NoiseSummary) {
 /// `chart`: draw this run's own per-replicate chart (the comparison draws BASE vs NEW instead).
 fn replicates_section(h: &mut String, replicates: &[ReplicateSummary], chart: bool) {
     h.push_str("<section><h2>Replicates (measuring order)</h2>");
-    h.push_str(r#"<p class="detail">Arms are interleaved replicate by replicate and their order rotates each replicate (AB, BA, …), so host drift hits every arm alike. Load generator CPU: the poolproof process's CPU time over the replicate's load (1.00 = one full core; 0.90 or more counts as saturated).</p>"#);
+    h.push_str(r#"<p class="detail">Arms are interleaved replicate by replicate and their order rotates each replicate (AB, BA, …), so host drift hits every arm alike. Load generator CPU: the poolproof process's CPU time over the replicate's load (1.00 = one full core; 0.90 or more counts as saturated). Host CPU pressure: share of that time in which some task on the host waited for a CPU (Linux PSI; reported, not gated).</p>"#);
     let mut reps: Vec<_> = replicates.iter().collect();
     reps.sort_by_key(|s| (s.position.unwrap_or(u32::MAX), s.index));
     h.push_str("<table><tr><th>order</th><th>arm</th><th>replicate</th><th>p50</th><th>p95</th><th>p99</th><th>throughput (rps)</th><th>error rate</th><th>server p95</th><th>acquire wait p95</th><th>load generator CPU</th></tr>");
@@ -51,8 +51,12 @@ fn replicates_section(h: &mut String, replicates: &[ReplicateSummary], chart: bo
         let cpu = s
             .load_generator
             .map(|c| {
+                let pressure = c
+                    .host_cpu_pressure
+                    .map(|p| format!("; host CPU pressure {:.0} %", p * 100.0))
+                    .unwrap_or_default();
                 format!(
-                    "{:.2} cores ({:.0} % of host)",
+                    "{:.2} cores ({:.0} % of host){pressure}",
                     c.busy_cores(),
                     c.host_share() * 100.0
                 )
@@ -179,6 +183,7 @@ mod tests {
                 cpu_seconds: 0.5,
                 wall_seconds: 5.0,
                 cores: 2,
+                host_cpu_pressure: None,
             }),
         }
     }
