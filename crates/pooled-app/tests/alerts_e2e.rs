@@ -28,14 +28,7 @@ async fn breach_fires_within_bound_once_per_channel_and_resolves_once() {
 
     let t0 = Instant::now();
     let load = Load::start(std::slice::from_ref(&app.base), 4);
-    let fired = rx
-        .wait_for(Duration::from_secs(10), |d| {
-            ["slack", "email"].iter().all(|c| {
-                d.iter()
-                    .any(|x| x.channel == *c && x.rule_and_transition().1 == "firing")
-            })
-        })
-        .await;
+    let fired = rx.wait_on_both("firing", Duration::from_secs(10)).await;
     assert!(fired, "no firing notification: {:?}", rx.deliveries());
     // Bound: `for` (1 s) + one evaluation interval (0.2 s) + 1 s after the breach started.
     let bound = Duration::from_millis(1000 + 200 + 1000);
@@ -55,14 +48,7 @@ async fn breach_fires_within_bound_once_per_channel_and_resolves_once() {
     let (_, active) = app.get("/api/performance/alerts/active").await;
     assert_eq!(active["firing"], 1, "{active}");
 
-    let resolved = rx
-        .wait_for(Duration::from_secs(10), |d| {
-            ["slack", "email"].iter().all(|c| {
-                d.iter()
-                    .any(|x| x.channel == *c && x.rule_and_transition().1 == "resolved")
-            })
-        })
-        .await;
+    let resolved = rx.wait_on_both("resolved", Duration::from_secs(10)).await;
     assert!(resolved, "no resolution: {:?}", rx.deliveries());
     tokio::time::sleep(Duration::from_secs(1)).await;
     for c in ["slack", "email"] {
@@ -282,14 +268,7 @@ async fn two_instances_deliver_each_transition_once() {
     let load = Load::start(&[a.base.clone(), b.base.clone()], 4);
     tokio::time::sleep(Duration::from_secs(4)).await;
     load.stop().await;
-    let done = rx
-        .wait_for(Duration::from_secs(12), |d| {
-            ["slack", "email"].iter().all(|c| {
-                d.iter()
-                    .any(|x| x.channel == *c && x.rule_and_transition().1 == "resolved")
-            })
-        })
-        .await;
+    let done = rx.wait_on_both("resolved", Duration::from_secs(12)).await;
     assert!(done, "{:?}", rx.deliveries());
     tokio::time::sleep(Duration::from_secs(2)).await;
     for c in ["slack", "email"] {
@@ -361,14 +340,7 @@ async fn firing_sent_while_redis_is_away_is_resolved_once_after_it_returns() {
     // Coordination unreachable: the firing goes out from this instance anyway.
     redis.pause().await.expect("pause redis");
     let load = Load::start(std::slice::from_ref(&app.base), 4);
-    let fired = rx
-        .wait_for(Duration::from_secs(10), |d| {
-            ["slack", "email"].iter().all(|c| {
-                d.iter()
-                    .any(|x| x.channel == *c && x.rule_and_transition().1 == "firing")
-            })
-        })
-        .await;
+    let fired = rx.wait_on_both("firing", Duration::from_secs(10)).await;
     let (_, failed) = load.stop().await;
     redis.unpause().await.expect("unpause redis");
     assert!(
@@ -380,14 +352,7 @@ async fn firing_sent_while_redis_is_away_is_resolved_once_after_it_returns() {
 
     // Redis is back but holds no episode for this firing: the resolution is still owed and sent,
     // once per channel, under the firing's episode key.
-    let resolved = rx
-        .wait_for(Duration::from_secs(10), |d| {
-            ["slack", "email"].iter().all(|c| {
-                d.iter()
-                    .any(|x| x.channel == *c && x.rule_and_transition().1 == "resolved")
-            })
-        })
-        .await;
+    let resolved = rx.wait_on_both("resolved", Duration::from_secs(10)).await;
     assert!(
         resolved,
         "no resolution after Redis returned: {:?}",

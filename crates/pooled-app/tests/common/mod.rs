@@ -199,6 +199,18 @@ impl Receiver {
         }
         pred(&self.deliveries())
     }
+
+    /// Waits until both channels (Slack and email) got a `transition` ("firing", "resolved"),
+    /// at most `limit`.
+    pub async fn wait_on_both(&self, transition: &str, limit: Duration) -> bool {
+        self.wait_for(limit, |d| {
+            ["slack", "email"].iter().all(|c| {
+                d.iter()
+                    .any(|x| x.channel == *c && x.rule_and_transition().1 == transition)
+            })
+        })
+        .await
+    }
 }
 
 /// The app served in-process.
