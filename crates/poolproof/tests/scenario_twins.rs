@@ -151,3 +151,19 @@ fn postgres_restart_without_a_pool_fails_the_pooled_mode_sla() {
     assert_eq!(code, Some(1), "no pool must fail with exit 1:\n{out}");
     assert_row(&out, "pool_efficiency@after >= 90%", "FAILED");
 }
+
+#[test]
+fn monitoring_overhead_with_a_gross_cost_in_the_monitored_arm_fails_the_loss_sla() {
+    // The monitored arm also opens a connection per database request (pooling off): a cost far
+    // above the SLA's 20 % bar, which the throughput-loss SLA is there to catch.
+    let twin = replace_once(
+        &shipped("monitoring-overhead.yaml"),
+        r#"env: { ENABLE_PERFORMANCE_MONITORING: "true" }"#,
+        r#"env: { ENABLE_PERFORMANCE_MONITORING: "true", ENABLE_CONNECTION_POOLING: "false" }"#,
+    );
+    let twin = replace_once(&twin, "duration: 15s", "duration: 6s");
+    let twin = replace_once(&twin, "replicates: 2", "replicates: 1");
+    let (code, out) = validate("monitoring-overhead", &twin);
+    assert_eq!(code, Some(1), "a gross cost must fail with exit 1:\n{out}");
+    assert_row(&out, "throughput_loss <= 20%", "FAILED");
+}
