@@ -30,14 +30,11 @@ fn replicates(seed: u64, p95: f64, loadgen_busy: f64) -> Vec<ReplicateSummary> {
     let mut noisy = |m: f64| m * (0.04 * rng.normal() - 0.0008).exp();
     (1..=5)
         .map(|i| ReplicateSummary {
-            arm: None,
             index: i,
-            position: None,
             latency_p50_ms: noisy(p95 / 3.0),
             latency_p95_ms: noisy(p95),
             latency_p99_ms: noisy(p95 * 1.4),
             throughput_rps: noisy(16_000.0 / p95),
-            error_rate: 0.0,
             pool_efficiency: Some(noisy(0.97).min(1.0)),
             pool_utilization: Some(noisy(0.3)),
             acquire_wait_p95_ms: Some(noisy(0.1)),
@@ -48,6 +45,7 @@ fn replicates(seed: u64, p95: f64, loadgen_busy: f64) -> Vec<ReplicateSummary> {
                 cores: 2,
                 host_cpu_pressure: None,
             }),
+            ..Default::default()
         })
         .collect()
 }

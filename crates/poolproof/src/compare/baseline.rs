@@ -250,19 +250,16 @@ mod tests {
 
     fn rep(i: u32, p95: f64) -> ReplicateSummary {
         ReplicateSummary {
-            arm: None,
             index: i,
-            position: None,
             latency_p50_ms: p95 / 3.0,
             latency_p95_ms: p95,
             latency_p99_ms: p95 * 1.5,
             throughput_rps: 400.0,
-            error_rate: 0.0,
             pool_efficiency: Some(0.98),
             pool_utilization: Some(0.4),
             acquire_wait_p95_ms: Some(0.2),
             server_latency_p95_ms: Some(p95 * 0.8),
-            load_generator: None,
+            ..Default::default()
         }
     }
 
@@ -351,19 +348,12 @@ mod report_contract {
         });
         report.replicates = (1..=3)
             .map(|i| ReplicateSummary {
-                arm: None,
                 index: i,
-                position: None,
                 latency_p50_ms: 5.0,
                 latency_p95_ms: 20.0 + f64::from(i),
                 latency_p99_ms: 30.0,
                 throughput_rps: 300.0,
-                error_rate: 0.0,
-                pool_efficiency: None,
-                pool_utilization: None,
-                acquire_wait_p95_ms: None,
-                server_latency_p95_ms: None,
-                load_generator: None,
+                ..Default::default()
             })
             .collect();
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

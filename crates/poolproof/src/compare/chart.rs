@@ -252,17 +252,11 @@ mod tests {
         let rep = |arm: &str, i: u32, p95: f64| ReplicateSummary {
             arm: Some(arm.into()),
             index: i,
-            position: None,
             latency_p50_ms: p95 / 2.0,
             latency_p95_ms: p95,
             latency_p99_ms: p95 * 1.5,
             throughput_rps: 100.0,
-            error_rate: 0.0,
-            pool_efficiency: None,
-            pool_utilization: None,
-            acquire_wait_p95_ms: None,
-            server_latency_p95_ms: None,
-            load_generator: None,
+            ..Default::default()
         };
         let reps = vec![
             rep("pooled", 1, 10.0),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// The figures of one replicate. Latencies in milliseconds, rates as fractions (0.02 = 2 %).
 /// Pool and server figures are absent when the app's monitoring endpoints were not sampled
 /// (e.g. provider `external` without them).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicateSummary {
     /// Arm name for A/B scenarios; absent for single-arm scenarios.

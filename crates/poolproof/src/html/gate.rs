@@ -167,24 +167,19 @@ mod tests {
 
     fn rep(i: u32, p95: f64, position: u32) -> ReplicateSummary {
         ReplicateSummary {
-            arm: None,
             index: i,
             position: Some(position),
             latency_p50_ms: p95 / 2.0,
             latency_p95_ms: p95,
             latency_p99_ms: p95 * 1.5,
             throughput_rps: 100.0,
-            error_rate: 0.0,
-            pool_efficiency: None,
-            pool_utilization: None,
-            acquire_wait_p95_ms: None,
-            server_latency_p95_ms: None,
             load_generator: Some(CpuUsage {
                 cpu_seconds: 0.5,
                 wall_seconds: 5.0,
                 cores: 2,
                 host_cpu_pressure: None,
             }),
+            ..Default::default()
         }
     }
 

@@ -57,17 +57,15 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
     if let Some(Ok(c)) = &gated {
         report.comparison = Some(c.clone());
     }
+    let summary = table(
+        &scenario.name,
+        &m.run_dir.display().to_string(),
+        &results,
+        m.interrupted,
+    );
     if let Err(e) = report::write_all(&report, &m.run_dir) {
         eprintln!("{}: infrastructure failure: {e}", loaded.path.display());
-        print!(
-            "{}",
-            table(
-                &scenario.name,
-                &m.run_dir.display().to_string(),
-                &results,
-                m.interrupted
-            )
-        );
+        print!("{summary}");
         return if m.interrupted {
             Exit::Interrupted
         } else {
@@ -81,15 +79,7 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
     } else {
         Exit::Failed
     };
-    print!(
-        "{}",
-        table(
-            &scenario.name,
-            &m.run_dir.display().to_string(),
-            &results,
-            m.interrupted
-        )
-    );
+    print!("{summary}");
     match gated {
         Some(Ok(c)) => {
             crate::compare::cli::print_comparison(&c);
