@@ -167,6 +167,7 @@ fn fault_run_page_has_charts_bands_marks_and_verdicts() {
         EvalInput {
             obs: &obs,
             arms: &arms,
+            arm_replicates: &BTreeMap::new(),
             arm_names: &[],
             transactions: &s.load.transactions,
         },
@@ -229,6 +230,7 @@ fn ab_page_shows_arms_side_by_side_with_shared_axes_and_a_failed_verdict() {
         EvalInput {
             obs: &arms["pooled"],
             arms: &arms,
+            arm_replicates: &BTreeMap::new(),
             arm_names: &names,
             transactions: &s.load.transactions,
         },
@@ -248,6 +250,9 @@ fn ab_page_shows_arms_side_by_side_with_shared_axes_and_a_failed_verdict() {
     });
     let html = poolproof::html::page(&rep);
     write("ab.html", &html);
+    // Ratio SLAs show how many pairs they rest on (one here: no interval).
+    assert!(html.contains("<th>interval (n pairs)</th>"));
+    assert!(html.contains(r#"<td class="num">n=1</td>"#));
     assert_self_contained(&html);
     // 900 vs 400 rps is x2.25 < x3: the capacity SLA fails and the page says so.
     assert!(html.contains("FAILED"));

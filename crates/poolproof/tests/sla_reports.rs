@@ -140,6 +140,7 @@ fn evaluate(obs: &Observations) -> (Scenario, Vec<SlaResult>) {
         EvalInput {
             obs,
             arms: &arms,
+            arm_replicates: &BTreeMap::new(),
             arm_names: &[],
             transactions: &s.load.transactions,
         },

@@ -33,8 +33,10 @@ pub fn page(r: &RunReport) -> String {
         ("INTERRUPTED", "#777")
     } else if r.passed {
         ("PASSED", OK)
-    } else {
+    } else if crate::sla::any_failed(&r.slas) {
         ("FAILED", ERR)
+    } else {
+        ("INCONCLUSIVE", "#9a6700")
     };
     let _ = write!(
         h,
@@ -106,6 +108,7 @@ fn verdict_cell(v: Verdict) -> (&'static str, &'static str) {
         Verdict::Failed => ("failed", "FAILED"),
         Verdict::NoData => ("nodata", "no data"),
         Verdict::NotEvaluated => ("nodata", "not evaluated"),
+        Verdict::Inconclusive => ("nodata", "inconclusive"),
     }
 }
 
@@ -115,12 +118,23 @@ fn slas_table(h: &mut String, slas: &[SlaResult]) {
         h.push_str("<p>No SLAs in this scenario.</p></section>");
         return;
     }
-    h.push_str("<table><tr><th>SLA</th><th>phase</th><th>threshold</th><th>measured</th><th>verdict</th><th>how</th></tr>");
+    // A/B ratio SLAs add their paired interval and number of pairs.
+    let intervals = slas.iter().any(|s| !s.interval_text.is_empty());
+    h.push_str("<table><tr><th>SLA</th><th>phase</th><th>threshold</th><th>measured</th>");
+    if intervals {
+        h.push_str("<th>interval (n pairs)</th>");
+    }
+    h.push_str("<th>verdict</th><th>how</th></tr>");
     for s in slas {
         let (class, text) = verdict_cell(s.verdict);
+        let interval = if intervals {
+            format!(r#"<td class="num">{}</td>"#, esc(&s.interval_text))
+        } else {
+            String::new()
+        };
         let _ = write!(
             h,
-            r#"<tr><td><code>{}</code></td><td>{}</td><td class="num">{} {}</td><td class="num">{}</td><td class="{class}">{text}</td><td class="detail">{}</td></tr>"#,
+            r#"<tr><td><code>{}</code></td><td>{}</td><td class="num">{} {}</td><td class="num">{}</td>{interval}<td class="{class}">{text}</td><td class="detail">{}</td></tr>"#,
             esc(&s.label),
             esc(&s.phase),
             esc(&s.comparator),

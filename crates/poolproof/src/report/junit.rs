@@ -66,6 +66,7 @@ pub fn junit_xml(r: &RunReport) -> String {
             let kind = match s.verdict {
                 Verdict::NoData => "no_data",
                 Verdict::NotEvaluated => "not_evaluated",
+                Verdict::Inconclusive => "inconclusive",
                 _ => "sla_failed",
             };
             let message = format!(

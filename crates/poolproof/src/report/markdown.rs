@@ -43,6 +43,7 @@ fn verdict_cell(v: Verdict) -> &'static str {
         Verdict::Failed => "❌ **FAILED**",
         Verdict::NoData => "❌ **NO DATA**",
         Verdict::NotEvaluated => "❌ **NOT EVALUATED**",
+        Verdict::Inconclusive => "⚠️ **INCONCLUSIVE**",
     }
 }
 
@@ -70,6 +71,11 @@ pub fn markdown(r: &RunReport) -> String {
         "INTERRUPTED".to_string()
     } else if r.passed {
         format!("PASSED ({} of {} SLAs met)", r.slas.len(), r.slas.len())
+    } else if !crate::sla::any_failed(&r.slas) {
+        format!(
+            "INCONCLUSIVE ({failed} of {} SLAs too noisy to decide)",
+            r.slas.len()
+        )
     } else {
         format!("FAILED ({failed} of {} SLAs not met)", r.slas.len())
     };
@@ -93,10 +99,15 @@ pub fn markdown(r: &RunReport) -> String {
         for s in r.slas.iter().filter(|s| !s.passed()) {
             let _ = writeln!(
                 o,
-                "- **{}** — {}: measured {} against {} ({})",
+                "- **{}** — {}: measured {}{} against {} ({})",
                 code(&s.label),
                 s.verdict.as_str(),
                 cell(&s.measured_text),
+                if s.interval_text.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", cell(&s.interval_text))
+                },
                 code(&format!("{} {}", s.comparator, s.threshold_text)),
                 cell(&s.detail),
             );
@@ -113,14 +124,28 @@ pub fn markdown(r: &RunReport) -> String {
     if r.slas.is_empty() {
         let _ = writeln!(o, "The scenario declares no SLA.\n");
     } else {
-        let _ = writeln!(
-            o,
-            "| SLA | threshold | measured | verdict |\n|---|---|---|---|"
-        );
-        for s in &r.slas {
+        // A/B ratio SLAs add their paired interval and number of pairs.
+        let intervals = r.slas.iter().any(|s| !s.interval_text.is_empty());
+        if intervals {
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} |",
+                "| SLA | threshold | measured | interval (n pairs) | verdict |\n|---|---|---|---|---|"
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "| SLA | threshold | measured | verdict |\n|---|---|---|---|"
+            );
+        }
+        for s in &r.slas {
+            let interval = if intervals {
+                format!(" {} |", cell(&s.interval_text))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} |{interval} {} |",
                 code(&s.label),
                 code(&format!("{} {}", s.comparator, s.threshold_text)),
                 cell(&s.measured_text),

@@ -17,18 +17,25 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         eprintln!("{}: interrupted before any load ran", loaded.path.display());
         return Exit::Interrupted;
     };
-    // With arms, each arm's last replicate is its observations for ratios; the first arm is
-    // the run's own view for the other SLAs.
+    // With arms, ratio SLAs pair every replicate of one arm with the same replicate of the
+    // other; each arm's last replicate is its view in the report's arm tables; the first arm
+    // is the run's own view for the other SLAs.
     let mut arms: BTreeMap<String, Observations> = BTreeMap::new();
+    let mut arm_replicates: sla::ArmReplicates<'_> = BTreeMap::new();
     if !scenario.arms.is_empty() {
         for r in &m.runs {
             arms.insert(r.arm.clone(), r.obs.clone());
+            arm_replicates
+                .entry(r.arm.clone())
+                .or_default()
+                .insert(r.replicate, &r.obs);
         }
     }
     let arm_names: Vec<String> = scenario.arms.iter().map(|a| a.name.clone()).collect();
     let input = EvalInput {
         obs: &main.obs,
         arms: &arms,
+        arm_replicates: &arm_replicates,
         arm_names: &arm_names,
         transactions: &scenario.load.transactions,
     };
@@ -76,8 +83,11 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         Exit::Interrupted
     } else if sla::all_met(&results) {
         Exit::Ok
-    } else {
+    } else if sla::any_failed(&results) {
         Exit::Failed
+    } else {
+        // Only inconclusive SLAs: the interval straddles a bar, no verdict either way.
+        Exit::Inconclusive
     };
     print!("{summary}");
     match gated {
@@ -174,6 +184,11 @@ pub fn table(name: &str, run_dir: &str, results: &[SlaResult], interrupted: bool
         "INTERRUPTED (partial data, no verdict)".to_owned()
     } else if failed == 0 {
         format!("PASSED ({} SLAs met)", results.len())
+    } else if !sla::any_failed(results) {
+        format!(
+            "INCONCLUSIVE ({failed} of {} SLAs too noisy to decide)",
+            results.len()
+        )
     } else {
         format!("FAILED ({failed} of {} SLAs not met)", results.len())
     };
@@ -184,25 +199,53 @@ pub fn table(name: &str, run_dir: &str, results: &[SlaResult], interrupted: bool
         .max()
         .unwrap_or(3)
         .max(3);
+    // The interval column only when some SLA has one (ratio SLAs).
+    let iw = results
+        .iter()
+        .map(|r| r.interval_text.chars().count())
+        .max()
+        .filter(|w| *w > 0)
+        .map_or(0, |w| w.max("interval".len()));
+    let interval = |text: &str| {
+        if iw == 0 {
+            String::new()
+        } else {
+            format!("  {text:>iw$}")
+        }
+    };
     let _ = writeln!(
         out,
-        "  {:<w$}  {:>12}  {:>12}  verdict",
-        "SLA", "threshold", "measured"
+        "  {:<w$}  {:>12}  {:>12}{}  verdict",
+        "SLA",
+        "threshold",
+        "measured",
+        interval(if iw == 0 { "" } else { "interval" })
     );
     for r in results {
         let _ = writeln!(
             out,
-            "  {:<w$}  {:>12}  {:>12}  {}",
+            "  {:<w$}  {:>12}  {:>12}{}  {}",
             r.label,
             r.threshold_text,
             r.measured_text,
+            interval(&r.interval_text),
             r.verdict.as_str()
         );
     }
     for r in results.iter().filter(|r| !r.passed()) {
+        let what = if r.verdict == sla::Verdict::Inconclusive {
+            "INCONCLUSIVE"
+        } else {
+            "FAILED"
+        };
+        let interval = if r.interval_text.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", r.interval_text)
+        };
         let _ = writeln!(
             out,
-            "  FAILED: {} — measured {} ({})",
+            "  {what}: {} — measured {}{interval} ({})",
             r.label, r.measured_text, r.detail
         );
     }

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::types::{Duration, Secret, Template, Threshold, ThresholdKind};
+use super::types::{Duration, Percent, Secret, Template, Threshold, ThresholdKind};
 
 /// A whole scenario file.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -524,6 +524,11 @@ pub struct Sla {
     /// Ratio metrics only: `[treatment, baseline]`; omitted → the first two arms.
     #[serde(default)]
     pub arms: Option<ArmPair>,
+    /// Ratio metrics only: decide on the paired bootstrap interval at this level (e.g. `95%`)
+    /// instead of the point estimate: met when the whole interval meets the threshold, failed
+    /// when none of it does, otherwise inconclusive (exit 4).
+    #[serde(default)]
+    pub confidence: Option<Percent>,
 }
 
 impl Sla {

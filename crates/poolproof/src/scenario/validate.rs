@@ -31,6 +31,9 @@ pub mod limits {
     pub const MAX_FAULT_LATENCY_SECS: u64 = 60;
     /// `app.ready_timeout`
     pub const MAX_READY_TIMEOUT_SECS: u64 = 600;
+    /// `slas[].confidence`, in percent: below 50 % an "interval" says little; 100 % has none.
+    pub const MIN_CONFIDENCE: f64 = 50.0;
+    pub const MAX_CONFIDENCE: f64 = 99.9;
 }
 
 /// One semantic problem: the field path and the message.
@@ -530,6 +533,30 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
             path: at("arms"),
             message: format!("arms applies to ratio metrics only, not {m}"),
         });
+    }
+    if let Some(c) = sla.confidence {
+        if !m.is_ratio() {
+            return Err(Issue {
+                path: at("confidence"),
+                message: format!("confidence applies to ratio metrics only, not {m}"),
+            });
+        }
+        if !(limits::MIN_CONFIDENCE..=limits::MAX_CONFIDENCE).contains(&c.percent()) {
+            return Err(Issue {
+                path: at("confidence"),
+                message: format!(
+                    "a confidence level lies within {}%..{}%, got {c}",
+                    limits::MIN_CONFIDENCE,
+                    limits::MAX_CONFIDENCE
+                ),
+            });
+        }
+        if s.replicates < 2 {
+            return Err(Issue {
+                path: at("confidence"),
+                message: "an interval needs at least two pairs: set replicates: 2 or more".into(),
+            });
+        }
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ mod value;
 
 pub use value::{format_value, Unit};
 
+use crate::compare::Interval;
 use crate::observe::{Observations, PhaseKind};
 use crate::scenario::{Comparator, Metric, Phase, Sla, Transaction};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,9 @@ pub enum Verdict {
     NoData,
     /// poolproof cannot evaluate this metric (yet, or in this configuration): a failure.
     NotEvaluated,
+    /// A ratio SLA with `confidence:` whose interval straddles the threshold: too noisy to
+    /// decide (exit 4 unless another SLA failed).
+    Inconclusive,
 }
 
 impl Verdict {
@@ -54,6 +58,7 @@ impl Verdict {
             Verdict::Failed => "FAILED",
             Verdict::NoData => "NO DATA",
             Verdict::NotEvaluated => "NOT EVALUATED",
+            Verdict::Inconclusive => "INCONCLUSIVE",
         }
     }
 }
@@ -78,6 +83,19 @@ pub struct SlaResult {
     pub verdict: Verdict,
     /// How the value was obtained, or why there is none.
     pub detail: String,
+    /// Ratio metrics: how many (treatment, baseline) pairs the value is the mean of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<usize>,
+    /// Ratio metrics with two or more pairs: the paired bootstrap interval of the mean, in
+    /// the metric's unit, at `confidence`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// The interval's level as a fraction (0.95); the SLA's `confidence:` or 95 % for show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// The interval and n as reports show them: `[-1.2 %, 0.31 %] n=30`, `n=1`, or empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub interval_text: String,
 }
 
 impl SlaResult {
@@ -88,10 +106,25 @@ impl SlaResult {
 
 /// What an SLA metric evaluated to before comparison.
 pub(crate) enum Measure {
-    Value { value: f64, detail: String },
+    Value {
+        value: f64,
+        detail: String,
+    },
+    /// A ratio metric: the mean of `pairs` per-pair values, with its interval (two or more
+    /// pairs) at the level the SLA asks for.
+    Paired {
+        value: f64,
+        detail: String,
+        pairs: usize,
+        interval: Option<Interval>,
+        confidence: f64,
+    },
     NoData(String),
     NotEvaluated(String),
 }
+
+/// Arm name → replicate number → that replicate's observations.
+pub type ArmReplicates<'a> = BTreeMap<String, BTreeMap<u32, &'a Observations>>;
 
 /// The observations a set of SLAs is evaluated against: the run itself, plus each A/B arm's
 /// observations (empty without arms).
@@ -99,6 +132,9 @@ pub(crate) enum Measure {
 pub struct EvalInput<'a> {
     pub obs: &'a Observations,
     pub arms: &'a BTreeMap<String, Observations>,
+    /// Every replicate of every arm (arm → replicate number → observations): ratio SLAs pair
+    /// arm A and arm B of the same replicate. Empty → `arms` is taken as one pair.
+    pub arm_replicates: &'a ArmReplicates<'a>,
     /// Arm names in scenario order: a ratio SLA without `arms:` compares the first two.
     pub arm_names: &'a [String],
     /// The scenario's transactions: a per-route server SLA finds the app's route template
@@ -138,20 +174,57 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         Metric::P95Improvement
         | Metric::CapacityRatio
         | Metric::ConnectionOverheadReduction
-        | Metric::ThroughputLoss => ratios::measure(sla, input.arms, input.arm_names),
+        | Metric::ThroughputLoss => ratios::measure(sla, &input),
     };
     let threshold = sla.threshold.canonical();
+    let point = |value: f64| {
+        if holds(sla.comparator, value, threshold) {
+            Verdict::Met
+        } else {
+            Verdict::Failed
+        }
+    };
+    let mut paired = None;
     let (measured, verdict, detail) = match measure {
-        Measure::Value { value, detail } => {
-            let met = holds(sla.comparator, value, threshold);
-            (
-                Some(value),
-                if met { Verdict::Met } else { Verdict::Failed },
-                detail,
-            )
+        Measure::Value { value, detail } => (Some(value), point(value), detail),
+        Measure::Paired {
+            value,
+            mut detail,
+            pairs,
+            interval,
+            confidence,
+        } => {
+            paired = Some((pairs, interval, confidence));
+            let verdict = match (sla.confidence, interval) {
+                (None, _) => point(value),
+                (Some(_), Some(iv)) => {
+                    match (
+                        holds(sla.comparator, iv.lo, threshold),
+                        holds(sla.comparator, iv.hi, threshold),
+                    ) {
+                        (true, true) => Verdict::Met,
+                        (false, false) => Verdict::Failed,
+                        _ => Verdict::Inconclusive,
+                    }
+                }
+                (Some(_), None) => {
+                    detail.push_str("; one pair has no interval to decide on");
+                    Verdict::Inconclusive
+                }
+            };
+            (Some(value), verdict, detail)
         }
         Measure::NoData(why) => (None, Verdict::NoData, why),
         Measure::NotEvaluated(why) => (None, Verdict::NotEvaluated, why),
+    };
+    let interval_text = match paired {
+        Some((n, Some(iv), _)) => format!(
+            "[{}, {}] n={n}",
+            format_value(iv.lo, unit),
+            format_value(iv.hi, unit)
+        ),
+        Some((n, None, _)) => format!("n={n}"),
+        None => String::new(),
     };
     SlaResult {
         label: sla.label(),
@@ -168,6 +241,10 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         measured,
         verdict,
         detail,
+        pairs: paired.map(|p| p.0),
+        interval: paired.and_then(|p| p.1),
+        confidence: paired.and_then(|p| p.1.map(|_| p.2)),
+        interval_text,
     }
 }
 
@@ -179,6 +256,14 @@ pub fn evaluate_all(slas: &[Sla], input: EvalInput<'_>) -> Vec<SlaResult> {
 /// Whether every SLA was met (an empty list passes: there was nothing to fail).
 pub fn all_met(results: &[SlaResult]) -> bool {
     results.iter().all(SlaResult::passed)
+}
+
+/// Whether an SLA failed outright (failed, no data, not evaluated): exit 1. Inconclusive
+/// SLAs are not met but did not fail.
+pub fn any_failed(results: &[SlaResult]) -> bool {
+    results
+        .iter()
+        .any(|r| !r.passed() && r.verdict != Verdict::Inconclusive)
 }
 
 /// `measured <op> threshold`; a non-finite measurement never holds.

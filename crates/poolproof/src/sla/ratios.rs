@@ -1,67 +1,176 @@
 //! A/B ratio SLA metrics between two arms' observations (measured load window, all routes).
+//!
+//! Every ratio SLA is the mean of per-pair values: arm A and arm B of the same replicate form
+//! a pair (the order is rotated replicate by replicate, so host drift hits both alike), and
+//! the value of each pair is computed from that pair alone (e.g. 1 − throughput A / B). The
+//! report shows the mean, n and a 95 % paired bootstrap interval of the mean (reproducible:
+//! the seed is derived from the SLA's label); with `confidence:` the verdict is decided on
+//! that interval instead of the mean.
 
-use super::value::sig3;
-use super::Measure;
-use crate::observe::{Observations, PhaseKind};
+use super::value::{format_value, sig3, Unit};
+use super::{EvalInput, Measure};
+use crate::compare::bootstrap::{mean, mean_interval, BootstrapConfig};
+use crate::compare::rng::{derive_seed, Rng};
+use crate::observe::{Observations, PhaseKind, Window};
 use crate::scenario::{Metric, Sla, Threshold};
-use std::collections::BTreeMap;
 
-pub(crate) fn measure(
-    sla: &Sla,
-    arms: &BTreeMap<String, Observations>,
-    arm_names: &[String],
-) -> Measure {
-    let (treatment, baseline) = match (&sla.arms, arm_names) {
+/// The fixed root of every ratio SLA's bootstrap seed ("poolproo"): same data, same interval.
+const SEED: u64 = 0x706f_6f6c_7072_6f6f;
+/// Per-pair values listed in the detail before it is cut short.
+const LISTED_PAIRS: usize = 8;
+
+pub(crate) fn measure(sla: &Sla, input: &EvalInput<'_>) -> Measure {
+    if !sla.metric.is_ratio() {
+        return Measure::NotEvaluated(format!("{} is not a ratio metric", sla.metric.as_str()));
+    }
+    let (treatment, baseline) = match (&sla.arms, input.arm_names) {
         (Some(p), _) => (p.treatment.as_str(), p.baseline.as_str()),
         (None, [a, b, ..]) => (a.as_str(), b.as_str()),
         (None, _) => {
             return Measure::NotEvaluated(format!("{} needs two arms", sla.metric.as_str()));
         }
     };
-    let (Some(t), Some(b)) = (arms.get(treatment), arms.get(baseline)) else {
+    let pairs = replicate_pairs(input, treatment, baseline);
+    if pairs.is_empty() {
         return Measure::NoData(format!(
             "arms `{treatment}` and `{baseline}` were not both run"
         ));
-    };
-    let stats = |o: &Observations| o.client.window(&o.windows(PhaseKind::Load), None);
-    let (ts, bs) = (stats(t), stats(b));
+    }
     let as_ratio = matches!(sla.threshold, Threshold::Ratio(_));
     let names = format!("{treatment} vs {baseline}");
-    match sla.metric {
+    let mut values = Vec::new();
+    let mut first_detail = None;
+    let mut skipped: Vec<String> = Vec::new();
+    for (replicate, t, b) in &pairs {
+        let (tw, bw) = (t.windows(PhaseKind::Load), b.windows(PhaseKind::Load));
+        match pair_value(sla.metric, (t, &tw), (b, &bw), as_ratio, &names) {
+            Ok((v, detail)) => {
+                values.push(v);
+                first_detail.get_or_insert((*replicate, detail));
+            }
+            Err(why) => skipped.push(format!("replicate {replicate}: {why}")),
+        }
+    }
+    let Some((first_replicate, first_detail)) = first_detail else {
+        return Measure::NoData(skipped.join("; "));
+    };
+    let unit = Unit::of(sla.metric, &sla.threshold);
+    let mut detail = if values.len() == 1 {
+        first_detail
+    } else {
+        format!(
+            "mean of {} replicate pairs ({}); replicate {first_replicate}: {first_detail}",
+            values.len(),
+            listed(&values, unit)
+        )
+    };
+    if !skipped.is_empty() {
+        detail.push_str(&format!("; skipped {}", skipped.join("; ")));
+    }
+    summarize(sla, &values, detail)
+}
+
+/// The mean of `values` with its interval at the SLA's confidence (95 % without one).
+pub(crate) fn summarize(sla: &Sla, values: &[f64], detail: String) -> Measure {
+    let confidence = sla.confidence.map_or(0.95, |c| c.fraction());
+    let cfg = BootstrapConfig {
+        confidence,
+        ..BootstrapConfig::default()
+    };
+    let mut rng = Rng::seed_from_u64(derive_seed(SEED, &sla.label()));
+    Measure::Paired {
+        value: mean(values),
+        detail,
+        pairs: values.len(),
+        interval: mean_interval(values, &cfg, &mut rng),
+        confidence,
+    }
+}
+
+/// `v1, v2, …` in the SLA's unit, the first [`LISTED_PAIRS`] of them.
+fn listed(values: &[f64], unit: Unit) -> String {
+    let mut s: Vec<String> = values
+        .iter()
+        .take(LISTED_PAIRS)
+        .map(|v| format_value(*v, unit))
+        .collect();
+    if values.len() > LISTED_PAIRS {
+        s.push("…".into());
+    }
+    s.join(", ")
+}
+
+/// (replicate, treatment, baseline) for every replicate both arms ran, in replicate order.
+fn replicate_pairs<'a>(
+    input: &EvalInput<'a>,
+    treatment: &str,
+    baseline: &str,
+) -> Vec<(u32, &'a Observations, &'a Observations)> {
+    if input.arm_replicates.is_empty() {
+        return match (input.arms.get(treatment), input.arms.get(baseline)) {
+            (Some(t), Some(b)) => vec![(1, t, b)],
+            _ => Vec::new(),
+        };
+    }
+    let (Some(ts), Some(bs)) = (
+        input.arm_replicates.get(treatment),
+        input.arm_replicates.get(baseline),
+    ) else {
+        return Vec::new();
+    };
+    ts.iter()
+        .filter_map(|(r, t)| bs.get(r).map(|b| (*r, *t, *b)))
+        .collect()
+}
+
+/// One pair's value of a ratio metric, each arm over its own windows; `Err` says why the
+/// pair has none.
+fn pair_value(
+    metric: Metric,
+    (t, tw): (&Observations, &[Window]),
+    (b, bw): (&Observations, &[Window]),
+    as_ratio: bool,
+    names: &str,
+) -> Result<(f64, String), String> {
+    let (ts, bs) = (t.client.window(tw, None), b.client.window(bw, None));
+    match metric {
         Metric::P95Improvement => {
             match (ts.latency.quantile_ms(0.95), bs.latency.quantile_ms(0.95)) {
-                (Some(tp), Some(bp)) if tp > 0.0 && bp > 0.0 => Measure::Value {
+                (Some(tp), Some(bp)) if tp > 0.0 && bp > 0.0 => Ok((
                     // A ratio threshold (x10) reads "baseline p95 is 10 times treatment's".
-                    value: if as_ratio { bp / tp } else { 1.0 - tp / bp },
-                    detail: format!("p95 {tp:.3} ms vs {bp:.3} ms ({names})"),
-                },
-                _ => Measure::NoData(format!("a p95 is missing ({names})")),
+                    if as_ratio { bp / tp } else { 1.0 - tp / bp },
+                    format!("p95 {tp:.3} ms vs {bp:.3} ms ({names})"),
+                )),
+                _ => Err(format!("a p95 is missing ({names})")),
             }
         }
         Metric::CapacityRatio | Metric::ThroughputLoss => {
             match (ts.throughput_rps(), bs.throughput_rps()) {
                 (Some(tr), Some(br)) if br > 0.0 => {
                     let ratio = tr / br;
-                    let value = if sla.metric == Metric::CapacityRatio {
+                    let value = if metric == Metric::CapacityRatio {
                         ratio
                     } else {
                         1.0 - ratio
                     };
-                    Measure::Value {
+                    Ok((
                         value,
-                        detail: format!("throughput {tr:.1} rps vs {br:.1} rps ({names})"),
-                    }
+                        format!("throughput {tr:.1} rps vs {br:.1} rps ({names})"),
+                    ))
                 }
-                _ => Measure::NoData(format!("no baseline throughput ({names})")),
+                _ => Err(format!("no baseline throughput ({names})")),
             }
         }
         Metric::ConnectionOverheadReduction => match (connection_cost(t), connection_cost(b)) {
-            (Some(tc), Some(bc)) => overhead_reduction(&tc, &bc, as_ratio, &names),
-            _ => Measure::NoData(format!(
+            (Some(tc), Some(bc)) => match overhead_reduction(&tc, &bc, as_ratio, names) {
+                Measure::Value { value, detail } => Ok((value, detail)),
+                _ => Err(format!("no connection figures ({names})")),
+            },
+            _ => Err(format!(
                 "no two pool samples with acquisitions during load in both arms ({names})"
             )),
         },
-        other => Measure::NotEvaluated(format!("{} is not a ratio metric", other.as_str())),
+        other => Err(format!("{} is not a ratio metric", other.as_str())),
     }
 }
 
@@ -285,5 +394,130 @@ mod overhead_tests {
         assert!(d.starts_with("nothing to reduce"), "{d}");
         let (v, _) = value(overhead_reduction(&a, &b, true, "a vs b"));
         assert_eq!(v, 1.0);
+    }
+}
+
+#[cfg(test)]
+mod pair_tests {
+    use super::super::{evaluate_all, ArmReplicates, EvalInput, SlaResult, Verdict};
+    use crate::observe::{ClientSeries, Observations, Window};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    /// 10 s of load at `rps` successful requests a second.
+    fn arm(rps: u32) -> Observations {
+        let mut client = ClientSeries::new(vec!["r".into()]);
+        for t in 0..10 {
+            for i in 0..rps {
+                let at = t as f64 + (f64::from(i) + 0.5) / f64::from(rps);
+                client.record("r", at, Some(Duration::from_millis(2)), None);
+            }
+        }
+        Observations {
+            client,
+            load: Window::new(0.0, 10.0),
+            ..Observations::default()
+        }
+    }
+
+    fn scenario(slas: &str, replicates: u32) -> crate::scenario::Scenario {
+        let text = format!(
+            "name: t\nload: {{ users: 2, duration: 10s, transactions: [{{ name: r, path: / }}] }}\n\
+             arms: [{{ name: a }}, {{ name: b }}]\nreplicates: {replicates}\nslas:\n{slas}"
+        );
+        crate::scenario::load_str(&text, "t.yaml").unwrap()
+    }
+
+    /// Treatment `a` runs at `a_rps[i]` and baseline `b` at 100 rps in replicate i + 1.
+    fn run(slas: &str, a_rps: &[u32]) -> Vec<SlaResult> {
+        let s = scenario(slas, a_rps.len() as u32);
+        let a: Vec<Observations> = a_rps.iter().map(|r| arm(*r)).collect();
+        let b: Vec<Observations> = a_rps.iter().map(|_| arm(100)).collect();
+        let mut reps: ArmReplicates<'_> = BTreeMap::new();
+        for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+            let r = i as u32 + 1;
+            reps.entry("a".into()).or_default().insert(r, a);
+            reps.entry("b".into()).or_default().insert(r, b);
+        }
+        let last: BTreeMap<String, Observations> = [
+            ("a".to_string(), a[a.len() - 1].clone()),
+            ("b".to_string(), b[b.len() - 1].clone()),
+        ]
+        .into();
+        let names = ["a".to_string(), "b".to_string()];
+        evaluate_all(
+            &s.slas,
+            EvalInput {
+                obs: &a[0],
+                arms: &last,
+                arm_replicates: &reps,
+                arm_names: &names,
+                transactions: &s.load.transactions,
+            },
+        )
+    }
+
+    #[test]
+    fn every_replicate_pair_counts_and_the_interval_is_the_hand_computed_one() {
+        // Losses per pair: 1 %, 2 %, 0 %; mean 1 %. Corrected pool 1 % + √(3/2)·(0, ±1 %):
+        // with 3 values, 1/27 > 2.5 % of resample means are each extreme, so the percentile
+        // interval is 1 % ± 1.2247 %, widened by t(2)/z = 4.3027 / 1.96 = 2.1953:
+        // 1 % ± 2.6886 %.
+        let r = run(
+            "  - { metric: throughput_loss, comparator: \"<=\", threshold: 1.5%, arms: [a, b] }\n",
+            &[99, 98, 100],
+        );
+        let r = &r[0];
+        assert_eq!(r.pairs, Some(3));
+        assert!((r.measured.unwrap() - 0.01).abs() < 1e-12, "{r:?}");
+        let iv = r.interval.unwrap();
+        assert!((iv.lo - -0.016886).abs() < 2e-5, "{iv:?}");
+        assert!((iv.hi - 0.036886).abs() < 2e-5, "{iv:?}");
+        assert_eq!(r.confidence, Some(0.95));
+        // Without `confidence:` the verdict is the point estimate's.
+        assert_eq!(r.verdict, Verdict::Met);
+        assert!(
+            r.detail
+                .starts_with("mean of 3 replicate pairs (1 %, 2 %, 0 %)"),
+            "{}",
+            r.detail
+        );
+        assert_eq!(r.interval_text, "[-1.69 %, 3.69 %] n=3");
+    }
+
+    #[test]
+    fn confidence_decides_on_the_whole_interval() {
+        let slas = concat!(
+            "  - { metric: throughput_loss, comparator: \"<=\", threshold: 5%, confidence: 95% }\n",
+            "  - { metric: throughput_loss, comparator: \"<=\", threshold: 2%, confidence: 95% }\n",
+            "  - { metric: capacity_ratio, comparator: \">=\", threshold: x0.5, confidence: 95% }\n",
+        );
+        let r = run(slas, &[99, 98, 100]);
+        assert_eq!(r[0].verdict, Verdict::Met, "[-1.7 %, 3.7 %] is all <= 5 %");
+        assert_eq!(
+            r[1].verdict,
+            Verdict::Inconclusive,
+            "[-1.7 %, 3.7 %] straddles 2 %"
+        );
+        assert_eq!(r[2].verdict, Verdict::Met);
+        assert!(!super::super::any_failed(&r[..2]));
+        // A clear 10-12 % loss fails the 5 % bar on the whole interval.
+        let r = run(slas, &[90, 89, 88]);
+        assert_eq!(r[0].verdict, Verdict::Failed, "{:?}", r[0].interval);
+        assert!(super::super::any_failed(&r));
+    }
+
+    #[test]
+    fn one_pair_has_a_value_but_no_interval() {
+        let r = run(
+            "  - { metric: capacity_ratio, comparator: \">=\", threshold: x1.1 }\n",
+            &[120],
+        );
+        let r = &r[0];
+        assert_eq!((r.pairs, r.interval), (Some(1), None));
+        assert!((r.measured.unwrap() - 1.2).abs() < 1e-12);
+        assert_eq!(r.verdict, Verdict::Met);
+        assert_eq!(r.interval_text, "n=1");
+        assert_eq!(r.detail, "throughput 120.0 rps vs 100.0 rps (a vs b)");
     }
 }
