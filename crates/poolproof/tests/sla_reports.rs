@@ -129,6 +129,7 @@ fn observations() -> Observations {
             alert(6.6, "email", AlertTransition::Firing),
             alert(9.0, "slack", AlertTransition::Resolved),
         ],
+        app_cpu: Vec::new(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Bringing up the system under test: locate (or build) the `pooled-app` binary, start N
 //! instances with the scenario's environment, wait until each is ready, and stop them all.
 
+pub mod cpu;
 mod instance;
 mod locate;
 

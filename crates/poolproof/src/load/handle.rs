@@ -77,6 +77,11 @@ impl LoadHandle {
         }
     }
 
+    /// How long measured load lasts (unless stopped early).
+    pub fn measured_duration(&self) -> Duration {
+        self.rec.duration
+    }
+
     /// Asks the attack to stop now (the outcome keeps what was measured).
     pub fn stop(&self) {
         self.rec.stop(Instant::now(), "poolproof: stop requested");

@@ -32,7 +32,38 @@ pub struct Observations {
     pub faults: Vec<FaultEvent>,
     /// Alert notifications received by the webhook sink.
     pub alerts: Vec<AlertDelivery>,
+    /// CPU time of this arm's app processes (summed over instances) at the start of measured
+    /// load and every second of it (`crate::app::cpu`); empty for an external app.
+    pub app_cpu: Vec<AppCpuSample>,
 }
+
+/// The CPU time the app processes had used (summed over instances) at offset `t`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AppCpuSample {
+    /// Seconds from the start of measured load.
+    pub t: f64,
+    /// Nanoseconds on a CPU since the processes started (schedstat).
+    pub cpu_ns: u64,
+}
+
+/// App CPU time against the requests completed over the same whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AppCpu {
+    pub cpu_ns: u64,
+    /// Client-side requests completed in those seconds (successes and errors).
+    pub requests: u64,
+}
+
+impl AppCpu {
+    /// Microseconds of app CPU per completed request; `None` without requests.
+    pub fn us_per_request(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.cpu_ns as f64 / 1000.0 / self.requests as f64)
+    }
+}
+
+/// How far a CPU sample may lie from the second boundary it stands for (the sampler wakes at
+/// each boundary; a late wake-up on a busy host is a few ms, rarely more).
+const CPU_SAMPLE_TOLERANCE_S: f64 = 0.25;
 
 impl Observations {
     /// The time windows a phase covers, clipped to the measured load window.
@@ -68,6 +99,30 @@ impl Observations {
             return out;
         }
         out.into_iter().filter_map(|w| w.intersect(&load)).collect()
+    }
+
+    /// App CPU time and completed requests over `windows` (whole seconds: a window's ends
+    /// must each have a CPU sample within [`CPU_SAMPLE_TOLERANCE_S`]); `None` when a window
+    /// lacks one, or without windows.
+    pub fn app_cpu_in(&self, windows: &[Window]) -> Option<AppCpu> {
+        let at = |t: f64| {
+            self.app_cpu
+                .iter()
+                .filter(|s| (s.t - t).abs() <= CPU_SAMPLE_TOLERANCE_S)
+                .min_by(|a, b| (a.t - t).abs().total_cmp(&(b.t - t).abs()))
+                .map(|s| s.cpu_ns)
+        };
+        if windows.is_empty() {
+            return None;
+        }
+        let mut cpu_ns = 0u64;
+        for w in windows {
+            cpu_ns += at(w.end)?.checked_sub(at(w.start)?)?;
+        }
+        Some(AppCpu {
+            cpu_ns,
+            requests: self.client.window(windows, None).requests,
+        })
     }
 
     /// Server samples whose time lies in any of `windows`.
@@ -162,6 +217,33 @@ mod tests {
         for p in [PhaseKind::Before, PhaseKind::During, PhaseKind::After] {
             assert!(none.windows(p).is_empty(), "{p:?}");
         }
+    }
+
+    #[test]
+    fn app_cpu_is_the_difference_of_the_samples_at_the_window_ends_per_request() {
+        let mut o = obs_with_faults(&[]);
+        o.client = ClientSeries::new(vec!["r".into()]);
+        for t in 0..30 {
+            for _ in 0..100 {
+                o.client.record("r", t as f64 + 0.5, None, None);
+            }
+        }
+        // 4 ms of CPU per second (40 µs per request), samples a few ms late.
+        o.app_cpu = (0..=30)
+            .map(|t| AppCpuSample {
+                t: f64::from(t) + 0.003,
+                cpu_ns: 1_000_000_000 + 4_000_000 * u64::from(t as u32),
+            })
+            .collect();
+        let all = o.app_cpu_in(&o.windows(PhaseKind::Load)).unwrap();
+        assert_eq!((all.cpu_ns, all.requests), (120_000_000, 3000));
+        assert_eq!(all.us_per_request(), Some(40.0));
+        let one = o.app_cpu_in(&[Window::new(7.0, 8.0)]).unwrap();
+        assert_eq!((one.cpu_ns, one.requests), (4_000_000, 100));
+        // A boundary without a sample near it has no figure, rather than a wrong one.
+        o.app_cpu.retain(|s| s.t < 29.5);
+        assert_eq!(o.app_cpu_in(&o.windows(PhaseKind::Load)), None);
+        assert_eq!(o.app_cpu_in(&[]), None);
     }
 
     #[test]

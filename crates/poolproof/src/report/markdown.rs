@@ -178,6 +178,26 @@ pub fn markdown(r: &RunReport) -> String {
         }
         o.push('\n');
     }
+    if !r.app_cpu.is_empty() {
+        let _ = writeln!(
+            o,
+            "## App CPU (measured load, /proc schedstat)\n\n| arm | replicate | requests | CPU | per request |\n|---|---:|---:|---:|---:|"
+        );
+        for c in &r.app_cpu {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {:.3} s | {} |",
+                cell(c.arm.as_deref().unwrap_or("-")),
+                c.replicate,
+                c.requests,
+                c.cpu_seconds,
+                c.cpu_us_per_request
+                    .map(|u| format!("{u:.2} µs"))
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
+        o.push('\n');
+    }
     if !r.faults.is_empty() {
         let _ = writeln!(
             o,

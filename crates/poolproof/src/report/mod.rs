@@ -10,8 +10,8 @@ mod normalize;
 pub use junit::junit_xml;
 pub use markdown::markdown;
 pub use model::{
-    ArmSummary, ClientSecond, PhaseSpan, ReportInput, RouteSummary, RunReport, Series, Summary,
-    Tools, SCHEMA_VERSION,
+    AppCpuRun, ArmSummary, ClientSecond, PhaseSpan, ReportInput, RouteSummary, RunReport, Series,
+    Summary, Tools, SCHEMA_VERSION,
 };
 pub use normalize::{bucket, NormalizedReport, NormalizedRoute, NormalizedSla};
 

@@ -123,6 +123,35 @@ pub struct ArmSummary {
     pub routes: Vec<RouteSummary>,
 }
 
+/// The app processes' CPU over one arm run's measured load (locally started apps only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppCpuRun {
+    /// The arm (absent without arms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
+    pub replicate: u32,
+    /// Client-side requests completed in the measured load.
+    pub requests: u64,
+    /// CPU seconds of the arm's app processes over it (schedstat, summed over instances).
+    pub cpu_seconds: f64,
+    /// Microseconds of app CPU per completed request.
+    pub cpu_us_per_request: Option<f64>,
+}
+
+impl AppCpuRun {
+    /// The figures of one arm run; `None` without CPU samples at both ends of its load.
+    pub fn of(arm: Option<&str>, replicate: u32, obs: &Observations) -> Option<AppCpuRun> {
+        let cpu = obs.app_cpu_in(&obs.windows(PhaseKind::Load))?;
+        Some(AppCpuRun {
+            arm: arm.map(str::to_string),
+            replicate,
+            requests: cpu.requests,
+            cpu_seconds: cpu.cpu_ns as f64 / 1e9,
+            cpu_us_per_request: cpu.us_per_request(),
+        })
+    }
+}
+
 /// The content of report.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -159,6 +188,10 @@ pub struct RunReport {
     /// check (`crate::compare`); filled by the run loop after [`RunReport::build`].
     #[serde(default)]
     pub replicates: Vec<crate::compare::ReplicateSummary>,
+    /// App CPU per arm run (every arm × replicate of locally started apps); filled by the run
+    /// loop after [`RunReport::build`].
+    #[serde(default)]
+    pub app_cpu: Vec<AppCpuRun>,
     /// `validate --baseline`: the regression gate's comparison, shown in report.md and
     /// report.html. Not in report.json: the run directory's comparison.json carries it.
     #[serde(skip)]
@@ -335,6 +368,7 @@ impl RunReport {
                 .collect(),
             notes: input.notes,
             replicates: Vec::new(),
+            app_cpu: Vec::new(),
             comparison: None,
         }
     }

@@ -415,6 +415,14 @@ async fn drive(
     let attack = Attack::new(plan).map_err(|e| RunError::Usage(e.to_string()))?;
     let handle = attack.handle();
     let sampler = Sampler::start(ctx.client.clone(), targets, token, SAMPLE_EVERY);
+    // The app processes' CPU time at every second of measured load (locally started apps).
+    let pids: Vec<u32> = instances.iter().filter_map(AppInstance::pid).collect();
+    let (cpu_stop, cpu_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app_cpu = tokio::spawn(crate::app::cpu::sample_load_window(
+        handle.clone(),
+        vec![pids],
+        cpu_stop_rx,
+    ));
     let live = handle.clone();
     progress.live(sc.load.duration.get(), move || live.progress());
     // The fault timeline counts from the start of measured load, known once warm-up ends;
@@ -445,6 +453,13 @@ async fn drive(
         None => Vec::new(),
     };
     let samples = sampler.stop().await;
+    let _ = cpu_stop.send(());
+    let app_cpu = app_cpu
+        .await
+        .map_err(|e| RunError::infra(format!("app CPU sampler: {e}")))?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     progress.phase(&format!("{}load finished", ctx.label));
     let outcome: LoadOutcome = outcome.map_err(RunError::infra)?;
     let origin = handle.measure_start().unwrap_or_else(Instant::now);
@@ -459,6 +474,7 @@ async fn drive(
             .filter_map(|o| o.event.clone())
             .collect(),
         alerts,
+        app_cpu,
     };
     // A fault that could not be injected (or undone) leaves a run that did not test what
     // the scenario says: an infrastructure failure, not a verdict.

@@ -56,6 +56,14 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         notes: sampler_notes(&main.obs),
     });
     report.replicates = replicate_summaries(scenario, m);
+    report.app_cpu = m
+        .runs
+        .iter()
+        .filter_map(|r| {
+            let arm = (!scenario.arms.is_empty()).then_some(r.arm.as_str());
+            report::AppCpuRun::of(arm, r.replicate, &r.obs)
+        })
+        .collect();
     // The gate runs before the reports are written so report.md/report.html carry its table.
     let gated = match (&opts.baseline, m.interrupted) {
         (Some(baseline), false) => Some(gate(loaded, m, &report, baseline, opts)),

@@ -608,11 +608,14 @@ pub enum Metric {
     ConnectionOverheadReduction,
     /// A/B: 1 − throughput(treatment) / throughput(baseline).
     ThroughputLoss,
+    /// A/B: app CPU per request (treatment) / app CPU per request (baseline) − 1, from the
+    /// app processes' CPU time (/proc schedstat) over client-completed requests.
+    CpuPerRequestIncrease,
 }
 
 impl Metric {
     /// Every metric, in documentation order.
-    pub const ALL: [Metric; 19] = [
+    pub const ALL: [Metric; 20] = [
         Self::LatencyP50,
         Self::LatencyP95,
         Self::LatencyP99,
@@ -632,6 +635,7 @@ impl Metric {
         Self::CapacityRatio,
         Self::ConnectionOverheadReduction,
         Self::ThroughputLoss,
+        Self::CpuPerRequestIncrease,
     ];
 
     /// The snake_case name used in scenarios and reports.
@@ -656,6 +660,7 @@ impl Metric {
             Self::CapacityRatio => "capacity_ratio",
             Self::ConnectionOverheadReduction => "connection_overhead_reduction",
             Self::ThroughputLoss => "throughput_loss",
+            Self::CpuPerRequestIncrease => "cpu_per_request_increase",
         }
     }
 
@@ -672,7 +677,10 @@ impl Metric {
             | Self::AlertLatency
             | Self::AlertResolution
             | Self::RecoveryTime => &[K::Duration],
-            Self::ErrorRate | Self::PoolEfficiency | Self::PoolUtilization => &[K::Percent],
+            Self::ErrorRate
+            | Self::PoolEfficiency
+            | Self::PoolUtilization
+            | Self::CpuPerRequestIncrease => &[K::Percent],
             Self::Throughput | Self::HealthScore | Self::DuplicateNotifications => &[K::Number],
             Self::P95Improvement | Self::ConnectionOverheadReduction | Self::ThroughputLoss => {
                 &[K::Percent, K::Ratio]
@@ -711,6 +719,7 @@ impl Metric {
                 | Self::CapacityRatio
                 | Self::ConnectionOverheadReduction
                 | Self::ThroughputLoss
+                | Self::CpuPerRequestIncrease
         )
     }
 

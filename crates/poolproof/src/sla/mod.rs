@@ -174,7 +174,8 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         Metric::P95Improvement
         | Metric::CapacityRatio
         | Metric::ConnectionOverheadReduction
-        | Metric::ThroughputLoss => ratios::measure(sla, &input),
+        | Metric::ThroughputLoss
+        | Metric::CpuPerRequestIncrease => ratios::measure(sla, &input),
     };
     let threshold = sla.threshold.canonical();
     let point = |value: f64| {

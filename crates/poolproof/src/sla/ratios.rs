@@ -170,6 +170,24 @@ fn pair_value(
                 "no two pool samples with acquisitions during load in both arms ({names})"
             )),
         },
+        Metric::CpuPerRequestIncrease => match (t.app_cpu_in(tw), b.app_cpu_in(bw)) {
+            (Some(tc), Some(bc)) => match (tc.us_per_request(), bc.us_per_request()) {
+                (Some(tu), Some(bu)) if bu > 0.0 => Ok((
+                    tu / bu - 1.0,
+                    format!(
+                        "app CPU per request {} µs vs {} µs ({} vs {} requests; {names})",
+                        sig3(tu),
+                        sig3(bu),
+                        tc.requests,
+                        bc.requests
+                    ),
+                )),
+                _ => Err(format!("no requests or no app CPU in a window ({names})")),
+            },
+            _ => Err(format!(
+                "no app CPU samples at the window's ends ({names}; an external app, or /proc unreadable)"
+            )),
+        },
         other => Err(format!("{} is not a ratio metric", other.as_str())),
     }
 }
@@ -505,6 +523,55 @@ mod pair_tests {
         let r = run(slas, &[90, 89, 88]);
         assert_eq!(r[0].verdict, Verdict::Failed, "{:?}", r[0].interval);
         assert!(super::super::any_failed(&r));
+    }
+
+    #[test]
+    fn cpu_per_request_increase_compares_app_cpu_over_completed_requests() {
+        let s = scenario(
+            "  - { metric: cpu_per_request_increase, comparator: \"<=\", threshold: 1% }\n",
+            1,
+        );
+        // 100 requests a second; treatment 4.1 ms and baseline 4.0 ms of CPU per second:
+        // 41 vs 40 µs per request, +2.5 %.
+        let with_cpu = |ns_per_s: u64| {
+            let mut o = arm(100);
+            o.app_cpu = (0..=10u64)
+                .map(|t| crate::observe::AppCpuSample {
+                    t: t as f64 + 0.01,
+                    cpu_ns: 5_000_000_000 + ns_per_s * t,
+                })
+                .collect();
+            o
+        };
+        let (a, b) = (with_cpu(4_100_000), with_cpu(4_000_000));
+        let arms: BTreeMap<String, Observations> =
+            [("a".to_string(), a.clone()), ("b".to_string(), b)].into();
+        let names = ["a".to_string(), "b".to_string()];
+        let input = EvalInput {
+            obs: &a,
+            arms: &arms,
+            arm_replicates: &BTreeMap::new(),
+            arm_names: &names,
+            transactions: &s.load.transactions,
+        };
+        let r = &evaluate_all(&s.slas, input)[0];
+        assert!((r.measured.unwrap() - 0.025).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.verdict, Verdict::Failed);
+        assert_eq!(
+            r.detail,
+            "app CPU per request 41 µs vs 40 µs (1000 vs 1000 requests; a vs b)"
+        );
+        // Without CPU samples (an external app) there is no figure: a failure, not a pass.
+        let bare: BTreeMap<String, Observations> =
+            [("a".to_string(), arm(100)), ("b".to_string(), arm(100))].into();
+        let r = &evaluate_all(
+            &s.slas,
+            EvalInput {
+                arms: &bare,
+                ..input
+            },
+        )[0];
+        assert_eq!(r.verdict, Verdict::NoData, "{r:?}");
     }
 
     #[test]
