@@ -26,6 +26,37 @@ pub fn state_dir() -> PathBuf {
     std::env::temp_dir().join("poolproof-services")
 }
 
+/// Every live descendant of `root`, from the parent pids in `/proc/<pid>/stat`.
+fn descendants(root: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = fs::read_dir("/proc")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter_map(|pid| {
+                    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                    // After the command name (which may hold spaces): state, then the ppid.
+                    let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+                    Some((pid, ppid.parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
 pub(crate) fn pid_dir() -> PathBuf {
     state_dir().join("pids")
 }
@@ -337,11 +368,20 @@ impl ProcessService {
                 what: "stopped",
             });
         };
-        killpg(Pid::from_raw(child.id() as i32), signal)
-            .map_err(|e| ServiceError::io(service, format!("sending {signal}"), e.into()))
+        let leader = child.id() as i32;
+        killpg(Pid::from_raw(leader), signal)
+            .map_err(|e| ServiceError::io(service, format!("sending {signal}"), e.into()))?;
+        // Postgres backends call setsid(): each is its own process group, which the group
+        // signal misses (a "paused" Postgres kept answering on open connections). With the
+        // leader stopped first, no new child appears while they are signalled.
+        for pid in descendants(leader) {
+            let _ = kill(Pid::from_raw(pid), signal);
+        }
+        Ok(())
     }
 
-    /// SIGSTOP to the whole process group: connections stay open but nothing answers.
+    /// SIGSTOP to the process group and every descendant: connections stay open but nothing
+    /// answers.
     pub fn pause(&self) -> Result<(), ServiceError> {
         self.signal_group(Signal::SIGSTOP)
     }

@@ -63,6 +63,66 @@ fn psql(pg: &Postgres, sql: &str) -> Result<String, String> {
     }
 }
 
+/// A psql session kept open: statements go down its stdin, result lines come back on a channel.
+struct Session {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Session {
+    fn open(pg: &Postgres) -> Session {
+        let mut child = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &pg.port().to_string()])
+            .args(["-U", pg.user(), "-d", pg.database(), "-X", "-A", "-t"])
+            .env("PGPASSWORD", pg.password())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("psql starts");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Session {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Sends `sql`; its first result line, if one arrives within `wait`.
+    fn query(&mut self, sql: &str, wait: Duration) -> Option<String> {
+        use std::io::Write;
+        writeln!(self.stdin, "{sql};").expect("psql takes input");
+        self.stdin.flush().expect("psql takes input");
+        self.lines.recv_timeout(wait).ok()
+    }
+
+    /// The next result line (of a statement sent earlier).
+    fn next(&self, wait: Duration) -> Option<String> {
+        self.lines.recv_timeout(wait).ok()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One RESP command over raw TCP with a 2 s limit; the reply's first line.
 async fn redis_cmd(port: u16, args: &[&str]) -> Result<String, String> {
     let attempt = async {
@@ -225,13 +285,26 @@ async fn postgres_lifecycle(provider: Provider) {
     assert_eq!(psql(&pg, "SHOW fsync").as_deref(), Ok("off"));
     assert_eq!(psql(&pg, "SHOW max_connections").as_deref(), Ok("200"));
 
+    let mut open = Session::open(&pg);
+    assert_eq!(
+        open.query("SELECT 41", Duration::from_secs(10)).as_deref(),
+        Some("41")
+    );
     pg.pause().await.expect("pause");
     assert!(
         psql(&pg, "SELECT 1").is_err(),
         "a paused server must not answer"
     );
+    // Nor on a connection opened before the pause (its backend must be stopped too).
+    assert_eq!(
+        open.query("SELECT 42", Duration::from_millis(1500)),
+        None,
+        "a paused server answered on an open connection"
+    );
     pg.unpause().await.expect("unpause");
     assert_eq!(psql(&pg, "SELECT 1").as_deref(), Ok("1"));
+    assert_eq!(open.next(Duration::from_secs(10)).as_deref(), Some("42"));
+    drop(open);
 
     pg.stop().await.expect("stop");
     let refused = psql(&pg, "SELECT 1").expect_err("a stopped server must not answer");
