@@ -241,7 +241,7 @@ mod db_hooks {
     use crate::health::monitor::BoxFut;
     use crate::health::score::PoolFacts;
     use crate::metrics::histogram::Hist;
-    use crate::pool::{Db, PoolMode, QueryKind};
+    use crate::pool::{Db, PoolMode};
 
     impl DbProbe for Db {
         fn round_trip(&self) -> BoxFut<'_, Result<f64, String>> {
@@ -256,30 +256,27 @@ mod db_hooks {
 
     impl PoolProbe for Db {
         fn facts(&self) -> PoolFacts {
-            let s = self.stats();
+            let g = self.gauges();
+            let stats = self.stats_handle();
             PoolFacts {
-                size: s.size,
-                idle: s.idle,
-                in_use: s.in_use,
-                max: s.max,
-                waiting: u64::from(s.waiting),
-                acquire_timeouts_total: s.acquire_timeouts,
-                fallback_mode: s.mode == PoolMode::Fallback,
-                pooling_enabled: s.pooling_enabled,
+                size: g.size,
+                idle: g.idle,
+                in_use: g.size.saturating_sub(g.idle),
+                max: g.max,
+                waiting: stats.waiting(),
+                acquire_timeouts_total: stats.acquire_timeouts(),
+                fallback_mode: g.mode == PoolMode::Fallback,
+                pooling_enabled: g.pooling_enabled,
             }
         }
     }
 
     impl QueryTimeSource for Db {
-        fn query_histograms(&self) -> Vec<(String, Hist)> {
-            let stats = self.stats_handle();
-            QueryKind::ALL
-                .iter()
-                .filter_map(|k| {
-                    stats
-                        .query_histogram(*k)
-                        .map(|h| (k.as_str().to_uppercase(), h))
-                })
+        fn take_query_times(&self) -> Vec<(&'static str, Hist)> {
+            self.stats_handle()
+                .take_query_times(crate::metrics::histogram::new_hist)
+                .into_iter()
+                .map(|(kind, h)| (kind.label(), h))
                 .collect()
         }
     }

@@ -4,7 +4,7 @@
 //! rolling windows, the in-memory ring, the minute roll-up, the realtime snapshot, the baseline,
 //! and the hand-off to the Redis writer. With monitoring off there is no collector task at all.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -56,10 +56,10 @@ pub fn is_monitoring_route(route: &str) -> bool {
         || path.starts_with("/dashboard")
 }
 
-/// Cumulative query-time histograms (µs) per query kind, from the pool; the collector turns them
-/// into per-second histograms by difference.
+/// Query times (µs) per query kind, from the pool: each call hands over the kinds that ran
+/// queries since the previous call (labelled `SELECT`, `INSERT`, ...), in the collector's shape.
 pub trait QueryTimeSource: Send + Sync + 'static {
-    fn query_histograms(&self) -> Vec<(String, Hist)>;
+    fn take_query_times(&self) -> Vec<(&'static str, Hist)>;
 }
 
 /// Collector settings.
@@ -204,7 +204,6 @@ struct Live {
     cumulative: LiveBucket,
     series: VecDeque<Point>,
     baseline_acc: Option<(u64, LiveBucket)>,
-    prev_db: BTreeMap<String, Hist>,
     /// Per inbox shard: the label and app-traffic flag of each interned route, and the size of
     /// its last batch (the next buffer is allocated to fit).
     labels: Vec<(Vec<(String, bool)>, usize)>,
@@ -272,7 +271,6 @@ impl MetricsCollector {
             cumulative: LiveBucket::new(now, 0),
             series: VecDeque::new(),
             baseline_acc: None,
-            prev_db: BTreeMap::new(),
             labels: vec![(Vec::new(), 0); inbox.shards()],
         };
         let shared = Arc::new(Shared {
@@ -532,39 +530,12 @@ fn finish_second(
 ) {
     let now = unix_now();
     let cfg = &shared.cfg;
-    // Query times: the pool's cumulative histograms, differenced into this second.
-    let db_now = queries.map(|q| q.query_histograms());
+    // Query times of this second, taken before the live lock (the pool has its own locks).
+    let db_now = queries.map(QueryTimeSource::take_query_times);
     let mut live = lock(&shared.live);
     drain(shared, &mut live);
-    if let Some(db_now) = db_now {
-        let mut fresh = BTreeMap::new();
-        let mut prev_db = std::mem::take(&mut live.prev_db);
-        for (kind, cum) in db_now {
-            let prev = match prev_db.remove(&kind) {
-                // No query of this kind since the last second: nothing to difference (the
-                // pool's histograms are large; converting every kind every second was most of
-                // the collector's own cost).
-                Some(p) if p.len() == cum.len() => {
-                    fresh.insert(kind, p);
-                    continue;
-                }
-                prev => prev,
-            };
-            let mut full = histogram::new_hist();
-            histogram::merge(&mut full, &cum);
-            let mut sec = full.clone();
-            if let Some(p) = &prev {
-                if sec.subtract(p).is_err() {
-                    // The source was reset: this second gets what it has now.
-                    sec = full.clone();
-                }
-            }
-            fresh.insert(kind.clone(), full);
-            if !sec.is_empty() {
-                live.current.db.insert(kind, sec);
-            }
-        }
-        live.prev_db = fresh;
+    for (kind, h) in db_now.into_iter().flatten() {
+        live.current.db.insert(kind.to_owned(), h);
     }
     let start = now.saturating_sub(1);
     let mut cur = std::mem::replace(&mut live.current, LiveBucket::new(now, 1));

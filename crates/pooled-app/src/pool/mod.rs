@@ -139,6 +139,12 @@ impl Db {
 
     /// Everything `/api/performance/pool` shows.
     pub fn stats(&self) -> PoolStatsSnapshot {
+        self.inner.stats.snapshot(self.gauges())
+    }
+
+    /// The pool's current shape, without the latency summaries of [`Db::stats`] (the health
+    /// monitor reads this every second; summarizing six large histograms is not free).
+    pub(crate) fn gauges(&self) -> stats::Gauges {
         let s = &self.inner.settings;
         let pool = self.inner.pool();
         let pool_size_actual = pool.as_ref().map_or(0, PgPool::size);
@@ -149,7 +155,7 @@ impl Db {
             _ => (0, 0),
         };
         let (max, min) = if s.pooling { (s.max, s.min) } else { (0, 0) };
-        self.inner.stats.snapshot(stats::Gauges {
+        stats::Gauges {
             mode: self.mode(),
             pooling_enabled: s.pooling,
             size,
@@ -157,7 +163,7 @@ impl Db {
             max,
             min,
             pool_size_actual,
-        })
+        }
     }
 
     /// A connection for one unit of work: pooled, or a new direct connection (unpooled and fallback).
