@@ -142,6 +142,7 @@ fn evaluate(obs: &Observations) -> (Scenario, Vec<SlaResult>) {
             obs,
             arms: &arms,
             arm_replicates: &BTreeMap::new(),
+            arms_mode: poolproof::scenario::ArmsMode::Interleaved,
             arm_names: &[],
             transactions: &s.load.transactions,
         },

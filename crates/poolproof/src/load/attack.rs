@@ -33,6 +33,9 @@ pub struct LoadOutcome {
     pub load: Window,
     /// Ctrl-C stopped the attack.
     pub interrupted: bool,
+    /// Per target group (see [`Attack::grouped`]), in group order; empty for a single group
+    /// (then `client` is that group's series).
+    pub by_group: Vec<ClientSeries>,
     /// Every request completed, in or out of the measured window.
     pub completed_requests: u64,
 }
@@ -41,11 +44,35 @@ pub struct LoadOutcome {
 pub struct Attack {
     plan: LoadPlan,
     rec: Arc<Recorder>,
+    /// The series group of each target (index = target).
+    groups: Vec<usize>,
 }
 
 impl Attack {
+    /// One attack whose targets all record into one client series.
     pub fn new(plan: LoadPlan) -> Result<Attack, LoadError> {
+        let groups = vec![0; plan.targets.len()];
+        Attack::grouped(plan, groups)
+    }
+
+    /// One attack over all targets (users spread round-robin over them, in target order)
+    /// whose requests are recorded into one client series per group: `groups[i]` is the group
+    /// of target `i` (e.g. its arm when arms run concurrently). Groups are numbered 0..n.
+    pub fn grouped(plan: LoadPlan, groups: Vec<usize>) -> Result<Attack, LoadError> {
         plan.validate().map_err(LoadError::InvalidPlan)?;
+        if groups.len() != plan.targets.len() {
+            return Err(LoadError::InvalidPlan(format!(
+                "{} target groups for {} targets",
+                groups.len(),
+                plan.targets.len()
+            )));
+        }
+        let n = groups.iter().max().map_or(1, |g| g + 1);
+        if (0..n).any(|g| !groups.contains(&g)) {
+            return Err(LoadError::InvalidPlan(
+                "target groups must be numbered 0..n without gaps".into(),
+            ));
+        }
         let rec = Arc::new(Recorder::new(
             plan.route_names(),
             plan.ramp,
@@ -53,8 +80,9 @@ impl Attack {
             plan.duration,
             plan.rate_limit,
             plan.bearer_token.clone(),
+            n,
         ));
-        Ok(Attack { plan, rec })
+        Ok(Attack { plan, rec, groups })
     }
 
     pub fn handle(&self) -> LoadHandle {
@@ -86,10 +114,21 @@ impl Attack {
         if let Err(e) = result {
             return Err(LoadError::Goose(e.to_string()));
         }
+        let mut series = rec.take_series();
+        let (client, by_group) = if series.len() == 1 {
+            (series.pop().unwrap_or_default(), Vec::new())
+        } else {
+            let mut all = ClientSeries::new(self.plan.route_names());
+            for s in &series {
+                all.merge(s);
+            }
+            (all, series)
+        };
         Ok(LoadOutcome {
             load: rec.load_window(),
             warmup: rec.warmup_window(),
-            client: rec.take_series(),
+            client,
+            by_group,
             interrupted,
             completed_requests: rec.completed.load(Ordering::Relaxed),
         })
@@ -129,9 +168,10 @@ impl Attack {
             GooseAttack::initialize_with_config(self.configuration()).map_err(goose_err)?;
         for (i, target) in self.plan.targets.iter().enumerate() {
             let mut scenario = Scenario::new(&format!("instance{i}")).set_host(target);
+            let group = self.groups.get(i).copied().unwrap_or(0);
             for tx in &self.plan.transactions {
                 scenario = scenario.register_transaction(
-                    goose_transaction(tx.clone(), self.rec.clone()).map_err(goose_err)?,
+                    goose_transaction(tx.clone(), self.rec.clone(), group).map_err(goose_err)?,
                 );
             }
             attack = attack.register_scenario(scenario);
@@ -155,6 +195,7 @@ async fn stop_at_end_of_window(rec: Arc<Recorder>) {
 fn goose_transaction(
     tx: TransactionPlan,
     rec: Arc<Recorder>,
+    group: usize,
 ) -> Result<Transaction, goose::GooseError> {
     let name = tx.name.clone();
     let weight = tx.weight;
@@ -162,7 +203,7 @@ fn goose_transaction(
     let f: goose::goose::TransactionFunction = Arc::new(move |user: &mut GooseUser| {
         let tx = tx.clone();
         let rec = rec.clone();
-        Box::pin(async move { one_request(user, &tx, &rec).await })
+        Box::pin(async move { one_request(user, &tx, &rec, group).await })
     });
     Transaction::new(f).set_name(&name).set_weight(weight)
 }
@@ -174,6 +215,7 @@ async fn one_request(
     user: &mut GooseUser,
     tx: &TransactionPlan,
     rec: &Recorder,
+    group: usize,
 ) -> TransactionResult {
     rec.mark_origin();
     if rec.stopping.load(Ordering::Relaxed) {
@@ -226,6 +268,6 @@ async fn one_request(
         Err(e) if e.is_timeout() => (None, Some(ErrorKind::Timeout)),
         Err(_) => (None, Some(ErrorKind::Transport)),
     };
-    rec.record(&tx.name, Instant::now(), latency, error);
+    rec.record(group, &tx.name, Instant::now(), latency, error);
     Ok(())
 }

@@ -113,12 +113,17 @@ impl LoadHandle {
         let elapsed = elapsed_s.unwrap_or(f64::NEG_INFINITY);
         let (rps, p95_ms) = if elapsed.is_finite() {
             let last = elapsed.floor() - 1.0;
-            rec.with_series(|s| {
-                let one = s.window(&[Window::new(last, last + 1.0)], None);
-                let five = s.window(&[Window::new(last - 4.0, last + 1.0)], None);
-                (one.requests as f64, five.latency.quantile_ms(0.95))
-            })
-            .unwrap_or((0.0, None))
+            // Over every target group (all arms when they run concurrently).
+            let mut requests = 0u64;
+            let mut five = crate::observe::LatencyHistogram::default();
+            rec.with_each_series(|s| {
+                requests += s.window(&[Window::new(last, last + 1.0)], None).requests;
+                five.merge(
+                    &s.window(&[Window::new(last - 4.0, last + 1.0)], None)
+                        .latency,
+                );
+            });
+            (requests as f64, five.quantile_ms(0.95))
         } else {
             (0.0, None)
         };

@@ -1,5 +1,5 @@
 //! The shared recorder every goose user writes into: the run's clock, the client series
-//! and live counters.
+//! (one per target group: one per arm when arms run concurrently) and live counters.
 
 use crate::observe::{ClientSeries, ErrorKind, Window};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +12,8 @@ pub(crate) struct Recorder {
     pub(crate) ramp: Duration,
     pub(crate) warmup: Duration,
     pub(crate) duration: Duration,
-    series: Mutex<ClientSeries>,
+    /// One series per target group (index = group).
+    series: Vec<Mutex<ClientSeries>>,
     /// Every completed request, including those after the measured window.
     pub(crate) completed: AtomicU64,
     pub(crate) errors: AtomicU64,
@@ -56,13 +57,16 @@ impl Recorder {
         duration: Duration,
         rate_limit: Option<u32>,
         bearer_token: Option<String>,
+        groups: usize,
     ) -> Self {
         Recorder {
             origin: OnceLock::new(),
             ramp,
             warmup,
             duration,
-            series: Mutex::new(ClientSeries::new(routes)),
+            series: (0..groups.max(1))
+                .map(|_| Mutex::new(ClientSeries::new(routes.clone())))
+                .collect(),
             completed: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
@@ -131,6 +135,7 @@ impl Recorder {
 
     pub(crate) fn record(
         &self,
+        group: usize,
         route: &str,
         completed_at: Instant,
         latency: Option<Duration>,
@@ -146,20 +151,28 @@ impl Recorder {
         if t >= self.duration.as_secs_f64() {
             return;
         }
-        if let Ok(mut s) = self.series.lock() {
+        if let Some(Ok(mut s)) = self.series.get(group).map(Mutex::lock) {
             s.record(route, t, latency, error);
         }
     }
 
-    /// Runs `f` on the series under the lock (for live progress).
-    pub(crate) fn with_series<T>(&self, f: impl FnOnce(&ClientSeries) -> T) -> Option<T> {
-        self.series.lock().ok().map(|s| f(&s))
+    /// Runs `f` on each group's series under its lock (for live progress).
+    pub(crate) fn with_each_series(&self, mut f: impl FnMut(&ClientSeries)) {
+        for s in &self.series {
+            if let Ok(s) = s.lock() {
+                f(&s);
+            }
+        }
     }
 
-    pub(crate) fn take_series(&self) -> ClientSeries {
-        match self.series.lock() {
-            Ok(mut s) => std::mem::take(&mut *s),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
-        }
+    /// The series of every group, in group order.
+    pub(crate) fn take_series(&self) -> Vec<ClientSeries> {
+        self.series
+            .iter()
+            .map(|s| match s.lock() {
+                Ok(mut s) => std::mem::take(&mut *s),
+                Err(p) => std::mem::take(&mut *p.into_inner()),
+            })
+            .collect()
     }
 }

@@ -8,6 +8,7 @@
 //! 130 interrupted (Ctrl-C / SIGTERM: load stopped, everything torn down, the partial report
 //! written, no verdict).
 
+mod concurrent;
 pub mod env;
 pub mod id;
 pub mod plan;

@@ -14,7 +14,7 @@ use crate::observe::Observations;
 use crate::progress::Progress;
 use crate::provider::{self, Provisioned};
 use crate::sampler::Sampler;
-use crate::scenario::{Provider, Scenario};
+use crate::scenario::{ArmsMode, Provider, Scenario};
 use crate::sink::WebhookSink;
 use crate::{interrupt, redact};
 use std::collections::BTreeMap;
@@ -23,9 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long an instance gets to exit after SIGTERM before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The sampler's period.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+pub(super) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Options shared by all scenarios of one `validate`.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub enum RunError {
 }
 
 impl RunError {
-    fn infra(what: impl std::fmt::Display) -> Self {
+    pub(super) fn infra(what: impl std::fmt::Display) -> Self {
         RunError::Infra(redact::redact_urls(&what.to_string()))
     }
 }
@@ -171,7 +171,44 @@ async fn with_services(
     let names: Vec<String> = scenario.arms.iter().map(|a| a.name.clone()).collect();
     let mut runs = Vec::new();
     let mut interrupted = false;
-    for (position, arm_index, replicate) in measuring_order(&names, scenario.replicates) {
+    if scenario.arms_mode == ArmsMode::Concurrent {
+        let base = ArmContext {
+            scenario,
+            provisioned,
+            run_dir,
+            client: &client,
+            binary: binary.as_deref(),
+            sink: sink.as_ref(),
+            arm: "",
+            arm_env: &BTreeMap::new(),
+            replicate: 0,
+            label: String::new(),
+        };
+        for replicate in 1..=scenario.replicates {
+            let (per_arm, cut, cpu) =
+                super::concurrent::run_replicate(&base, &arms, replicate, progress).await?;
+            for ((arm, _), obs) in arms.iter().zip(per_arm) {
+                runs.push(ArmRun {
+                    arm: arm.clone(),
+                    replicate,
+                    // All arms of a replicate ran at once: they share its place.
+                    position: replicate,
+                    obs,
+                    cpu,
+                });
+            }
+            if cut {
+                interrupted = true;
+                break;
+            }
+        }
+    }
+    let order = if scenario.arms_mode == ArmsMode::Concurrent {
+        Vec::new()
+    } else {
+        measuring_order(&names, scenario.replicates)
+    };
+    for (position, arm_index, replicate) in order {
         let Some((arm, arm_env)) = arms.get(arm_index) else {
             continue;
         };
@@ -235,17 +272,17 @@ fn label(scenario: &Scenario, arms: usize, arm: &str, replicate: u32) -> String 
     }
 }
 
-struct ArmContext<'a> {
-    scenario: &'a Scenario,
-    provisioned: &'a Provisioned,
-    run_dir: &'a Path,
-    client: &'a reqwest::Client,
-    binary: Option<&'a Path>,
-    sink: Option<&'a Arc<WebhookSink>>,
-    arm: &'a str,
-    arm_env: &'a BTreeMap<String, String>,
-    replicate: u32,
-    label: String,
+pub(super) struct ArmContext<'a> {
+    pub(super) scenario: &'a Scenario,
+    pub(super) provisioned: &'a Provisioned,
+    pub(super) run_dir: &'a Path,
+    pub(super) client: &'a reqwest::Client,
+    pub(super) binary: Option<&'a Path>,
+    pub(super) sink: Option<&'a Arc<WebhookSink>>,
+    pub(super) arm: &'a str,
+    pub(super) arm_env: &'a BTreeMap<String, String>,
+    pub(super) replicate: u32,
+    pub(super) label: String,
 }
 
 /// One arm in one replicate: app up, load, app down. Returns the observations and whether the
@@ -327,7 +364,7 @@ async fn run_arm(
     result
 }
 
-fn start_instances(
+pub(super) fn start_instances(
     ctx: &ArmContext<'_>,
     database_url: &str,
     redis_url: Option<&str>,

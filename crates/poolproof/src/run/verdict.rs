@@ -36,6 +36,7 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         obs: &main.obs,
         arms: &arms,
         arm_replicates: &arm_replicates,
+        arms_mode: scenario.arms_mode,
         arm_names: &arm_names,
         transactions: &scenario.load.transactions,
     };

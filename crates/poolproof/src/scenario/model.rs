@@ -49,6 +49,32 @@ pub struct Scenario {
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 100))]
     pub replicates: u32,
+    /// How arms share the machine: `interleaved` (default: one arm after the other, the order
+    /// rotating every replicate) or `concurrent` (every replicate starts all arms' apps at once
+    /// and one load drives them together, users split evenly, so host noise hits all alike;
+    /// ratio SLAs then pair the arms second by second).
+    #[serde(default)]
+    pub arms_mode: ArmsMode,
+}
+
+/// `arms_mode:` — one arm at a time, or all arms side by side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArmsMode {
+    /// One arm after the other within each replicate, the order rotating (AB, BA, ...).
+    #[default]
+    Interleaved,
+    /// All arms' apps at once under one load, users split evenly over the arms.
+    Concurrent,
+}
+
+impl fmt::Display for ArmsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Interleaved => "interleaved",
+            Self::Concurrent => "concurrent",
+        })
+    }
 }
 
 fn one() -> u32 {
@@ -80,7 +106,10 @@ impl Scenario {
     }
     /// Load time over all arms and replicates (what a run costs in load alone).
     pub fn total_load_time(&self) -> std::time::Duration {
-        let arms = self.arms.len().max(1) as u32;
+        let arms = match self.arms_mode {
+            ArmsMode::Interleaved => self.arms.len().max(1) as u32,
+            ArmsMode::Concurrent => 1,
+        };
         self.load_time() * arms * self.replicates
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::locate::Seg;
-use super::model::{Fault, FaultKind, Metric, Provider, Scenario, Sla};
+use super::model::{ArmsMode, Fault, FaultKind, Metric, Provider, Scenario, Sla};
 use super::types::Threshold;
 
 /// Upper bounds that keep a typo from turning into a runaway run.
@@ -308,10 +308,45 @@ pub fn validate(s: &Scenario) -> Result<(), Issue> {
         }
     }
     check(s.replicates, 1, MAX_REPLICATES, &[k("replicates")])?;
+    if s.arms_mode == ArmsMode::Concurrent {
+        check_concurrent(s)?;
+    }
 
     // slas
     for (i, sla) in s.slas.iter().enumerate() {
         check_sla(s, sla, i)?;
+    }
+    Ok(())
+}
+
+/// `arms_mode: concurrent`: arms to run side by side, users that split evenly over every
+/// arm's instances, and no faults (a fault would hit every arm at once and tell nothing
+/// apart).
+fn check_concurrent(s: &Scenario) -> Result<(), Issue> {
+    let at = vec![k("arms_mode")];
+    if s.arms.len() < 2 {
+        return Err(Issue {
+            path: at,
+            message: "concurrent runs arms side by side: give at least two arms".into(),
+        });
+    }
+    if !s.faults.is_empty() {
+        return Err(Issue {
+            path: at,
+            message: "concurrent arms share Postgres and Redis, so a fault would hit every arm at once: use arms_mode: interleaved with faults".into(),
+        });
+    }
+    let apps = s.arms.len() as u32 * s.app.instances;
+    if !s.load.users.is_multiple_of(apps) {
+        return Err(Issue {
+            path: vec![k("load"), k("users")],
+            message: format!(
+                "with arms_mode: concurrent the users split evenly over {apps} apps ({} arms x {} instances): use a multiple of {apps}, got {}",
+                s.arms.len(),
+                s.app.instances,
+                s.load.users
+            ),
+        });
     }
     Ok(())
 }
@@ -551,10 +586,10 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
                 ),
             });
         }
-        if s.replicates < 2 {
+        if s.replicates < 2 && s.arms_mode != ArmsMode::Concurrent {
             return Err(Issue {
                 path: at("confidence"),
-                message: "an interval needs at least two pairs: set replicates: 2 or more".into(),
+                message: "an interval needs at least two pairs: set replicates: 2 or more (or arms_mode: concurrent, which pairs seconds)".into(),
             });
         }
     }

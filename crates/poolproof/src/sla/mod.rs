@@ -28,7 +28,7 @@ pub use value::{format_value, Unit};
 
 use crate::compare::Interval;
 use crate::observe::{Observations, PhaseKind};
-use crate::scenario::{Comparator, Metric, Phase, Sla, Transaction};
+use crate::scenario::{ArmsMode, Comparator, Metric, Phase, Sla, Transaction};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -135,6 +135,9 @@ pub struct EvalInput<'a> {
     /// Every replicate of every arm (arm → replicate number → observations): ratio SLAs pair
     /// arm A and arm B of the same replicate. Empty → `arms` is taken as one pair.
     pub arm_replicates: &'a ArmReplicates<'a>,
+    /// How the arms ran: replicate pairs (interleaved) or second-by-second pairs within each
+    /// replicate (concurrent).
+    pub arms_mode: ArmsMode,
     /// Arm names in scenario order: a ratio SLA without `arms:` compares the first two.
     pub arm_names: &'a [String],
     /// The scenario's transactions: a per-route server SLA finds the app's route template

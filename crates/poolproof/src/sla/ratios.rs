@@ -12,7 +12,7 @@ use super::{EvalInput, Measure};
 use crate::compare::bootstrap::{mean, mean_interval, BootstrapConfig};
 use crate::compare::rng::{derive_seed, Rng};
 use crate::observe::{Observations, PhaseKind, Window};
-use crate::scenario::{Metric, Sla, Threshold};
+use crate::scenario::{ArmsMode, Metric, Sla, Threshold};
 
 /// The fixed root of every ratio SLA's bootstrap seed ("poolproo"): same data, same interval.
 const SEED: u64 = 0x706f_6f6c_7072_6f6f;
@@ -38,6 +38,10 @@ pub(crate) fn measure(sla: &Sla, input: &EvalInput<'_>) -> Measure {
     }
     let as_ratio = matches!(sla.threshold, Threshold::Ratio(_));
     let names = format!("{treatment} vs {baseline}");
+    if input.arms_mode == ArmsMode::Concurrent && sla.metric != Metric::ConnectionOverheadReduction
+    {
+        return per_second(sla, &pairs, as_ratio, &names);
+    }
     let mut values = Vec::new();
     let mut first_detail = None;
     let mut skipped: Vec<String> = Vec::new();
@@ -67,6 +71,66 @@ pub(crate) fn measure(sla: &Sla, input: &EvalInput<'_>) -> Measure {
     if !skipped.is_empty() {
         detail.push_str(&format!("; skipped {}", skipped.join("; ")));
     }
+    summarize(sla, &values, detail)
+}
+
+/// Fewest responses per arm in a second for that second's p95 to be one pair of
+/// `p95_improvement` (below it the 95th percentile is one of the last few requests).
+const MIN_P95_RESPONSES: u64 = 20;
+
+/// Concurrent arms: the arms ran at the same time, so each second of measured load is a pair
+/// (both arms under the same host conditions); pairs are pooled over replicates. The detail
+/// also gives the whole-window figures of the first replicate.
+fn per_second(
+    sla: &Sla,
+    pairs: &[(u32, &Observations, &Observations)],
+    as_ratio: bool,
+    names: &str,
+) -> Measure {
+    let mut values = Vec::new();
+    let mut skipped = 0usize;
+    for (_, t, b) in pairs {
+        let (tw, bw) = (t.windows(PhaseKind::Load), b.windows(PhaseKind::Load));
+        let mut seconds = crate::observe::ClientSeries::seconds_in(&tw);
+        let theirs = crate::observe::ClientSeries::seconds_in(&bw);
+        seconds.retain(|s| theirs.contains(s));
+        for s in seconds {
+            let w = [Window::new(s as f64, s as f64 + 1.0)];
+            if sla.metric == Metric::P95Improvement
+                && (t.client.window(&w, None).latency.count() < MIN_P95_RESPONSES
+                    || b.client.window(&w, None).latency.count() < MIN_P95_RESPONSES)
+            {
+                skipped += 1;
+                continue;
+            }
+            match pair_value(sla.metric, (t, &w), (b, &w), as_ratio, names) {
+                Ok((v, _)) => values.push(v),
+                Err(_) => skipped += 1,
+            }
+        }
+    }
+    let whole = pairs.first().and_then(|(r, t, b)| {
+        let (tw, bw) = (t.windows(PhaseKind::Load), b.windows(PhaseKind::Load));
+        pair_value(sla.metric, (t, &tw), (b, &bw), as_ratio, names)
+            .ok()
+            .map(|(_, d)| format!("; whole window of replicate {r}: {d}"))
+    });
+    if values.is_empty() {
+        return Measure::NoData(format!(
+            "no second with figures in both arms ({names}){}",
+            whole.unwrap_or_default()
+        ));
+    }
+    let mut detail = format!(
+        "mean of {} per-second pairs over {} replicate{} (arms run concurrently)",
+        values.len(),
+        pairs.len(),
+        if pairs.len() == 1 { "" } else { "s" }
+    );
+    if skipped > 0 {
+        detail.push_str(&format!(", {skipped} seconds without figures skipped"));
+    }
+    detail.push_str(&whole.unwrap_or_default());
     summarize(sla, &values, detail)
 }
 
@@ -469,6 +533,7 @@ mod pair_tests {
                 obs: &a[0],
                 arms: &last,
                 arm_replicates: &reps,
+                arms_mode: crate::scenario::ArmsMode::Interleaved,
                 arm_names: &names,
                 transactions: &s.load.transactions,
             },
@@ -551,6 +616,7 @@ mod pair_tests {
             obs: &a,
             arms: &arms,
             arm_replicates: &BTreeMap::new(),
+            arms_mode: crate::scenario::ArmsMode::Interleaved,
             arm_names: &names,
             transactions: &s.load.transactions,
         };
@@ -572,6 +638,78 @@ mod pair_tests {
             },
         )[0];
         assert_eq!(r.verdict, Verdict::NoData, "{r:?}");
+    }
+
+    /// `rates[s]` requests completed in second s, each taking `ms`.
+    fn seconds(rates: &[u32], ms: u64) -> Observations {
+        let mut client = ClientSeries::new(vec!["r".into()]);
+        for (t, rps) in rates.iter().enumerate() {
+            for i in 0..*rps {
+                let at = t as f64 + (f64::from(i) + 0.5) / f64::from(*rps);
+                client.record("r", at, Some(Duration::from_millis(ms)), None);
+            }
+        }
+        Observations {
+            client,
+            load: Window::new(0.0, rates.len() as f64),
+            ..Observations::default()
+        }
+    }
+
+    #[test]
+    fn concurrent_arms_pair_second_by_second() {
+        let text = concat!(
+            "name: t\nload: { users: 2, duration: 4s, transactions: [{ name: r, path: / }] }\n",
+            "arms: [{ name: a }, { name: b }]\narms_mode: concurrent\nslas:\n",
+            "  - { metric: throughput_loss, comparator: \"<=\", threshold: 1.5%, confidence: 95% }\n",
+            "  - { metric: p95_improvement, comparator: \">=\", threshold: 40% }\n",
+        );
+        let s = crate::scenario::load_str(text, "t.yaml").unwrap();
+        // Per-second losses 1 %, 2 %, 0 %, 1 %: mean 1 %. In second 2 the arms complete only 10
+        // requests each, too few for a p95 pair: 3 p95 pairs of 1 − 2/4 = 50 %.
+        let a = seconds(&[99, 196, 10, 198], 2);
+        let b = seconds(&[100, 200, 10, 200], 4);
+        let reps: ArmReplicates<'_> = [
+            ("a".to_string(), BTreeMap::from([(1, &a)])),
+            ("b".to_string(), BTreeMap::from([(1, &b)])),
+        ]
+        .into();
+        let names = ["a".to_string(), "b".to_string()];
+        let r = evaluate_all(
+            &s.slas,
+            EvalInput {
+                obs: &a,
+                arms: &BTreeMap::new(),
+                arm_replicates: &reps,
+                arms_mode: crate::scenario::ArmsMode::Concurrent,
+                arm_names: &names,
+                transactions: &s.load.transactions,
+            },
+        );
+        assert_eq!(r[0].pairs, Some(4));
+        assert!((r[0].measured.unwrap() - 0.01).abs() < 1e-12, "{:?}", r[0]);
+        assert!(
+            r[0].detail
+                .starts_with("mean of 4 per-second pairs over 1 replicate"),
+            "{}",
+            r[0].detail
+        );
+        assert!(
+            r[0].detail
+                .ends_with("throughput 125.8 rps vs 127.5 rps (a vs b)"),
+            "{}",
+            r[0].detail
+        );
+        // sd of (1, 2, 0, 1) % is 0.816 %: the 95 % interval is about ±2 points, which
+        // straddles 1.5 %.
+        assert_eq!(r[0].verdict, Verdict::Inconclusive, "{:?}", r[0].interval);
+        assert_eq!(r[1].pairs, Some(3));
+        assert!((r[1].measured.unwrap() - 0.5).abs() < 0.01, "{:?}", r[1]);
+        assert!(
+            r[1].detail.contains("1 seconds without figures skipped"),
+            "{}",
+            r[1].detail
+        );
     }
 
     #[test]

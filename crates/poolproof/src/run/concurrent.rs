@@ -1,0 +1,220 @@
+//! `arms_mode: concurrent`: one replicate with every arm's app up at once and one goose attack
+//! driving them together, so whatever else runs on the host hits every arm alike. Users are
+//! spread round-robin over the apps, which are listed arm by arm in turn (the arm order rotating
+//! every replicate), so each arm gets the same number of users, started alternately. Each arm's
+//! requests go to its own client series, and each arm's apps are sampled on their own (server
+//! sampler, /proc CPU): every arm ends up with its own observations, as when interleaved.
+
+use super::plan::load_plan;
+use super::scenario_run::{start_instances, ArmContext, RunError, SAMPLE_EVERY, STOP_GRACE};
+use crate::app::AppInstance;
+use crate::compare::CpuUsage;
+use crate::interrupt;
+use crate::load::Attack;
+use crate::observe::Observations;
+use crate::progress::Progress;
+use crate::provider::Provisioned;
+use crate::sampler::Sampler;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// One arm: its name and env on top of `app.env`.
+pub(super) type ArmSpec = (String, BTreeMap<String, String>);
+
+/// The observations of every arm (in `arms` order) of one replicate, whether Ctrl-C cut the
+/// load short, and the CPU the load generator used.
+pub(super) type ReplicateRun = (Vec<Observations>, bool, Option<CpuUsage>);
+
+/// Runs replicate `replicate` with all `arms` side by side. `base` carries the run-wide parts
+/// (its arm fields are ignored).
+pub(super) async fn run_replicate(
+    base: &ArmContext<'_>,
+    arms: &[ArmSpec],
+    replicate: u32,
+    progress: &mut Progress,
+) -> Result<ReplicateRun, RunError> {
+    let sc = base.scenario;
+    let Provisioned::Local(services) = base.provisioned else {
+        return Err(RunError::Usage(
+            "arms_mode: concurrent needs apps that poolproof starts (not provider: external)"
+                .into(),
+        ));
+    };
+    let n = sc.app.instances.max(1) as usize;
+    let label = if sc.replicates > 1 {
+        format!("replicate {replicate}: ")
+    } else {
+        String::new()
+    };
+    progress.phase(&format!(
+        "{label}starting pooled-app for {} arms side by side ({n} instance{} each)",
+        arms.len(),
+        if n == 1 { "" } else { "s" }
+    ));
+    let mut apps: Vec<Vec<AppInstance>> = Vec::with_capacity(arms.len());
+    for (arm, arm_env) in arms {
+        let ctx = ArmContext {
+            scenario: sc,
+            provisioned: base.provisioned,
+            run_dir: base.run_dir,
+            client: base.client,
+            binary: base.binary,
+            sink: base.sink,
+            arm,
+            arm_env,
+            replicate,
+            label: format!("arm {arm}, replicate {replicate}: "),
+        };
+        // Apps already started are dropped (killed) if a later one fails to start.
+        apps.push(start_instances(
+            &ctx,
+            services.database_url(),
+            services.redis_url(),
+            n,
+        )?);
+    }
+    let result = drive(base, arms, &mut apps, replicate, &label, progress).await;
+    progress.phase(&format!("{label}stopping pooled-app"));
+    futures::future::join_all(
+        apps.iter_mut()
+            .flat_map(|a| a.iter_mut())
+            .map(|i| i.stop(STOP_GRACE)),
+    )
+    .await;
+    result
+}
+
+/// The bearer token an arm's app expects on its monitoring endpoints, if any.
+fn token(base: &ArmContext<'_>, arm_env: &BTreeMap<String, String>) -> Option<String> {
+    arm_env
+        .get("PERFORMANCE_API_TOKEN")
+        .map(String::as_str)
+        .or_else(|| base.scenario.app.env.get("PERFORMANCE_API_TOKEN"))
+        .map(str::to_owned)
+}
+
+/// (target URLs, the arm of each) with the apps listed arm by arm in turn, the arm order
+/// rotated by the replicate: users go round-robin over targets, so each arm gets users alike.
+fn targets(apps: &[Vec<AppInstance>], replicate: u32) -> (Vec<String>, Vec<usize>) {
+    let n = apps.iter().map(Vec::len).max().unwrap_or(0);
+    let order = arm_order(replicate, apps.len());
+    let mut urls = Vec::new();
+    let mut groups = Vec::new();
+    for i in 0..n {
+        for &a in &order {
+            if let Some(inst) = apps.get(a).and_then(|v| v.get(i)) {
+                urls.push(inst.url.clone());
+                groups.push(a);
+            }
+        }
+    }
+    (urls, groups)
+}
+
+/// Arm indices in the order their apps are listed in `replicate`: rotated by one each
+/// replicate, so no arm always gets the first user of the ramp.
+fn arm_order(replicate: u32, arms: usize) -> Vec<usize> {
+    let k = arms.max(1);
+    let first = (replicate.saturating_sub(1) as usize) % k;
+    (first..k).chain(0..first).filter(|a| *a < arms).collect()
+}
+
+async fn drive(
+    base: &ArmContext<'_>,
+    arms: &[ArmSpec],
+    apps: &mut [Vec<AppInstance>],
+    replicate: u32,
+    label: &str,
+    progress: &mut Progress,
+) -> Result<ReplicateRun, RunError> {
+    let sc = base.scenario;
+    let timeout = sc.app.ready_timeout.get();
+    progress.phase(&format!("{label}waiting for readiness"));
+    let ready = async {
+        let all = futures::future::join_all(
+            apps.iter_mut()
+                .flat_map(|a| a.iter_mut())
+                .map(|i| i.wait_ready(base.client, timeout)),
+        )
+        .await;
+        all.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+    };
+    tokio::select! {
+        r = ready => r.map_err(RunError::infra)?,
+        () = interrupt::wait() => return Err(RunError::Interrupted),
+    }
+
+    let (urls, groups) = targets(apps, replicate);
+    let plan = load_plan(&sc.load, urls, None).map_err(RunError::Usage)?;
+    let attack = Attack::grouped(plan, groups).map_err(|e| RunError::Usage(e.to_string()))?;
+    let handle = attack.handle();
+    let samplers: Vec<Sampler> = apps
+        .iter()
+        .zip(arms)
+        .map(|(a, (_, env))| {
+            let bases = a.iter().map(|i| i.url.clone()).collect();
+            Sampler::start(base.client.clone(), bases, token(base, env), SAMPLE_EVERY)
+        })
+        .collect();
+    let pids: Vec<Vec<u32>> = apps
+        .iter()
+        .map(|a| a.iter().filter_map(AppInstance::pid).collect())
+        .collect();
+    let (cpu_stop, cpu_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app_cpu = tokio::spawn(crate::app::cpu::sample_load_window(
+        handle.clone(),
+        pids,
+        cpu_stop_rx,
+    ));
+    let live = handle.clone();
+    progress.live(sc.load.duration.get(), move || live.progress());
+    let hold = tokio::spawn(interrupt::hold_killswitch());
+    let cpu_meter = crate::compare::CpuMeter::start();
+    let outcome = attack.run().await;
+    let cpu = cpu_meter.and_then(|m| m.finish());
+    hold.abort();
+    let mut server = Vec::with_capacity(samplers.len());
+    for s in samplers {
+        server.push(s.stop().await);
+    }
+    let _ = cpu_stop.send(());
+    let mut app_cpu = app_cpu
+        .await
+        .map_err(|e| RunError::infra(format!("app CPU sampler: {e}")))?;
+    progress.phase(&format!("{label}load finished"));
+    let mut outcome = outcome.map_err(RunError::infra)?;
+    let origin = handle.measure_start().unwrap_or_else(Instant::now);
+    let alerts = base.sink.map(|s| s.observed(origin)).unwrap_or_default();
+    let mut per_arm = Vec::with_capacity(arms.len());
+    for (a, samples) in server.iter().enumerate() {
+        per_arm.push(Observations {
+            client: outcome
+                .by_group
+                .get_mut(a)
+                .map(std::mem::take)
+                .unwrap_or_default(),
+            server: samples.iter().map(|s| s.to_server_sample(origin)).collect(),
+            warmup: Some(outcome.warmup),
+            load: outcome.load,
+            faults: Vec::new(),
+            // The sink cannot tell the arms' notifications apart: each arm sees them all.
+            alerts: alerts.clone(),
+            app_cpu: app_cpu.get_mut(a).map(std::mem::take).unwrap_or_default(),
+        });
+    }
+    Ok((per_arm, outcome.interrupted || interrupt::requested(), cpu))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::arm_order;
+
+    #[test]
+    fn the_arm_listed_first_rotates_every_replicate() {
+        assert_eq!(arm_order(1, 2), [0, 1]);
+        assert_eq!(arm_order(2, 2), [1, 0]);
+        assert_eq!(arm_order(3, 2), [0, 1]);
+        assert_eq!(arm_order(3, 3), [2, 0, 1]);
+        assert_eq!(arm_order(1, 0), Vec::<usize>::new());
+    }
+}
