@@ -237,7 +237,7 @@ fn ab_page_shows_arms_side_by_side_with_shared_axes_and_a_failed_verdict() {
             transactions: &s.load.transactions,
         },
     );
-    let rep = RunReport::build(ReportInput {
+    let mut rep = RunReport::build(ReportInput {
         scenario: &s,
         scenario_path: None,
         run_id: "20260101T000000Z-ab",
@@ -250,8 +250,18 @@ fn ab_page_shows_arms_side_by_side_with_shared_axes_and_a_failed_verdict() {
         interrupted: false,
         notes: vec![],
     });
+    rep.app_cpu = vec![poolproof::report::AppCpuRun {
+        arm: Some("pooled".into()),
+        replicate: 1,
+        requests: 18_000,
+        cpu_seconds: 0.72,
+        cpu_us_per_request: Some(40.0),
+    }];
     let html = poolproof::html::page(&rep);
     write("ab.html", &html);
+    assert!(html.contains(
+        r#"<tr><td>pooled</td><td class="num">1</td><td class="num">18000</td><td class="num">0.720 s</td><td class="num">40.00 µs</td></tr>"#
+    ));
     // Ratio SLAs show how many pairs they rest on (one here: no interval).
     assert!(html.contains("<th>interval (n pairs)</th>"));
     assert!(html.contains(r#"<td class="num">n=1</td>"#));

@@ -73,6 +73,7 @@ pub fn page(r: &RunReport) -> String {
     } else {
         summary_section(&mut h, r);
     }
+    app_cpu_section(&mut h, r);
     if r.arm_series.is_empty() {
         charts_section(&mut h, r);
     } else {
@@ -214,6 +215,28 @@ fn summary_section(h: &mut String, r: &RunReport) {
     cols.extend(r.routes.iter().map(|x| (x.name.as_str(), &x.summary)));
     summaries_table(h, &cols);
     h.push_str("</section>");
+}
+
+/// The app processes' CPU per arm run (locally started apps).
+fn app_cpu_section(h: &mut String, r: &RunReport) {
+    if r.app_cpu.is_empty() {
+        return;
+    }
+    h.push_str("<section><h2>App CPU (measured load, /proc schedstat)</h2><table><tr><th>arm</th><th>replicate</th><th>requests</th><th>CPU</th><th>per request</th></tr>");
+    for c in &r.app_cpu {
+        let _ = write!(
+            h,
+            r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{:.3} s</td><td class="num">{}</td></tr>"#,
+            esc(c.arm.as_deref().unwrap_or("-")),
+            c.replicate,
+            c.requests,
+            c.cpu_seconds,
+            c.cpu_us_per_request
+                .map(|u| format!("{u:.2} µs"))
+                .unwrap_or_else(|| "–".into())
+        );
+    }
+    h.push_str("</table></section>");
 }
 
 fn arms_section(h: &mut String, r: &RunReport) {

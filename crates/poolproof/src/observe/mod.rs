@@ -102,7 +102,7 @@ impl Observations {
     }
 
     /// App CPU time and completed requests over `windows` (whole seconds: a window's ends
-    /// must each have a CPU sample within [`CPU_SAMPLE_TOLERANCE_S`]); `None` when a window
+    /// must each have a CPU sample within 0.25 s); `None` when a window
     /// lacks one, or without windows.
     pub fn app_cpu_in(&self, windows: &[Window]) -> Option<AppCpu> {
         let at = |t: f64| {

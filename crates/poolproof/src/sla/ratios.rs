@@ -5,11 +5,12 @@
 //! the value of each pair is computed from that pair alone (e.g. 1 − throughput A / B). The
 //! report shows the mean, n and a 95 % paired bootstrap interval of the mean (reproducible:
 //! the seed is derived from the SLA's label); with `confidence:` the verdict is decided on
-//! that interval instead of the mean.
+//! that interval instead of the mean. With `arms_mode: concurrent` the pairs are the seconds
+//! of each replicate instead (see [`per_second`]).
 
 use super::value::{format_value, sig3, Unit};
 use super::{EvalInput, Measure};
-use crate::compare::bootstrap::{mean, mean_interval, BootstrapConfig};
+use crate::compare::bootstrap::{mean, mean_interval, statistic_interval, BootstrapConfig};
 use crate::compare::rng::{derive_seed, Rng};
 use crate::observe::{Observations, PhaseKind, Window};
 use crate::scenario::{ArmsMode, Metric, Sla, Threshold};
@@ -79,8 +80,11 @@ pub(crate) fn measure(sla: &Sla, input: &EvalInput<'_>) -> Measure {
 const MIN_P95_RESPONSES: u64 = 20;
 
 /// Concurrent arms: the arms ran at the same time, so each second of measured load is a pair
-/// (both arms under the same host conditions); pairs are pooled over replicates. The detail
-/// also gives the whole-window figures of the first replicate.
+/// (both arms under the same host conditions); pairs are pooled over replicates. Throughput
+/// and CPU per request are ratios of sums over the paired seconds (requests and CPU add up;
+/// a mean of per-second ratios would let a few thin or late-sampled seconds swing it), with
+/// a bootstrap over seconds; p95 is the mean of per-second values. The detail also gives the
+/// whole-window figures of the first replicate.
 fn per_second(
     sla: &Sla,
     pairs: &[(u32, &Observations, &Observations)],
@@ -88,14 +92,40 @@ fn per_second(
     names: &str,
 ) -> Measure {
     let mut values = Vec::new();
+    // (treatment numerator, denominator, baseline numerator, denominator) per second.
+    let mut sums: Vec<[f64; 4]> = Vec::new();
     let mut skipped = 0usize;
+    // How many units each replicate contributed: its seconds share its processes, so the
+    // interval resamples replicates as well as seconds (compare::bootstrap::statistic_interval).
+    let (mut sum_clusters, mut value_clusters) = (Vec::new(), Vec::new());
     for (_, t, b) in pairs {
+        let (s0, v0) = (sums.len(), values.len());
         let (tw, bw) = (t.windows(PhaseKind::Load), b.windows(PhaseKind::Load));
         let mut seconds = crate::observe::ClientSeries::seconds_in(&tw);
         let theirs = crate::observe::ClientSeries::seconds_in(&bw);
         seconds.retain(|s| theirs.contains(s));
         for s in seconds {
             let w = [Window::new(s as f64, s as f64 + 1.0)];
+            match sla.metric {
+                Metric::ThroughputLoss | Metric::CapacityRatio => {
+                    let ok = |o: &Observations| o.client.window(&w, None).successes() as f64;
+                    sums.push([ok(t), 1.0, ok(b), 1.0]);
+                    continue;
+                }
+                Metric::CpuPerRequestIncrease => {
+                    match (t.app_cpu_in(&w), b.app_cpu_in(&w)) {
+                        (Some(tc), Some(bc)) => sums.push([
+                            tc.cpu_ns as f64,
+                            tc.requests as f64,
+                            bc.cpu_ns as f64,
+                            bc.requests as f64,
+                        ]),
+                        _ => skipped += 1,
+                    }
+                    continue;
+                }
+                _ => {}
+            }
             if sla.metric == Metric::P95Improvement
                 && (t.client.window(&w, None).latency.count() < MIN_P95_RESPONSES
                     || b.client.window(&w, None).latency.count() < MIN_P95_RESPONSES)
@@ -108,46 +138,162 @@ fn per_second(
                 Err(_) => skipped += 1,
             }
         }
+        sum_clusters.push(sums.len() - s0);
+        value_clusters.push(values.len() - v0);
     }
-    let whole = pairs.first().and_then(|(r, t, b)| {
-        let (tw, bw) = (t.windows(PhaseKind::Load), b.windows(PhaseKind::Load));
-        pair_value(sla.metric, (t, &tw), (b, &bw), as_ratio, names)
-            .ok()
-            .map(|(_, d)| format!("; whole window of replicate {r}: {d}"))
-    });
+    let ratio_of_sums = !sums.is_empty();
+    if ratio_of_sums {
+        let metric = sla.metric;
+        let stat = |ix: &mut dyn Iterator<Item = usize>| {
+            let mut a = [0.0f64; 4];
+            for i in ix {
+                for (acc, v) in a.iter_mut().zip(sums[i]) {
+                    *acc += v;
+                }
+            }
+            ratio_of(metric, a)
+        };
+        let point = stat(&mut (0..sums.len()));
+        if point.is_finite() {
+            let (cfg, mut rng) = bootstrap_for(sla);
+            let interval = statistic_interval(
+                &sum_clusters,
+                point,
+                |ix| stat(&mut ix.iter().copied()),
+                &cfg,
+                &mut rng,
+            );
+            return finish_per_second(
+                sla,
+                pairs,
+                as_ratio,
+                names,
+                skipped,
+                Measure::Paired {
+                    value: point,
+                    detail: String::new(),
+                    pairs: sums.len(),
+                    interval,
+                    confidence: cfg.confidence,
+                },
+            );
+        }
+    }
     if values.is_empty() {
         return Measure::NoData(format!(
             "no second with figures in both arms ({names}){}",
-            whole.unwrap_or_default()
+            whole_window(sla, pairs, as_ratio, names)
         ));
     }
+    let point = mean(&values);
+    let (cfg, mut rng) = bootstrap_for(sla);
+    let interval = statistic_interval(
+        &value_clusters,
+        point,
+        |ix| ix.iter().map(|i| values[*i]).sum::<f64>() / ix.len() as f64,
+        &cfg,
+        &mut rng,
+    );
+    let measure = Measure::Paired {
+        value: point,
+        detail: String::new(),
+        pairs: values.len(),
+        interval,
+        confidence: cfg.confidence,
+    };
+    finish_per_second(sla, pairs, as_ratio, names, skipped, measure)
+}
+
+/// `; whole window of replicate R: …` for the first pair, or nothing.
+fn whole_window(
+    sla: &Sla,
+    pairs: &[(u32, &Observations, &Observations)],
+    as_ratio: bool,
+    names: &str,
+) -> String {
+    pairs
+        .first()
+        .and_then(|(r, t, b)| {
+            let (tw, bw) = (t.windows(PhaseKind::Load), b.windows(PhaseKind::Load));
+            pair_value(sla.metric, (t, &tw), (b, &bw), as_ratio, names)
+                .ok()
+                .map(|(_, d)| format!("; whole window of replicate {r}: {d}"))
+        })
+        .unwrap_or_default()
+}
+
+/// Puts the per-second detail on a measure.
+fn finish_per_second(
+    sla: &Sla,
+    pairs: &[(u32, &Observations, &Observations)],
+    as_ratio: bool,
+    names: &str,
+    skipped: usize,
+    measure: Measure,
+) -> Measure {
+    let Measure::Paired {
+        value,
+        pairs: n,
+        interval,
+        confidence,
+        ..
+    } = measure
+    else {
+        return measure;
+    };
+    let how = match sla.metric {
+        Metric::ThroughputLoss | Metric::CapacityRatio => "ratio of summed throughput over",
+        Metric::CpuPerRequestIncrease => "ratio of summed CPU per summed request over",
+        _ => "mean of",
+    };
     let mut detail = format!(
-        "mean of {} per-second pairs over {} replicate{} (arms run concurrently)",
-        values.len(),
+        "{how} {n} per-second pairs over {} replicate{} (arms run concurrently)",
         pairs.len(),
         if pairs.len() == 1 { "" } else { "s" }
     );
     if skipped > 0 {
         detail.push_str(&format!(", {skipped} seconds without figures skipped"));
     }
-    detail.push_str(&whole.unwrap_or_default());
-    summarize(sla, &values, detail)
+    detail.push_str(&whole_window(sla, pairs, as_ratio, names));
+    Measure::Paired {
+        value,
+        detail,
+        pairs: n,
+        interval,
+        confidence,
+    }
+}
+
+/// A ratio metric from summed (treatment numerator, denominator, baseline numerator,
+/// denominator): throughput (successes, 1) or CPU per request (CPU ns, requests).
+fn ratio_of(metric: Metric, [tn, td, bn, bd]: [f64; 4]) -> f64 {
+    let (t, b) = (tn / td, bn / bd);
+    match metric {
+        Metric::CapacityRatio => t / b,
+        Metric::ThroughputLoss => 1.0 - t / b,
+        _ => t / b - 1.0,
+    }
+}
+
+/// The bootstrap settings and the seeded generator of an SLA (confidence from the SLA, 95 %
+/// without one; the seed from its label, so the same data gives the same interval).
+fn bootstrap_for(sla: &Sla) -> (BootstrapConfig, Rng) {
+    let cfg = BootstrapConfig {
+        confidence: sla.confidence.map_or(0.95, |c| c.fraction()),
+        ..BootstrapConfig::default()
+    };
+    (cfg, Rng::seed_from_u64(derive_seed(SEED, &sla.label())))
 }
 
 /// The mean of `values` with its interval at the SLA's confidence (95 % without one).
 pub(crate) fn summarize(sla: &Sla, values: &[f64], detail: String) -> Measure {
-    let confidence = sla.confidence.map_or(0.95, |c| c.fraction());
-    let cfg = BootstrapConfig {
-        confidence,
-        ..BootstrapConfig::default()
-    };
-    let mut rng = Rng::seed_from_u64(derive_seed(SEED, &sla.label()));
+    let (cfg, mut rng) = bootstrap_for(sla);
     Measure::Paired {
         value: mean(values),
         detail,
         pairs: values.len(),
         interval: mean_interval(values, &cfg, &mut rng),
-        confidence,
+        confidence: cfg.confidence,
     }
 }
 
@@ -665,7 +811,8 @@ mod pair_tests {
             "  - { metric: p95_improvement, comparator: \">=\", threshold: 40% }\n",
         );
         let s = crate::scenario::load_str(text, "t.yaml").unwrap();
-        // Per-second losses 1 %, 2 %, 0 %, 1 %: mean 1 %. In second 2 the arms complete only 10
+        // Throughput is a ratio of sums over the paired seconds: 1 − 503/510 = 1.3725 % (the
+        // per-second losses are 1 %, 2 %, 0 %, 1 %). In second 2 the arms complete only 10
         // requests each, too few for a p95 pair: 3 p95 pairs of 1 − 2/4 = 50 %.
         let a = seconds(&[99, 196, 10, 198], 2);
         let b = seconds(&[100, 200, 10, 200], 4);
@@ -687,10 +834,14 @@ mod pair_tests {
             },
         );
         assert_eq!(r[0].pairs, Some(4));
-        assert!((r[0].measured.unwrap() - 0.01).abs() < 1e-12, "{:?}", r[0]);
+        assert!(
+            (r[0].measured.unwrap() - (1.0 - 503.0 / 510.0)).abs() < 1e-12,
+            "{:?}",
+            r[0]
+        );
         assert!(
             r[0].detail
-                .starts_with("mean of 4 per-second pairs over 1 replicate"),
+                .starts_with("ratio of summed throughput over 4 per-second pairs over 1 replicate"),
             "{}",
             r[0].detail
         );
@@ -700,13 +851,15 @@ mod pair_tests {
             "{}",
             r[0].detail
         );
-        // sd of (1, 2, 0, 1) % is 0.816 %: the 95 % interval is about ±2 points, which
-        // straddles 1.5 %.
+        // Seconds of 1 %, 2 %, 0 % and 1 % loss: the 95 % interval ([0.56 %, 2.24 %] with this
+        // seed) straddles 1.5 %.
         assert_eq!(r[0].verdict, Verdict::Inconclusive, "{:?}", r[0].interval);
         assert_eq!(r[1].pairs, Some(3));
         assert!((r[1].measured.unwrap() - 0.5).abs() < 0.01, "{:?}", r[1]);
         assert!(
-            r[1].detail.contains("1 seconds without figures skipped"),
+            r[1].detail
+                .starts_with("mean of 3 per-second pairs over 1 replicate")
+                && r[1].detail.contains("1 seconds without figures skipped"),
             "{}",
             r[1].detail
         );
