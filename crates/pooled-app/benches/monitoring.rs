@@ -1,23 +1,27 @@
 //! Monitoring cost and dashboard latency against real Postgres and Redis (`poolproof-services`),
-//! with two `pooled-app` processes (the real binary) on 127.0.0.1: one with monitoring on, one with
+//! with `pooled-app` processes (the real binary) on 127.0.0.1, monitoring on and
 //! `ENABLE_PERFORMANCE_MONITORING=false`, measured in one run.
 //!
-//! - Interleaved: `MON_BENCH_PAIRS` (default 100) pairs of short saturation batches
-//!   (`MON_BENCH_BATCH_MS`, default 500 ms, 32 closed-loop clients), on and off alternating and the
-//!   order flipping every pair. Per batch: wall-clock throughput, and the app process's CPU time per
-//!   request from /proc (utime+stime of /proc/<pid>/stat, and the threads' schedstat run time).
-//! - Concurrent: `MON_BENCH_ROUNDS` (default 150) rounds of `MON_BENCH_BATCH_MS` in which the apps
-//!   are saturated at the same time by 12 clients each, so whatever else runs on the machine hits
-//!   every arm alike; per round each app's CPU time per request and throughput. A third process,
-//!   also with monitoring off, runs beside them as a control: control vs off (an A/A comparison)
-//!   shows what the method reports when there is no difference (process placement, start order).
-//!   The order in which the arms' clients start rotates every round.
-//! - Each figure is the mean of the per-pair ratios with a 95 % paired bootstrap interval
-//!   (10,000 resamples of the pairs). Throughput loss = 1 − on/off; CPU cost = CPU_on/CPU_off − 1.
+//! - Concurrent, in generations (the design that decides): `MON_BENCH_GENERATIONS` (default 12)
+//!   times, fresh `on`, `off` and control processes (the control also without monitoring; spawn
+//!   order rotating through all six orders) are saturated at the same time by 10 clients each
+//!   for `MON_BENCH_ROUNDS` (default 20) rounds of `MON_BENCH_BATCH_MS` (default 500 ms), so
+//!   whatever else runs on the machine hits every arm alike. Per generation: throughput and the
+//!   app's CPU time per request from /proc (the threads' schedstat run time, and utime+stime),
+//!   each process's totals over its rounds; `on` against both unmonitored processes together,
+//!   and control against off (the A/A). Why generations: two
+//!   identical processes differ by 1-3 % for the life of the processes (placement, memory
+//!   layout), so one set of processes cannot resolve 0.5 %; the figure is the mean over
+//!   generations with a 95 % t-interval, and control vs off (A/A) shows what the method reports
+//!   when nothing differs. Throughput loss = 1 − on/unmonitored (rps); CPU cost =
+//!   CPU per request on / unmonitored − 1.
+//! - Interleaved (optional, `MON_BENCH_PAIRS` > 0): pairs of short saturation batches, on and
+//!   off alternating, the order flipping every pair; mean of the per-pair ratios with a 95 %
+//!   bootstrap interval. On a shared host its per-pair spread is too large to decide.
 //! - `dashboard_under_load/*`: each dashboard endpoint while 8 clients load the monitored app;
 //!   every request is timed into an HDR histogram and p50/p95/p99 are printed at the end.
 //!
-//! Run: `cargo bench -p pooled-app --bench monitoring` (about 7 minutes).
+//! Run: `cargo bench -p pooled-app --bench monitoring` (about 4 minutes).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -282,6 +286,134 @@ fn show(what: &str, xs: &[f64]) -> String {
     )
 }
 
+/// Spawn orders of (on, off, control), one per generation in turn.
+const SPAWN_ORDERS: [[usize; 3]; 6] = [
+    [0, 1, 2],
+    [1, 0, 2],
+    [2, 0, 1],
+    [0, 2, 1],
+    [1, 2, 0],
+    [2, 1, 0],
+];
+
+/// One generation's figures: ratios of its totals (all rounds), on and control each against off.
+struct Generation {
+    loss_on: f64,
+    cpu_on: f64,
+    ticks_on: f64,
+    loss_ctl: f64,
+    cpu_ctl: f64,
+    rps: f64,
+}
+
+impl Generation {
+    fn of(batches: &[[Batch; 3]], hz: f64) -> Generation {
+        let total = |i: usize| {
+            batches.iter().fold(
+                Batch {
+                    n: 0,
+                    secs: 0.0,
+                    cpu_ns: 0,
+                    cpu_ticks: 0,
+                },
+                |acc, b| Batch {
+                    n: acc.n + b[i].n,
+                    secs: acc.secs + b[i].secs,
+                    cpu_ns: acc.cpu_ns + b[i].cpu_ns,
+                    cpu_ticks: acc.cpu_ticks + b[i].cpu_ticks,
+                },
+            )
+        };
+        let [on, off, ctl] = [total(0), total(1), total(2)];
+        // `on` is compared with both unmonitored processes together, halving the weight of
+        // either one's own bias; control vs off alone is the A/A.
+        let unmonitored = Batch {
+            n: off.n + ctl.n,
+            secs: off.secs + ctl.secs,
+            cpu_ns: off.cpu_ns + ctl.cpu_ns,
+            cpu_ticks: off.cpu_ticks + ctl.cpu_ticks,
+        };
+        Generation {
+            loss_on: 1.0 - on.rps() / unmonitored.rps(),
+            cpu_on: on.cpu_us() / unmonitored.cpu_us() - 1.0,
+            ticks_on: on.ticks_us(hz) / unmonitored.ticks_us(hz) - 1.0,
+            loss_ctl: 1.0 - ctl.rps() / off.rps(),
+            cpu_ctl: ctl.cpu_us() / off.cpu_us() - 1.0,
+            rps: (on.rps() + off.rps() + ctl.rps()) / 3.0,
+        }
+    }
+}
+
+/// Two-sided 95 % Student t quantile for `df` degrees of freedom.
+fn t95(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    T.get(df.saturating_sub(1)).copied().unwrap_or(1.96)
+}
+
+/// Mean of `xs` with its 95 % t-interval (few, independent units: generations).
+fn show_t(what: &str, xs: &[f64]) -> String {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let half = t95(xs.len() - 1) * sd / n.sqrt();
+    format!(
+        "{what}: mean {:+.2} %, 95 % CI [{:+.2} %, {:+.2} %] (sd {:.2} %, {} generations)",
+        mean * 100.0,
+        (mean - half) * 100.0,
+        (mean + half) * 100.0,
+        sd * 100.0,
+        xs.len()
+    )
+}
+
+/// Prints the per-pair figures of an interleaved run.
+fn print_pairs(name: &str, v: &[Pair], dur: Duration, hz: f64) {
+    let mean = |f: &dyn Fn(&Batch) -> f64| -> (f64, f64) {
+        let n = v.len() as f64;
+        (
+            v.iter().map(|p| f(&p.0)).sum::<f64>() / n,
+            v.iter().map(|p| f(&p.1)).sum::<f64>() / n,
+        )
+    };
+    let (r_on, r_off) = mean(&|b| b.rps());
+    let (c_on, c_off) = mean(&|b| b.cpu_us());
+    println!(
+        "{name}: {} pairs of {} ms | on {r_on:.0} req/s, {c_on:.2} µs CPU/req | off {r_off:.0} req/s, {c_off:.2} µs",
+        v.len(),
+        dur.as_millis()
+    );
+    let ratios = |f: &dyn Fn(&Pair) -> f64| v.iter().map(f).collect::<Vec<_>>();
+    println!(
+        "  {}",
+        show(
+            "throughput loss (1 - on/off)",
+            &ratios(&|p| 1.0 - p.0.rps() / p.1.rps())
+        )
+    );
+    println!(
+        "  {}",
+        show(
+            "CPU per request, schedstat (on/off - 1)",
+            &ratios(&|p| p.0.cpu_us() / p.1.cpu_us() - 1.0)
+        )
+    );
+    println!(
+        "  {}",
+        show(
+            "CPU per request, utime+stime (on/off - 1)",
+            // A batch can see zero ticks (10 ms resolution) on a busy host: left out.
+            &v.iter()
+                .filter(|p| p.0.cpu_ticks > 0 && p.1.cpu_ticks > 0)
+                .map(|p| p.0.ticks_us(hz) / p.1.ticks_us(hz) - 1.0)
+                .collect::<Vec<_>>()
+        )
+    );
+}
+
 fn env_num(var: &str, default: u64) -> u64 {
     std::env::var(var)
         .ok()
@@ -305,105 +437,118 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let pairs = env_num("MON_BENCH_PAIRS", 100) as usize;
-    let rounds = env_num("MON_BENCH_ROUNDS", 150) as usize;
+    let pairs = env_num("MON_BENCH_PAIRS", 0) as usize;
+    let generations = env_num("MON_BENCH_GENERATIONS", 12).max(2) as usize;
+    let rounds = env_num("MON_BENCH_ROUNDS", 20) as usize;
     let dur = Duration::from_millis(env_num("MON_BENCH_BATCH_MS", 500));
     let hz = clock_ticks_per_sec();
 
     let (pg, redis) = rt.block_on(common::services());
-    let on = rt.block_on(Proc::start(&pg.url(), &redis.url(), true));
-    let off = rt.block_on(Proc::start(&pg.url(), &redis.url(), false));
-    let ctl = rt.block_on(Proc::start(&pg.url(), &redis.url(), false));
+    let (pg_url, redis_url) = (pg.url(), redis.url());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
         .expect("client");
     let paths = Arc::new(paths());
-    // Warm both (connections, caches).
-    rt.block_on(async {
-        for _ in 0..3 {
-            batch(&client, &on, &paths, dur).await;
-            batch(&client, &off, &paths, dur).await;
-        }
-    });
 
-    // Interleaved: short batches, on/off alternating, the order flipping every pair.
-    let inter: Vec<Pair> = rt.block_on(async {
-        let mut v = Vec::with_capacity(pairs);
-        for i in 0..pairs {
-            let (a, b) = if i % 2 == 0 {
-                let a = batch(&client, &on, &paths, dur).await;
-                (a, batch(&client, &off, &paths, dur).await)
-            } else {
-                let b = batch(&client, &off, &paths, dur).await;
-                (batch(&client, &on, &paths, dur).await, b)
-            };
-            v.push((a, b));
-        }
-        v
-    });
-    // Concurrent: all three loaded at once; (on, off) is the comparison, (control, off) the A/A.
-    let (conc, aa): (Vec<Pair>, Vec<Pair>) = rt.block_on(async {
-        let mut v = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
-        for round in 0..rounds {
-            let [a, b, c] = together(&client, [&on, &off, &ctl], &paths, dur, round).await;
-            v.0.push((a, b));
-            v.1.push((c, b));
-        }
-        v
-    });
-    let sum = |v: &[Pair], f: &dyn Fn(&Batch) -> f64| -> (f64, f64) {
-        let n = v.len() as f64;
-        (
-            v.iter().map(|p| f(&p.0)).sum::<f64>() / n,
-            v.iter().map(|p| f(&p.1)).sum::<f64>() / n,
-        )
-    };
-    for (name, v) in [
-        ("interleaved", &inter),
-        ("concurrent", &conc),
-        ("concurrent A/A (control off vs off; 'on' = control)", &aa),
-    ] {
-        let (r_on, r_off) = sum(v, &|b| b.rps());
-        let (c_on, c_off) = sum(v, &|b| b.cpu_us());
-        let (t_on, t_off) = sum(v, &|b| b.ticks_us(hz));
-        println!(
-            "{name}: {} pairs of {} ms | on {r_on:.0} req/s, {c_on:.2} µs CPU/req (schedstat), {t_on:.2} µs (utime+stime) | off {r_off:.0} req/s, {c_off:.2} µs, {t_off:.2} µs",
-            v.len(),
-            dur.as_millis()
-        );
-        println!(
-            "  {}",
-            show(
-                "throughput loss (1 - on/off)",
-                &v.iter()
-                    .map(|p| 1.0 - p.0.rps() / p.1.rps())
-                    .collect::<Vec<_>>()
-            )
-        );
-        println!(
-            "  {}",
-            show(
-                "CPU per request, schedstat (on/off - 1)",
-                &v.iter()
-                    .map(|p| p.0.cpu_us() / p.1.cpu_us() - 1.0)
-                    .collect::<Vec<_>>()
-            )
-        );
-        println!(
-            "  {}",
-            show(
-                "CPU per request, utime+stime (on/off - 1)",
-                // A batch can see zero ticks (10 ms resolution) on a busy host: left out.
-                &v.iter()
-                    .filter(|p| p.0.cpu_ticks > 0 && p.1.cpu_ticks > 0)
-                    .map(|p| p.0.ticks_us(hz) / p.1.ticks_us(hz) - 1.0)
-                    .collect::<Vec<_>>()
-            )
-        );
+    if pairs > 0 {
+        // Interleaved: short batches, on/off alternating, the order flipping every pair.
+        let inter: Vec<Pair> = rt.block_on(async {
+            let on = Proc::start(&pg_url, &redis_url, true).await;
+            let off = Proc::start(&pg_url, &redis_url, false).await;
+            for _ in 0..3 {
+                batch(&client, &on, &paths, dur).await;
+                batch(&client, &off, &paths, dur).await;
+            }
+            let mut v = Vec::with_capacity(pairs);
+            for i in 0..pairs {
+                let (a, b) = if i % 2 == 0 {
+                    let a = batch(&client, &on, &paths, dur).await;
+                    (a, batch(&client, &off, &paths, dur).await)
+                } else {
+                    let b = batch(&client, &off, &paths, dur).await;
+                    (batch(&client, &on, &paths, dur).await, b)
+                };
+                v.push((a, b));
+            }
+            v
+        });
+        print_pairs("interleaved", &inter, dur, hz);
     }
 
+    // Concurrent, in generations: each generation starts fresh on, off and control processes
+    // (spawn order rotating through all six orders) and loads them together for `rounds`
+    // rounds. A process carries a bias of its own (1-3 % between two identical processes:
+    // placement, memory layout), so one set of processes decides nothing at the 0.5 % level;
+    // the generation is the unit, and the interval comes from the spread between generations.
+    let mut gens: Vec<Generation> = Vec::with_capacity(generations);
+    for g in 0..generations {
+        let result = rt.block_on(async {
+            let order = SPAWN_ORDERS[g % SPAWN_ORDERS.len()];
+            let mut slots: [Option<Proc>; 3] = [None, None, None];
+            for &arm in &order {
+                // Arm 0 is `on`; 1 (`off`) and 2 (control) run without monitoring.
+                slots[arm] = Some(Proc::start(&pg_url, &redis_url, arm == 0).await);
+            }
+            let [Some(on), Some(off), Some(ctl)] = slots else {
+                unreachable!("every arm is started")
+            };
+            // Warm-up: connections, caches, the pool at its working size.
+            for round in 0..4 {
+                together(&client, [&on, &off, &ctl], &paths, dur, round).await;
+            }
+            let mut batches = Vec::with_capacity(rounds);
+            for round in 0..rounds {
+                batches.push(together(&client, [&on, &off, &ctl], &paths, dur, round).await);
+            }
+            Generation::of(&batches, hz)
+        });
+        println!(
+            "generation {:2}: on vs unmonitored: throughput loss {:+.2} %, CPU/request {:+.2} % (schedstat) | control vs off: {:+.2} %, {:+.2} % | {:.0} req/s per process",
+            g + 1,
+            result.loss_on * 100.0,
+            result.cpu_on * 100.0,
+            result.loss_ctl * 100.0,
+            result.cpu_ctl * 100.0,
+            result.rps
+        );
+        gens.push(result);
+    }
+    let col = |f: fn(&Generation) -> f64| gens.iter().map(f).collect::<Vec<f64>>();
+    println!(
+        "concurrent: {generations} generations x {rounds} rounds of {} ms (fresh processes per generation; mean and 95 % t-interval over generations)",
+        dur.as_millis()
+    );
+    println!("  on vs unmonitored (off and control together: the monitoring cost):");
+    for (what, f) in [
+        (
+            "throughput loss (1 - on/unmonitored)",
+            (|g| g.loss_on) as fn(&Generation) -> f64,
+        ),
+        ("CPU per request, schedstat (on/unmonitored - 1)", |g| {
+            g.cpu_on
+        }),
+        ("CPU per request, utime+stime (on/unmonitored - 1)", |g| {
+            g.ticks_on
+        }),
+    ] {
+        println!("    {}", show_t(what, &col(f)));
+    }
+    println!("  control vs off (A/A: what the method reports when nothing differs):");
+    println!(
+        "    {}",
+        show_t("throughput loss (1 - ctl/off)", &col(|g| g.loss_ctl))
+    );
+    println!(
+        "    {}",
+        show_t(
+            "CPU per request, schedstat (ctl/off - 1)",
+            &col(|g| g.cpu_ctl)
+        )
+    );
+
     // Dashboard endpoints under load.
+    let on = rt.block_on(Proc::start(&pg_url, &redis_url, true));
     let load = {
         let _g = rt.enter();
         Load::start(std::slice::from_ref(&on.base), 8)
@@ -464,7 +609,7 @@ fn bench(c: &mut Criterion) {
     for l in report {
         println!("  {l}");
     }
-    drop((on, off, ctl));
+    drop(on);
     rt.block_on(async move {
         drop((pg, redis));
     });
