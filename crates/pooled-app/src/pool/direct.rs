@@ -71,7 +71,10 @@ pub(super) async fn acquire_with_backoff(inner: &Arc<DbInner>) -> Result<DbConn,
     for attempt in 0..ATTEMPTS {
         let timeout = (full / 2u32.pow(ATTEMPTS - 1 - attempt)).max(Duration::from_millis(10));
         match connect(inner, timeout).await {
-            Ok(c) => return Ok(opened(inner, c, start.elapsed())),
+            Ok(c) => {
+                inner.probe_wake.notify_one();
+                return Ok(opened(inner, c, start.elapsed()));
+            }
             Err(e) => {
                 failed(inner, &e);
                 last = e;

@@ -84,6 +84,9 @@ pub(crate) struct DbInner {
     mode: AtomicU8,
     pub(crate) stats: Arc<PoolStats>,
     probe_running: AtomicBool,
+    /// Woken by a direct connection that succeeded in fallback mode: the database answers
+    /// again, so the probe tries the pool now instead of at the end of its backoff (up to 5 s).
+    pub(crate) probe_wake: tokio::sync::Notify,
 }
 
 impl Db {
@@ -111,6 +114,7 @@ impl Db {
                 mode: AtomicU8::new(initial.as_u8()),
                 stats: Arc::new(PoolStats::default()),
                 probe_running: AtomicBool::new(false),
+                probe_wake: tokio::sync::Notify::new(),
             }),
         };
         if db.inner.settings.pooling {

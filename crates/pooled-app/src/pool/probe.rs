@@ -1,5 +1,6 @@
 //! The fallback probe: while in fallback mode, periodically build a fresh pool and check it with a
-//! query; on success, hand it to the layer, which returns to pooled mode.
+//! query; on success, hand it to the layer, which returns to pooled mode. The attempts back off
+//! from 100 ms to 5 s, and a direct connection that succeeds cuts the wait short.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,15 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 pub(super) async fn run(inner: &Arc<DbInner>) {
     let mut delay = FIRST_DELAY;
     while inner.mode() == PoolMode::Fallback {
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => delay = (delay * 2).min(MAX_DELAY),
+            () = inner.probe_wake.notified() => {
+                // A direct connection got through: try now, after a short pause so that a
+                // flapping database is not met with a pool build per request.
+                tokio::time::sleep(FIRST_DELAY).await;
+                delay = FIRST_DELAY;
+            }
+        }
         match inner.build_pool().await {
             Ok(pool) => {
                 let check = tokio::time::timeout(
@@ -28,6 +37,5 @@ pub(super) async fn run(inner: &Arc<DbInner>) {
             }
             Err(e) => tracing::debug!(error = %e, "fallback probe: pool still unavailable"),
         }
-        delay = (delay * 2).min(MAX_DELAY);
     }
 }
