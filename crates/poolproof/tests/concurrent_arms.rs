@@ -6,14 +6,9 @@
 //! `cpu_per_request_increase` on its whole 95 % interval, with exit 1.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
-}
+mod support;
+use support::validate_in;
 
 const SCENARIO: &str = r#"name: concurrent-arms
 description: a cheap and a costly arm side by side
@@ -52,21 +47,9 @@ fn f(v: &serde_json::Value) -> f64 {
 #[test]
 fn concurrent_arms_each_get_their_cpu_figures_and_a_costly_arm_is_caught() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("concurrent-arms.yaml");
-    std::fs::write(&path, SCENARIO).expect("write scenario");
-    let out = Command::new(env!("CARGO_BIN_EXE_poolproof"))
-        .arg("validate")
-        .arg(&path)
-        .arg("--reports-dir")
-        .arg(dir.path().join("reports"))
-        .current_dir(workspace_root())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run poolproof");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let (code, text) = validate_in(dir.path(), "concurrent-arms", SCENARIO);
     assert_eq!(
-        out.status.code(),
+        code,
         Some(1),
         "the costly arm must fail with exit 1:\n{text}"
     );

@@ -5,12 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap_or_else(|e| panic!("workspace root: {e}"))
-}
+mod support;
+use support::workspace_root;
 
 /// 16 concurrent users at 120 requests/s on a DB-bound route; the pool size comes from
 /// $GATE_POOL_SIZE. Every Postgres answer is delayed 5 ms by the fault proxy (a database a

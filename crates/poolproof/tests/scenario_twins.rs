@@ -2,38 +2,12 @@
 //! `poolproof` binary against real services and pooled-app: each must fail its SLAs with
 //! exit 1 (a verdict), not pass and not crash.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
-}
+mod support;
+use support::{validate, workspace_root};
 
 fn shipped(name: &str) -> String {
     std::fs::read_to_string(workspace_root().join("scenarios").join(name))
         .expect("shipped scenario")
-}
-
-/// Runs `text` as a scenario; returns the exit code and stdout+stderr.
-fn validate(name: &str, text: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join(format!("{name}.yaml"));
-    std::fs::write(&path, text).expect("write scenario");
-    let out = Command::new(env!("CARGO_BIN_EXE_poolproof"))
-        .arg("validate")
-        .arg(&path)
-        .arg("--reports-dir")
-        .arg(dir.path().join("reports"))
-        .current_dir(workspace_root())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run poolproof");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code(), text)
 }
 
 /// The verdict row of the SLA whose label starts with `label`, asserting it reads `verdict`.

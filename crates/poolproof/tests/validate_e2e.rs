@@ -9,12 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
-}
+mod support;
+use support::workspace_root;
 
 /// The scenario text of a short run; `slas` is the YAML of the `slas:` list.
 fn scenario(name: &str, duration: &str, slas: &str) -> String {

@@ -3,6 +3,7 @@
 //! timeline) while sampling the app every second → stop → evaluate SLAs → write reports →
 //! tear down. Arms × replicates repeat the app-and-load part on the same services.
 
+use super::concurrent::ArmSpec;
 use super::env::{instance_env, EnvInputs, SinkUrls};
 use super::plan::load_plan;
 use crate::app::{self, AppInstance, InstanceSpec};
@@ -159,7 +160,7 @@ async fn with_services(
         }
         Provisioned::External(_) => (None, None),
     };
-    let arms: Vec<(String, BTreeMap<String, String>)> = if scenario.arms.is_empty() {
+    let arms: Vec<ArmSpec> = if scenario.arms.is_empty() {
         vec![("default".to_owned(), BTreeMap::new())]
     } else {
         scenario
@@ -168,61 +169,75 @@ async fn with_services(
             .map(|a| (a.name.clone(), a.env.0.clone()))
             .collect()
     };
-    let names: Vec<String> = scenario.arms.iter().map(|a| a.name.clone()).collect();
+    let no_env = BTreeMap::new();
+    let base = ArmContext {
+        scenario,
+        provisioned,
+        run_dir,
+        client: &client,
+        binary: binary.as_deref(),
+        sink: sink.as_ref(),
+        arm: "",
+        arm_env: &no_env,
+        replicate: 0,
+        label: String::new(),
+    };
+    let result = match scenario.arms_mode {
+        ArmsMode::Concurrent => concurrent_runs(&base, &arms, progress).await,
+        ArmsMode::Interleaved => interleaved_runs(&base, &arms, progress).await,
+    };
+    if let Some(sink) = sink {
+        sink.shutdown().await;
+    }
+    result
+}
+
+/// Every arm at once, replicate by replicate (`arms_mode: concurrent`).
+async fn concurrent_runs(
+    base: &ArmContext<'_>,
+    arms: &[ArmSpec],
+    progress: &mut Progress,
+) -> Result<(Vec<ArmRun>, bool), RunError> {
     let mut runs = Vec::new();
-    let mut interrupted = false;
-    if scenario.arms_mode == ArmsMode::Concurrent {
-        let base = ArmContext {
-            scenario,
-            provisioned,
-            run_dir,
-            client: &client,
-            binary: binary.as_deref(),
-            sink: sink.as_ref(),
-            arm: "",
-            arm_env: &BTreeMap::new(),
-            replicate: 0,
-            label: String::new(),
-        };
-        for replicate in 1..=scenario.replicates {
-            let (per_arm, cut, cpu) =
-                super::concurrent::run_replicate(&base, &arms, replicate, progress).await?;
-            for ((arm, _), obs) in arms.iter().zip(per_arm) {
-                runs.push(ArmRun {
-                    arm: arm.clone(),
-                    replicate,
-                    // All arms of a replicate ran at once: they share its place.
-                    position: replicate,
-                    obs,
-                    cpu,
-                });
-            }
-            if cut {
-                interrupted = true;
-                break;
-            }
+    for replicate in 1..=base.scenario.replicates {
+        let (per_arm, cut, cpu) =
+            super::concurrent::run_replicate(base, arms, replicate, progress).await?;
+        for ((arm, _), obs) in arms.iter().zip(per_arm) {
+            runs.push(ArmRun {
+                arm: arm.clone(),
+                replicate,
+                // All arms of a replicate ran at once: they share its place.
+                position: replicate,
+                obs,
+                cpu,
+            });
+        }
+        if cut {
+            return Ok((runs, true));
         }
     }
-    let order = if scenario.arms_mode == ArmsMode::Concurrent {
-        Vec::new()
-    } else {
-        measuring_order(&names, scenario.replicates)
-    };
-    for (position, arm_index, replicate) in order {
+    Ok((runs, false))
+}
+
+/// One arm after the other, in the rotating measuring order (`arms_mode: interleaved`).
+async fn interleaved_runs(
+    base: &ArmContext<'_>,
+    arms: &[ArmSpec],
+    progress: &mut Progress,
+) -> Result<(Vec<ArmRun>, bool), RunError> {
+    let scenario = base.scenario;
+    let names: Vec<String> = scenario.arms.iter().map(|a| a.name.clone()).collect();
+    let mut runs = Vec::new();
+    for (position, arm_index, replicate) in measuring_order(&names, scenario.replicates) {
         let Some((arm, arm_env)) = arms.get(arm_index) else {
             continue;
         };
         let ctx = ArmContext {
-            scenario,
-            provisioned,
-            run_dir,
-            client: &client,
-            binary: binary.as_deref(),
-            sink: sink.as_ref(),
             arm,
             arm_env,
             replicate,
             label: label(scenario, arms.len(), arm, replicate),
+            ..*base
         };
         let (obs, cut, cpu) = run_arm(&ctx, progress).await?;
         runs.push(ArmRun {
@@ -233,14 +248,10 @@ async fn with_services(
             cpu,
         });
         if cut {
-            interrupted = true;
-            break;
+            return Ok((runs, true));
         }
     }
-    if let Some(sink) = sink {
-        sink.shutdown().await;
-    }
-    Ok((runs, interrupted))
+    Ok((runs, false))
 }
 
 /// The run's measuring order as (1-based position, arm index, replicate): interleaved
