@@ -1,5 +1,6 @@
 //! One running `pooled-app` process: spawned in its own process group with its output in a log
-//! file, polled on `/readyz` until ready, and killed (the whole group) on stop or drop.
+//! file, polled on `/readyz` until ready, and killed (the whole group) on stop or drop; a
+//! stopped instance's log is trimmed to its first and last part ([`super::log_trim`]).
 
 use super::AppError;
 use crate::teardown;
@@ -165,6 +166,18 @@ impl AppInstance {
             let _ = child.wait().await;
         }
         self.release_group();
+        match super::log_trim::trim_middle(&self.log_path, super::log_trim::KEEP_EACH_END) {
+            Ok(0) => {}
+            Ok(dropped) => tracing::debug!(
+                "app instance {}: {dropped} bytes of its log dropped (first and last part kept)",
+                self.number
+            ),
+            Err(e) => tracing::warn!(
+                "app instance {}: could not trim its log {}: {e}",
+                self.number,
+                self.log_path.display()
+            ),
+        }
     }
 
     fn release_group(&mut self) {

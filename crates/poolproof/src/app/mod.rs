@@ -4,6 +4,7 @@
 pub mod cpu;
 mod instance;
 mod locate;
+pub mod log_trim;
 
 pub use instance::{free_port, wait_ready_url, AppInstance, InstanceSpec};
 pub use locate::locate_binary;
