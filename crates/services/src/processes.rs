@@ -27,7 +27,7 @@ pub fn state_dir() -> PathBuf {
 }
 
 /// Every live descendant of `root`, from the parent pids in `/proc/<pid>/stat`.
-fn descendants(root: i32) -> Vec<i32> {
+fn descendants(root: i32) -> Vec<ProcessToken> {
     let parents: Vec<(i32, i32)> = fs::read_dir("/proc")
         .map(|dir| {
             dir.flatten()
@@ -53,8 +53,38 @@ fn descendants(root: i32) -> Vec<i32> {
         );
         i += 1;
     }
-    found.remove(0);
     found
+        .into_iter()
+        .skip(1)
+        .filter_map(ProcessToken::of)
+        .collect()
+}
+
+/// A service's process group and every descendant outside it. Postgres's children call
+/// setsid(), so a group signal misses them: a "paused" Postgres kept answering on open
+/// connections, and a child left stopped outlived its killed postmaster. Taken while the
+/// leader lives (afterwards its children belong to init); signalled only while each is still
+/// the very process that was found (pid reuse).
+pub(crate) struct Family {
+    leader: i32,
+    members: Vec<ProcessToken>,
+}
+
+impl Family {
+    pub(crate) fn of(leader: i32) -> Family {
+        Family {
+            leader,
+            members: descendants(leader),
+        }
+    }
+
+    pub(crate) fn signal(&self, signal: Signal) -> nix::Result<()> {
+        let group = killpg(Pid::from_raw(self.leader), signal);
+        for member in self.members.iter().filter(|m| m.is_alive()) {
+            let _ = kill(Pid::from_raw(member.pid), signal);
+        }
+        group
+    }
 }
 
 pub(crate) fn pid_dir() -> PathBuf {
@@ -368,16 +398,11 @@ impl ProcessService {
                 what: "stopped",
             });
         };
-        let leader = child.id() as i32;
-        killpg(Pid::from_raw(leader), signal)
-            .map_err(|e| ServiceError::io(service, format!("sending {signal}"), e.into()))?;
-        // Postgres backends call setsid(): each is its own process group, which the group
-        // signal misses (a "paused" Postgres kept answering on open connections). With the
-        // leader stopped first, no new child appears while they are signalled.
-        for pid in descendants(leader) {
-            let _ = kill(Pid::from_raw(pid), signal);
-        }
-        Ok(())
+        // With the leader stopped first (it is signalled first), no new child appears while
+        // the others are signalled.
+        Family::of(child.id() as i32)
+            .signal(signal)
+            .map_err(|e| ServiceError::io(service, format!("sending {signal}"), e.into()))
     }
 
     /// SIGSTOP to the process group and every descendant: connections stay open but nothing
@@ -400,8 +425,9 @@ impl ProcessService {
             });
         };
         let pid = Pid::from_raw(child.id() as i32);
-        // A paused group cannot act on the signal: resume it first.
-        let _ = killpg(pid, Signal::SIGCONT);
+        let family = Family::of(pid.as_raw());
+        // A paused service cannot act on the signal: resume it first.
+        let _ = family.signal(Signal::SIGCONT);
         let _ = kill(pid, self.spawn.stop_signal);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -411,14 +437,14 @@ impl ProcessService {
                     tokio::time::sleep(Duration::from_millis(20)).await
                 }
                 _ => {
-                    let _ = killpg(pid, Signal::SIGKILL);
+                    let _ = family.signal(Signal::SIGKILL);
                     let _ = child.wait();
                     break;
                 }
             }
         }
-        // Stray group members (e.g. backends of a killed postmaster).
-        let _ = killpg(pid, Signal::SIGKILL);
+        // Stray members (e.g. backends of a killed postmaster).
+        let _ = family.signal(Signal::SIGKILL);
         self.child = None;
         Ok(())
     }
@@ -426,8 +452,7 @@ impl ProcessService {
     /// SIGKILL to the group and reap the leader, at once.
     fn kill_now(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let pid = Pid::from_raw(child.id() as i32);
-            let _ = killpg(pid, Signal::SIGKILL);
+            let _ = Family::of(child.id() as i32).signal(Signal::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
         }

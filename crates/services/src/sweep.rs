@@ -6,15 +6,14 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use testcontainers::bollard::query_parameters::{
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 
 use crate::containers::OWNER_LABEL;
 use crate::owner::ProcessToken;
-use crate::processes::pid_dir;
+use crate::processes::{pid_dir, Family};
 use crate::{engine, ServiceError};
 
 /// Removes leftovers of dead runs; returns how many containers and processes it removed.
@@ -105,7 +104,7 @@ fn sweep_processes() -> usize {
         // Only the very process that was recorded: a reused pid is someone else's.
         if let Some(child) = field("child").and_then(|t| ProcessToken::parse(&t)) {
             if child.is_alive() {
-                let _ = killpg(Pid::from_raw(child.pid), Signal::SIGKILL);
+                let _ = Family::of(child.pid).signal(Signal::SIGKILL);
                 removed += 1;
             }
         }

@@ -196,24 +196,51 @@ struct Traces {
     label: String,
     container: Option<String>,
     pid: Option<u32>,
+    /// The service process's children (Postgres's are in sessions of their own).
+    children: Vec<u32>,
     dir: Option<PathBuf>,
+}
+
+/// Pids whose parent is `pid`, from /proc.
+fn children_of(pid: Option<u32>) -> Vec<u32> {
+    let Some(pid) = pid else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                        stat.rsplit_once(')')
+                            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                            == Some(pid.to_string().as_str())
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Traces {
     async fn of_postgres(pg: &Postgres, label: &str) -> Traces {
+        let pid = pg.pid().await;
         Traces {
             label: label.to_owned(),
             container: pg.container_id().await,
-            pid: pg.pid().await,
+            pid,
+            children: children_of(pid),
             dir: pg.dir().await,
         }
     }
 
     async fn of_redis(redis: &Redis, label: &str) -> Traces {
+        let pid = redis.pid().await;
         Traces {
             label: label.to_owned(),
             container: redis.container_id().await,
-            pid: redis.pid().await,
+            pid,
+            children: children_of(pid),
             dir: redis.dir().await,
         }
     }
@@ -238,6 +265,13 @@ impl Traces {
         assert_eq!(docker_ps_if_engine(&self.label), Vec::<String>::new());
         if let Some(pid) = self.pid {
             assert!(!alive(pid), "process {pid} still alive");
+        }
+        for child in &self.children {
+            assert!(
+                !alive(*child),
+                "child {child} of {:?} still alive",
+                self.pid
+            );
         }
         if let Some(dir) = &self.dir {
             assert!(!dir.exists(), "{} still exists", dir.display());
@@ -373,7 +407,10 @@ async fn drop_cleans_up(provider: Provider) {
     let redis_traces = Traces::of_redis(&redis, &options.run_label).await;
     pg_traces.assert_present(provider);
     redis_traces.assert_present(provider);
-    // Paused services must go too.
+    if provider == Provider::Processes {
+        assert!(!pg_traces.children.is_empty(), "postgres runs children");
+    }
+    // Paused services must go too, children included.
     pg.pause().await.expect("pause");
     drop(pg);
     drop(redis);
