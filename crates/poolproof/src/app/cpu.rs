@@ -40,7 +40,7 @@ pub fn processes_cpu_ns(pids: &[u32]) -> Option<u64> {
 /// measured load, at every whole second of it and at its end; returns one series per group
 /// (offsets in seconds from the start of measured load). Ends early when `stop` fires (the
 /// attack is over).
-pub async fn sample_load_window(
+async fn sample_load_window(
     handle: LoadHandle,
     groups: Vec<Vec<u32>>,
     stop: tokio::sync::oneshot::Receiver<()>,
@@ -75,6 +75,28 @@ pub async fn sample_load_window(
         _ = stop => {}
     }
     out
+}
+
+/// [`sample_load_window`] running in its own task until [`LoadWindowSampler::finish`].
+pub struct LoadWindowSampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<Vec<AppCpuSample>>>,
+}
+
+impl LoadWindowSampler {
+    pub fn start(handle: LoadHandle, groups: Vec<Vec<u32>>) -> LoadWindowSampler {
+        let (stop, stop_rx) = tokio::sync::oneshot::channel();
+        LoadWindowSampler {
+            stop,
+            task: tokio::spawn(sample_load_window(handle, groups, stop_rx)),
+        }
+    }
+
+    /// Stops sampling (the attack is over); one series per group.
+    pub async fn finish(self) -> Result<Vec<Vec<AppCpuSample>>, tokio::task::JoinError> {
+        let _ = self.stop.send(());
+        self.task.await
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! sampler, /proc CPU): every arm ends up with its own observations, as when interleaved.
 
 use super::plan::load_plan;
-use super::scenario_run::{start_instances, ArmContext, RunError, SAMPLE_EVERY, STOP_GRACE};
+use super::scenario_run::{
+    all_ready, start_instances, ArmContext, RunError, SAMPLE_EVERY, STOP_GRACE,
+};
 use crate::app::AppInstance;
 use crate::compare::CpuUsage;
 use crate::interrupt;
@@ -130,15 +132,7 @@ async fn drive(
     let sc = base.scenario;
     let timeout = sc.app.ready_timeout.get();
     progress.phase(&format!("{label}waiting for readiness"));
-    let ready = async {
-        let all = futures::future::join_all(
-            apps.iter_mut()
-                .flat_map(|a| a.iter_mut())
-                .map(|i| i.wait_ready(base.client, timeout)),
-        )
-        .await;
-        all.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
-    };
+    let ready = all_ready(apps.iter_mut().flatten(), base.client, timeout);
     tokio::select! {
         r = ready => r.map_err(RunError::infra)?,
         () = interrupt::wait() => return Err(RunError::Interrupted),
@@ -160,12 +154,7 @@ async fn drive(
         .iter()
         .map(|a| a.iter().filter_map(AppInstance::pid).collect())
         .collect();
-    let (cpu_stop, cpu_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app_cpu = tokio::spawn(crate::app::cpu::sample_load_window(
-        handle.clone(),
-        pids,
-        cpu_stop_rx,
-    ));
+    let app_cpu = crate::app::cpu::LoadWindowSampler::start(handle.clone(), pids);
     let live = handle.clone();
     progress.live(sc.load.duration.get(), move || live.progress());
     let hold = tokio::spawn(interrupt::hold_killswitch());
@@ -177,8 +166,8 @@ async fn drive(
     for s in samplers {
         server.push(s.stop().await);
     }
-    let _ = cpu_stop.send(());
     let mut app_cpu = app_cpu
+        .finish()
         .await
         .map_err(|e| RunError::infra(format!("app CPU sampler: {e}")))?;
     progress.phase(&format!("{label}load finished"));

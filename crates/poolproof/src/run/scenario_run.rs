@@ -420,6 +420,16 @@ pub(super) fn start_instances(
     Ok(instances)
 }
 
+/// Waits until every instance is ready; the first failure once all have answered or failed.
+pub(super) async fn all_ready<'a>(
+    instances: impl Iterator<Item = &'a mut AppInstance>,
+    client: &reqwest::Client,
+    timeout: Duration,
+) -> Result<(), app::AppError> {
+    let all = futures::future::join_all(instances.map(|i| i.wait_ready(client, timeout))).await;
+    all.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+}
+
 /// Readiness, then the load with sampling and the fault timeline.
 async fn drive(
     ctx: &ArmContext<'_>,
@@ -436,13 +446,7 @@ async fn drive(
         if instances.is_empty() {
             app::wait_ready_url(ctx.client, &targets[0], timeout).await
         } else {
-            let all = futures::future::join_all(
-                instances
-                    .iter_mut()
-                    .map(|i| i.wait_ready(ctx.client, timeout)),
-            )
-            .await;
-            all.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+            all_ready(instances.iter_mut(), ctx.client, timeout).await
         }
     };
     tokio::select! {
@@ -465,12 +469,7 @@ async fn drive(
     let sampler = Sampler::start(ctx.client.clone(), targets, token, SAMPLE_EVERY);
     // The app processes' CPU time at every second of measured load (locally started apps).
     let pids: Vec<u32> = instances.iter().filter_map(AppInstance::pid).collect();
-    let (cpu_stop, cpu_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app_cpu = tokio::spawn(crate::app::cpu::sample_load_window(
-        handle.clone(),
-        vec![pids],
-        cpu_stop_rx,
-    ));
+    let app_cpu = crate::app::cpu::LoadWindowSampler::start(handle.clone(), vec![pids]);
     let live = handle.clone();
     progress.live(sc.load.duration.get(), move || live.progress());
     // The fault timeline counts from the start of measured load, known once warm-up ends;
@@ -501,8 +500,8 @@ async fn drive(
         None => Vec::new(),
     };
     let samples = sampler.stop().await;
-    let _ = cpu_stop.send(());
     let app_cpu = app_cpu
+        .finish()
         .await
         .map_err(|e| RunError::infra(format!("app CPU sampler: {e}")))?
         .into_iter()
