@@ -11,6 +11,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 use crate::config::Config;
 use crate::middleware;
@@ -28,6 +30,7 @@ pub fn router(state: AppState) -> Router {
             .then(|| "migrations not applied yet".to_owned())
     }));
     let token = monitoring.token.clone();
+    let limits = state.config.http;
     Router::new()
         .merge(workload::routes())
         // /healthz, /readyz, the dashboard API, /metrics and the page come from the monitoring stack.
@@ -41,6 +44,14 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .with_state(state)
+        // Inside the instrumentation, so that a timed-out or refused request is counted like any
+        // other. The body limit refuses a huge `Content-Length` at once (413) rather than reading.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             instrumentation,
             middleware::instrument,
@@ -76,12 +87,11 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let db = state.db.clone();
+    let limits = state.config.http;
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, pool_mode = ?db.mode(), "listening");
     }
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = crate::server::serve(listener, router(state), limits, shutdown).await;
     db.close().await;
     result.map_err(ServeError::Io)
 }

@@ -134,8 +134,13 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `DATABASE_FALLBACK_AFTER_ERRORS` (3): consecutive acquire failures that switch to fallback mode.
     pub fallback_after_errors: u32,
+    /// `DATABASE_FALLBACK_MAX_CONNECTIONS` (the pool size): direct connections open at once in
+    /// fallback mode, 1..=1000, so that fallback never opens more than the pool would have.
+    pub fallback_max_connections: u32,
     /// `DATABASE_IDLE_PING_MS` (1000): a pooled connection idle longer than this is pinged before use.
     pub idle_ping_after: Duration,
+    /// `HTTP_*`: the server's timeouts, connection cap and body limit.
+    pub http: crate::server::HttpLimits,
     /// `ENABLE_PERFORMANCE_MONITORING` (true).
     pub monitoring_enabled: bool,
     /// `ENABLE_PERFORMANCE_ALERTS` (true).
@@ -198,7 +203,14 @@ pub const VARIABLES: &[&str] = &[
     "DATABASE_ACQUIRE_TIMEOUT_MS",
     "DATABASE_CONNECT_TIMEOUT_MS",
     "DATABASE_FALLBACK_AFTER_ERRORS",
+    "DATABASE_FALLBACK_MAX_CONNECTIONS",
     "DATABASE_IDLE_PING_MS",
+    "HTTP_HEADER_TIMEOUT_MS",
+    "HTTP_IDLE_TIMEOUT_MS",
+    "HTTP_BODY_TIMEOUT_MS",
+    "HTTP_REQUEST_TIMEOUT_MS",
+    "HTTP_MAX_CONNECTIONS",
+    "HTTP_MAX_BODY_BYTES",
     "ENABLE_PERFORMANCE_MONITORING",
     "ENABLE_PERFORMANCE_ALERTS",
     "METRICS_RETENTION_HOURS",
@@ -390,7 +402,17 @@ impl Config {
         let acquire_timeout = vars.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 2000, 1, 600_000)?;
         let connect_timeout = vars.millis("DATABASE_CONNECT_TIMEOUT_MS", 2000, 1, 600_000)?;
         let fallback_after_errors = vars.u32("DATABASE_FALLBACK_AFTER_ERRORS", 3, 1, 1_000_000)?;
+        let fallback_max_connections =
+            vars.u32("DATABASE_FALLBACK_MAX_CONNECTIONS", pool_size, 1, 1000)?;
         let idle_ping_after = vars.millis("DATABASE_IDLE_PING_MS", 1000, 0, 86_400_000)?;
+        let http = crate::server::HttpLimits {
+            header_timeout: vars.millis("HTTP_HEADER_TIMEOUT_MS", 10_000, 1, 3_600_000)?,
+            idle_timeout: vars.millis("HTTP_IDLE_TIMEOUT_MS", 5_000, 1, 3_600_000)?,
+            body_timeout: vars.millis("HTTP_BODY_TIMEOUT_MS", 10_000, 1, 3_600_000)?,
+            request_timeout: vars.millis("HTTP_REQUEST_TIMEOUT_MS", 30_000, 1, 3_600_000)?,
+            max_connections: vars.int("HTTP_MAX_CONNECTIONS", 10_000, 1, 1_000_000)? as usize,
+            max_body_bytes: vars.int("HTTP_MAX_BODY_BYTES", 65_536, 1, 1 << 30)? as usize,
+        };
 
         let monitoring_enabled = vars.bool("ENABLE_PERFORMANCE_MONITORING", true)?;
         let alerts_enabled = vars.bool("ENABLE_PERFORMANCE_ALERTS", true)?;
@@ -485,7 +507,9 @@ impl Config {
             acquire_timeout,
             connect_timeout,
             fallback_after_errors,
+            fallback_max_connections,
             idle_ping_after,
+            http,
             monitoring_enabled,
             alerts_enabled,
             metrics_retention,
@@ -526,6 +550,37 @@ mod tests {
         assert_eq!(c.alert_eval_interval, Duration::from_millis(1000));
         assert_eq!(c.resend_api_url, "https://api.resend.com");
         assert!(c.redis_url.is_none() && c.api_token.is_none());
+        assert_eq!(c.fallback_max_connections, c.pool_size);
+        assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.max_connections, 10_000);
+    }
+
+    #[test]
+    fn fallback_cap_follows_the_pool_size() {
+        let mut v = base();
+        v.push(("DATABASE_POOL_SIZE", "7"));
+        assert_eq!(Config::from_vars(v).unwrap().fallback_max_connections, 7);
+    }
+
+    #[test]
+    fn bad_http_limits_name_the_variable() {
+        for (var, value, expected) in [
+            ("HTTP_HEADER_TIMEOUT_MS", "0", "an integer 1..=3600000"),
+            ("HTTP_IDLE_TIMEOUT_MS", "5s", "an integer 1..=3600000"),
+            ("HTTP_BODY_TIMEOUT_MS", "-1", "an integer 1..=3600000"),
+            ("HTTP_REQUEST_TIMEOUT_MS", "99999999999", "an integer 1..=3600000"),
+            ("HTTP_MAX_CONNECTIONS", "0", "an integer 1..=1000000"),
+            ("HTTP_MAX_BODY_BYTES", "lots", "an integer 1..=1073741824"),
+            ("DATABASE_FALLBACK_MAX_CONNECTIONS", "0", "an integer 1..=1000"),
+        ] {
+            let mut v = base();
+            v.push((var, value));
+            let e = Config::from_vars(v).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("invalid {var}={value:?}: expected {expected}")
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! [`ApiError`]: the JSON error responses of the workload endpoints (`{"error": "..."}`).
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::pool::DbError;
+
+/// `Retry-After` of a `pool exhausted` answer: a second is long against the pool's turnover of
+/// milliseconds, and short enough that a client's retry still finds the load it reported on.
+pub const RETRY_AFTER_SECS: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -16,6 +20,9 @@ pub enum ApiError {
     BadRequest(StatusCode, String),
     #[error("database unavailable")]
     Unavailable,
+    /// Overload: 503 with `Retry-After`, so that clients back off instead of retrying at once.
+    #[error("pool exhausted")]
+    PoolExhausted,
     #[error("internal error")]
     Internal,
 }
@@ -27,6 +34,7 @@ impl From<DbError> for ApiError {
                 tracing::warn!(error = %detail, "database unavailable");
                 ApiError::Unavailable
             }
+            DbError::Exhausted => ApiError::PoolExhausted,
             DbError::Query(err) => {
                 tracing::error!(error = %err, "query failed");
                 ApiError::Internal
@@ -58,13 +66,18 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(s, _) => *s,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::PoolExhausted => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        match self {
+            ApiError::PoolExhausted => (
+                status,
+                [(header::RETRY_AFTER, RETRY_AFTER_SECS)],
+                body,
+            )
+                .into_response(),
+            _ => (status, body).into_response(),
+        }
     }
 }

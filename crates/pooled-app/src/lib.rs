@@ -29,6 +29,7 @@ pub mod monitoring;
 pub mod pool;
 pub mod redis_link;
 pub mod request_scope;
+pub mod server;
 pub mod state;
 pub mod workload;
 

@@ -246,10 +246,15 @@ mod db_hooks {
     impl DbProbe for Db {
         fn round_trip(&self) -> BoxFut<'_, Result<f64, String>> {
             Box::pin(async move {
+                // The driver's text can name users, hosts and databases, and /readyz answers
+                // anyone: the log gets it, the health output only the kind of failure.
                 self.ping()
                     .await
                     .map(|d| d.as_secs_f64() * 1000.0)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "health check: database round trip failed");
+                        e.reason().to_owned()
+                    })
             })
         }
     }

@@ -16,6 +16,16 @@ pub enum LinkError {
     Redis(String),
 }
 
+impl LinkError {
+    /// The kind of failure without the server's text, for unauthenticated health output.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LinkError::Timeout(_) => "redis timed out",
+            LinkError::Redis(_) => "redis unreachable",
+        }
+    }
+}
+
 impl From<redis::RedisError> for LinkError {
     fn from(e: redis::RedisError) -> Self {
         // RedisError's Display never includes the URL or password.

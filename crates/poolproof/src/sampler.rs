@@ -190,6 +190,7 @@ fn pool_stats(v: &Value) -> PoolStats {
         acquisitions: u("acquisitions"),
         connections_opened: u("connections_opened"),
         acquire_timeouts: u("acquire_timeouts"),
+        fallback_activations: u("fallback_activations"),
         acquire_wait_p95_ms: num(v, &["acquire_wait", "p95_us"])
             .map(|us| us / 1000.0)
             .unwrap_or(0.0),

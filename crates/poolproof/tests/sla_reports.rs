@@ -83,6 +83,7 @@ fn observations() -> Observations {
                 acquisitions: 1000 + 400 * t as u64,
                 connections_opened: 5 + 4 * t as u64,
                 acquire_timeouts: 0,
+                fallback_activations: 0,
                 acquire_wait_p95_ms: 0.2,
                 acquire_wait_mean_ms: 0.1,
                 health_score: 100.0,

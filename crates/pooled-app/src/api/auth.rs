@@ -30,12 +30,13 @@ pub fn authorized(token: &str, req: &Request) -> bool {
     else {
         return false;
     };
-    let Some(given) = v
-        .strip_prefix("Bearer ")
-        .or_else(|| v.strip_prefix("bearer "))
-    else {
+    // The scheme name is case-insensitive (RFC 7235 §2.1): `BEARER x` is as good as `Bearer x`.
+    let Some((scheme, given)) = v.split_once(' ') else {
         return false;
     };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return false;
+    }
     ct_eq(given.trim().as_bytes(), token.as_bytes())
 }
 
@@ -66,5 +67,22 @@ mod tests {
         assert!(!ct_eq(b"secret-token", b"secret-tokeN"));
         assert!(!ct_eq(b"secret", b"secret-token"));
         assert!(ct_eq(b"", b""));
+    }
+
+    fn with_auth(value: &str) -> Request {
+        Request::builder()
+            .header(header::AUTHORIZATION, value)
+            .body(axum::body::Body::empty())
+            .unwrap_or_else(|e| panic!("request: {e}"))
+    }
+
+    #[test]
+    fn scheme_name_is_case_insensitive() {
+        for ok in ["Bearer tok", "bearer tok", "BEARER tok", "bEaReR tok"] {
+            assert!(authorized("tok", &with_auth(ok)), "{ok}");
+        }
+        for bad in ["Basic tok", "Bearertok", "Bearer other", "tok", "Bearer"] {
+            assert!(!authorized("tok", &with_auth(bad)), "{bad}");
+        }
     }
 }

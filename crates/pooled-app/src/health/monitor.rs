@@ -234,7 +234,11 @@ async fn check(inp: &HealthInputs, last_timeouts: &mut Option<u64>) -> HealthRep
     };
     let redis_fut = async {
         match &inp.redis {
-            Some(r) => r.ping().await.map_err(|e| e.to_string()),
+            // As for the database: the kind of failure in the output, the text in the log.
+            Some(r) => r.ping().await.map_err(|e| {
+                tracing::warn!(error = %e, "health check: redis ping failed");
+                e.reason().to_owned()
+            }),
             None => Err("not configured".into()),
         }
     };

@@ -9,6 +9,7 @@ use std::time::Instant;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Postgres};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{DbError, DbInner, QueryKind};
 use crate::request_scope;
@@ -24,6 +25,8 @@ pub struct DbConn {
     inner: Inner,
     db: Arc<DbInner>,
     broken: bool,
+    /// A fallback connection's place under `DATABASE_FALLBACK_MAX_CONNECTIONS`, given back on drop.
+    fallback_permit: Option<OwnedSemaphorePermit>,
 }
 
 impl DbConn {
@@ -32,14 +35,20 @@ impl DbConn {
             inner: Inner::Pooled(c),
             db,
             broken: false,
+            fallback_permit: None,
         }
     }
 
-    pub(super) fn direct(c: PgConnection, db: Arc<DbInner>) -> Self {
+    pub(super) fn direct(
+        c: PgConnection,
+        db: Arc<DbInner>,
+        fallback_permit: Option<OwnedSemaphorePermit>,
+    ) -> Self {
         Self {
             inner: Inner::Direct(Some(c)),
             db,
             broken: false,
+            fallback_permit: fallback_permit,
         }
     }
 
@@ -130,6 +139,8 @@ impl AsMut<PgConnection> for DbConn {
 
 impl Drop for DbConn {
     fn drop(&mut self) {
+        // The permit is held until the connection is closed, so Postgres never sees more than the cap.
+        let permit = self.fallback_permit.take();
         if let Inner::Direct(c) = &mut self.inner {
             if let Some(conn) = c.take() {
                 if !self.broken {
@@ -141,6 +152,7 @@ impl Drop for DbConn {
                     if let Ok(handle) = tokio::runtime::Handle::try_current() {
                         handle.spawn(async move {
                             let _ = conn.close().await;
+                            drop(permit);
                         });
                     }
                 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use sqlx::postgres::PgConnection;
 use sqlx::ConnectOptions;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{DbConn, DbError, DbInner};
 
@@ -26,11 +27,16 @@ async fn connect(inner: &DbInner, timeout: Duration) -> Result<PgConnection, DbE
     }
 }
 
-fn opened(inner: &Arc<DbInner>, c: PgConnection, took: Duration) -> DbConn {
+fn opened(
+    inner: &Arc<DbInner>,
+    c: PgConnection,
+    took: Duration,
+    permit: Option<OwnedSemaphorePermit>,
+) -> DbConn {
     inner.stats.direct_opened.fetch_add(1, Ordering::Relaxed);
     inner.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
     inner.stats.record_acquire_wait(took);
-    DbConn::direct(c, inner.clone())
+    DbConn::direct(c, inner.clone(), permit)
 }
 
 fn failed(inner: &DbInner, e: &DbError) {
@@ -42,13 +48,32 @@ fn failed(inner: &DbInner, e: &DbError) {
     inner.stats.mark_failure_time();
 }
 
+/// Whether Postgres accepts a connection now (one connect with the configured timeout, closed at
+/// once). Without a free fallback permit the cap is taken, hence connections are being made:
+/// reachable.
+pub(super) async fn reachable(inner: &Arc<DbInner>) -> bool {
+    let Ok(_permit) = inner.fallback_permits.clone().try_acquire_owned() else {
+        return true;
+    };
+    match connect(inner, inner.settings.connect_timeout).await {
+        Ok(c) => {
+            let _ = sqlx::Connection::close(c).await;
+            true
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "pool timed out and a direct connect failed too");
+            false
+        }
+    }
+}
+
 /// Unpooled mode: one connect, with the configured timeout.
 pub(super) async fn acquire_once(inner: &Arc<DbInner>) -> Result<DbConn, DbError> {
     let start = Instant::now();
     match connect(inner, inner.settings.connect_timeout).await {
         Ok(c) => {
             inner.on_success();
-            Ok(opened(inner, c, start.elapsed()))
+            Ok(opened(inner, c, start.elapsed(), None))
         }
         Err(e) => {
             failed(inner, &e);
@@ -61,10 +86,26 @@ pub(super) async fn acquire_once(inner: &Arc<DbInner>) -> Result<DbConn, DbError
     }
 }
 
-/// Fallback mode: up to [`ATTEMPTS`] connects, timeouts doubling up to `connect_timeout`, sleeping an
-/// exponentially growing, jittered backoff in between.
+/// Fallback mode: one of the `fallback_max` permits (waiting up to the acquire timeout, like a
+/// pooled acquisition; none free is [`DbError::Exhausted`]), then up to [`ATTEMPTS`] connects,
+/// timeouts doubling up to `connect_timeout`, sleeping an exponentially growing, jittered backoff
+/// in between.
 pub(super) async fn acquire_with_backoff(inner: &Arc<DbInner>) -> Result<DbConn, DbError> {
     let start = Instant::now();
+    let permit = match tokio::time::timeout(
+        inner.settings.acquire_timeout,
+        inner.fallback_permits.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        // Closed never happens (the semaphore lives as long as the layer); a timeout is overload.
+        Ok(Err(_)) | Err(_) => {
+            inner.stats.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+            inner.stats.exhausted.fetch_add(1, Ordering::Relaxed);
+            return Err(DbError::Exhausted);
+        }
+    };
     let full = inner.settings.connect_timeout;
     let mut backoff = FIRST_BACKOFF;
     let mut last = DbError::Unavailable("no attempt made".into());
@@ -73,7 +114,7 @@ pub(super) async fn acquire_with_backoff(inner: &Arc<DbInner>) -> Result<DbConn,
         match connect(inner, timeout).await {
             Ok(c) => {
                 inner.probe_wake.notify_one();
-                return Ok(opened(inner, c, start.elapsed()));
+                return Ok(opened(inner, c, start.elapsed(), Some(permit)));
             }
             Err(e) => {
                 failed(inner, &e);

@@ -4,8 +4,13 @@
 //! Modes ([`PoolMode`]): `pooled` normally; `unpooled` when `ENABLE_CONNECTION_POOLING=false`;
 //! `fallback` after the pool could not be built or `DATABASE_FALLBACK_AFTER_ERRORS` consecutive
 //! acquisitions/queries failed at the connection level. In fallback each acquisition opens a direct
-//! connection (retries with exponential backoff and growing timeouts, see [`direct`]) while a probe task
-//! builds a fresh pool and switches back once it answers.
+//! connection (retries with exponential backoff and growing timeouts, see [`direct`]), at most
+//! `DATABASE_FALLBACK_MAX_CONNECTIONS` at once, while a probe task builds a fresh pool and switches
+//! back once it answers.
+//!
+//! Overload is not a failure: an acquisition that times out while every connection of a full pool
+//! is in use is [`DbError::Exhausted`] (503 `pool exhausted`) and leaves the mode alone. Counting
+//! it toward fallback turned a saturated pool into a storm of uncapped direct connections.
 
 mod conn;
 mod direct;
@@ -31,12 +36,27 @@ use crate::config::Config;
 /// Why the database could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// No connection could be had (pool timeout, connect failure).
+    /// No connection could be had at the connection level (connect failure, timeout opening one).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Every connection the layer may open was in use for the whole acquire timeout: overload.
+    #[error("pool exhausted: every connection stayed in use for the acquire timeout")]
+    Exhausted,
     /// A statement failed.
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+}
+
+impl DbError {
+    /// What went wrong, without the driver's text (which can name users, hosts and databases):
+    /// safe for unauthenticated endpoints such as `/readyz`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DbError::Unavailable(_) => "database unreachable",
+            DbError::Exhausted => "pool exhausted",
+            DbError::Query(_) => "query failed",
+        }
+    }
 }
 
 /// Settings of the pool layer, taken from [`Config`].
@@ -48,6 +68,8 @@ pub struct DbSettings {
     pub acquire_timeout: Duration,
     pub connect_timeout: Duration,
     pub fallback_after_errors: u32,
+    /// Direct connections open at once in fallback mode (`DATABASE_FALLBACK_MAX_CONNECTIONS`).
+    pub fallback_max: u32,
     pub idle_ping_after: Duration,
 }
 
@@ -60,6 +82,7 @@ impl DbSettings {
             acquire_timeout: c.acquire_timeout,
             connect_timeout: c.connect_timeout,
             fallback_after_errors: c.fallback_after_errors,
+            fallback_max: c.fallback_max_connections,
             idle_ping_after: c.idle_ping_after,
         }
     }
@@ -87,6 +110,8 @@ pub(crate) struct DbInner {
     /// Woken by a direct connection that succeeded in fallback mode: the database answers
     /// again, so the probe tries the pool now instead of at the end of its backoff (up to 5 s).
     pub(crate) probe_wake: tokio::sync::Notify,
+    /// Caps fallback's direct connections, so that fallback never opens more than the pool would.
+    pub(crate) fallback_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Db {
@@ -101,6 +126,7 @@ impl Db {
             })?
             .application_name("pooled-app")
             .disable_statement_logging();
+        let settings_fallback_max = settings.fallback_max;
         let initial = if settings.pooling {
             PoolMode::Pooled
         } else {
@@ -115,6 +141,9 @@ impl Db {
                 stats: Arc::new(PoolStats::default()),
                 probe_running: AtomicBool::new(false),
                 probe_wake: tokio::sync::Notify::new(),
+                fallback_permits: Arc::new(tokio::sync::Semaphore::new(
+                    settings_fallback_max as usize,
+                )),
             }),
         };
         if db.inner.settings.pooling {
@@ -199,18 +228,43 @@ impl Db {
                 self.inner.on_success();
                 Ok(DbConn::pooled(c, self.inner.clone()))
             }
-            Err(e) => {
-                if matches!(e, sqlx::Error::PoolTimedOut) {
-                    stats.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+            Err(sqlx::Error::PoolTimedOut) => {
+                stats.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+                if self.timeout_was_overload(&pool).await {
+                    stats.exhausted.fetch_add(1, Ordering::Relaxed);
+                    Err(DbError::Exhausted)
                 } else {
-                    stats.acquire_errors.fetch_add(1, Ordering::Relaxed);
+                    self.inner.on_failure();
+                    Err(DbError::Unavailable(
+                        "pool acquire timed out and Postgres does not accept connections".into(),
+                    ))
                 }
+            }
+            Err(e) => {
+                stats.acquire_errors.fetch_add(1, Ordering::Relaxed);
                 self.inner.on_failure();
                 Err(DbError::Unavailable(e.to_string()))
             }
         }
     }
 
+    /// Whether an acquire timeout was overload (answered `pool exhausted`, never a step toward
+    /// fallback) rather than a database that cannot be reached. Overload unless connection-level
+    /// failures are already being counted, or the pool had room to open a connection and a direct
+    /// connect fails too. sqlx retries a refused connect until the acquire timeout, so a timeout
+    /// alone cannot tell a dead database from a busy pool; a pool below its size also happens
+    /// under load, while it replaces connections. The check connect holds a fallback permit, so
+    /// it never takes Postgres past the pool size plus the cap.
+    async fn timeout_was_overload(&self, pool: &PgPool) -> bool {
+        let inner = &self.inner;
+        if inner.stats.consecutive_failures.load(Ordering::Relaxed) > 0 {
+            return false;
+        }
+        if pool.size() >= inner.settings.max {
+            return true;
+        }
+        direct::reachable(inner).await
+    }
     /// Round trip `SELECT 1` through the normal acquire path; returns its duration.
     pub async fn ping(&self) -> Result<Duration, DbError> {
         let start = Instant::now();
@@ -265,10 +319,11 @@ impl DbInner {
         }
     }
 
-    pub(crate) async fn build_pool(&self) -> Result<PgPool, sqlx::Error> {
+    pub(crate) async fn build_pool(self: &Arc<Self>) -> Result<PgPool, sqlx::Error> {
         let s = &self.settings;
         let stats_connect = self.stats.clone();
-        let stats_ping = self.stats.clone();
+        // Weak: the pool lives inside the layer, which must not keep itself alive.
+        let layer = Arc::downgrade(self);
         let idle_ping_after = s.idle_ping_after;
         let options = PgPoolOptions::new()
             .max_connections(s.max)
@@ -278,11 +333,17 @@ impl DbInner {
             // while are checked (before_acquire below).
             .test_before_acquire(false)
             .before_acquire(move |conn, meta| {
-                let stats = stats_ping.clone();
+                let layer = layer.clone();
                 Box::pin(async move {
                     if meta.idle_for >= idle_ping_after {
                         if let Err(e) = sqlx::Connection::ping(conn).await {
-                            stats.closed_broken.fetch_add(1, Ordering::Relaxed);
+                            // A connection-level failure like a broken query: it counts toward
+                            // fallback (sqlx then opens a new connection, whose refusal would
+                            // only show as a timeout).
+                            if let Some(layer) = layer.upgrade() {
+                                layer.stats.closed_broken.fetch_add(1, Ordering::Relaxed);
+                                layer.on_failure();
+                            }
                             return Err(e);
                         }
                     }
@@ -293,9 +354,18 @@ impl DbInner {
                 stats_connect.pool_opened.fetch_add(1, Ordering::Relaxed);
                 Box::pin(async { Ok(()) })
             });
-        let connect = options.connect_with(self.connect_options.clone());
-        match tokio::time::timeout(s.connect_timeout.max(s.acquire_timeout), connect).await {
-            Ok(r) => r,
+        // Lazy, with one direct connect under the connect timeout as the check: sqlx's
+        // `connect_with` opens its first connection under the acquire timeout, and a strict
+        // acquire timeout of a few ms (a tight latency budget, an overload test) on a busy machine
+        // made the pool unbuildable, so the app started and stayed in fallback. The pool fills to
+        // its minimum in the background.
+        let check = tokio::time::timeout(s.connect_timeout, self.connect_options.connect()).await;
+        match check {
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+                Ok(options.connect_lazy_with(self.connect_options.clone()))
+            }
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(sqlx::Error::PoolTimedOut),
         }
     }

@@ -104,6 +104,8 @@ pub struct PoolStats {
     pub(crate) closed_pool_replaced: AtomicU64,
     pub(crate) acquire_timeouts: AtomicU64,
     pub(crate) acquire_errors: AtomicU64,
+    /// Acquisitions refused because every connection stayed in use (a subset of the timeouts).
+    pub(crate) exhausted: AtomicU64,
     pub(crate) query_errors: AtomicU64,
     pub(crate) waiting: AtomicI64,
     pub(crate) consecutive_failures: AtomicU32,
@@ -132,6 +134,7 @@ impl Default for PoolStats {
             closed_pool_replaced: AtomicU64::new(0),
             acquire_timeouts: AtomicU64::new(0),
             acquire_errors: AtomicU64::new(0),
+            exhausted: AtomicU64::new(0),
             query_errors: AtomicU64::new(0),
             waiting: AtomicI64::new(0),
             consecutive_failures: AtomicU32::new(0),
@@ -305,6 +308,10 @@ pub struct PoolStatsSnapshot {
     pub acquire_timeouts: u64,
     /// Failed acquisitions other than timeouts (connect errors in fallback or unpooled mode included).
     pub acquire_errors: u64,
+    /// Acquisitions refused with 503 `pool exhausted`: every connection the layer may open stayed
+    /// in use for the acquire timeout (overload; counted in `acquire_timeouts` too, never a
+    /// step toward fallback).
+    pub pool_exhausted: u64,
     pub query_errors: u64,
     /// Queries run (all kinds).
     pub query_count: u64,
@@ -405,6 +412,7 @@ impl PoolStats {
             connections_closed: closed,
             acquire_timeouts: self.acquire_timeouts(),
             acquire_errors: ld(&self.acquire_errors),
+            pool_exhausted: ld(&self.exhausted),
             query_errors: ld(&self.query_errors),
             query_count,
             pool_efficiency_percent,

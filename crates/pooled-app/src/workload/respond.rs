@@ -1,10 +1,9 @@
-//! `POST /api/buddy/respond` `{"request_id": N, "accept": bool}`: read the request, update its status,
-//! upsert its match (three queries), and return both users' profiles from the cache (a miss costs one
-//! more query that fills it).
+//! `POST /api/buddy/respond` `{"request_id": N, "accept": bool}`: update the request's status and
+//! upsert its match in one statement, and return both users' profiles from the cache (a miss costs
+//! one more query that fills it).
 //!
-//! The two writes are idempotent (`UPDATE ... SET status`, `INSERT ... ON CONFLICT (request_id) DO
-//! UPDATE`), so answering a request again is allowed (load tests repeat ids) and a retry after a
-//! failure between them converges; hence no explicit transaction and its two extra round trips.
+//! Answering a request again is allowed (load tests repeat ids): the last answer wins, for the
+//! status and the match alike.
 
 use std::time::Instant;
 
@@ -41,47 +40,43 @@ pub async fn respond(
     let Json(body) = body?;
     let mut conn = state.db.acquire().await?;
 
+    let status = if body.accept { "accepted" } else { "declined" };
     let t = Instant::now();
-    let row = sqlx::query_as::<_, (i64, i64)>(
-        "SELECT requester_id, recipient_id FROM buddy_requests WHERE id = $1",
+    // One statement: the UPDATE takes the request's row lock and the upsert runs under it, so
+    // concurrent answers to one request serialize and the last one sets both status and match.
+    // Two statements without a transaction let them interleave (status declined, match accepted).
+    let row = sqlx::query_as::<_, (i64, i64, i64)>(
+        "WITH answered AS ( \
+             UPDATE buddy_requests SET status = $2, responded_at = now() WHERE id = $1 \
+             RETURNING requester_id, recipient_id) \
+         INSERT INTO matches (request_id, user_a, user_b, accepted) \
+         SELECT $1, requester_id, recipient_id, $3 FROM answered \
+         ON CONFLICT (request_id) DO UPDATE SET accepted = EXCLUDED.accepted, updated_at = now() \
+         RETURNING id, user_a, user_b",
     )
     .bind(body.request_id)
+    .bind(status)
+    .bind(body.accept)
     .fetch_optional(conn.as_mut())
     .await;
-    let Some((requester_id, recipient_id)) = conn.finish(QueryKind::Select, t, row)? else {
+    let Some((match_id, requester_id, recipient_id)) = conn.finish(QueryKind::Update, t, row)?
+    else {
         return Err(ApiError::NotFound(format!(
             "no buddy request with id {}",
             body.request_id
         )));
     };
 
-    let status = if body.accept { "accepted" } else { "declined" };
-    let t = Instant::now();
-    let updated =
-        sqlx::query("UPDATE buddy_requests SET status = $2, responded_at = now() WHERE id = $1")
-            .bind(body.request_id)
-            .bind(status)
-            .execute(conn.as_mut())
-            .await;
-    conn.finish(QueryKind::Update, t, updated)?;
-
-    let t = Instant::now();
-    let match_id = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO matches (request_id, user_a, user_b, accepted) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (request_id) DO UPDATE SET accepted = EXCLUDED.accepted, updated_at = now() \
-         RETURNING id",
-    )
-    .bind(body.request_id)
-    .bind(requester_id)
-    .bind(recipient_id)
-    .bind(body.accept)
-    .fetch_one(conn.as_mut())
-    .await;
-    let match_id = conn.finish(QueryKind::Insert, t, match_id)?;
-
-    // A pooled connection goes back before the cache lookups (a miss re-acquires cheaply); a direct one
-    // is kept, so that unpooled mode stays one connection per request.
-    let mut conn = if conn.is_pooled() { None } else { Some(conn) };
+    // A pooled connection goes back before the cache lookups: a miss acquires again, and holding
+    // this one while waiting for another deadlocks a small pool under concurrency (every handler
+    // holding one, all waiting for a second). A direct one is kept, so that unpooled mode stays
+    // one connection per request.
+    let mut conn = if conn.is_pooled() {
+        drop(conn);
+        None
+    } else {
+        Some(conn)
+    };
     let mut found = profiles(&state, &mut conn, &[requester_id, recipient_id]).await?;
     Ok(Json(RespondResponse {
         request_id: body.request_id,

@@ -67,7 +67,7 @@ pub fn page(r: &RunReport) -> String {
         pp = esc(&r.tools.poolproof),
         goose = esc(&r.tools.goose),
     );
-    slas_table(&mut h, &r.slas);
+    slas_table(&mut h, &r.slas, r.interrupted);
     if !r.arms.is_empty() {
         arms_section(&mut h, r);
     } else {
@@ -113,7 +113,7 @@ fn verdict_cell(v: Verdict) -> (&'static str, &'static str) {
     }
 }
 
-fn slas_table(h: &mut String, slas: &[SlaResult]) {
+fn slas_table(h: &mut String, slas: &[SlaResult], interrupted: bool) {
     h.push_str("<section><h2>SLAs</h2>");
     if slas.is_empty() {
         h.push_str("<p>No SLAs in this scenario.</p></section>");
@@ -127,7 +127,12 @@ fn slas_table(h: &mut String, slas: &[SlaResult]) {
     }
     h.push_str("<th>verdict</th><th>how</th></tr>");
     for s in slas {
-        let (class, text) = verdict_cell(s.verdict);
+        // Partial data decides nothing: no row reads `met` under a no-verdict headline.
+        let (class, text) = if interrupted {
+            ("nodata", "no verdict")
+        } else {
+            verdict_cell(s.verdict)
+        };
         let interval = if intervals {
             format!(r#"<td class="num">{}</td>"#, esc(&s.interval_text))
         } else {

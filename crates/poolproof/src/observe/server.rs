@@ -26,6 +26,9 @@ pub struct PoolStats {
     /// Cumulative physical connections opened.
     pub connections_opened: u64,
     pub acquire_timeouts: u64,
+    /// Cumulative switches to fallback mode (app field `fallback_activations`).
+    #[serde(default)]
+    pub fallback_activations: u64,
     /// p95 of the wait inside `acquire` since app start, ms (app field `acquire_wait.p95_us` / 1000).
     pub acquire_wait_p95_ms: f64,
     /// Mean wait inside `acquire` (pooled) or connect time (unpooled) since app start, ms

@@ -149,7 +149,11 @@ pub fn markdown(r: &RunReport) -> String {
                 code(&s.label),
                 code(&format!("{} {}", s.comparator, s.threshold_text)),
                 cell(&s.measured_text),
-                verdict_cell(s.verdict),
+                if r.interrupted {
+                    "no verdict (interrupted)"
+                } else {
+                    verdict_cell(s.verdict)
+                },
             );
         }
         o.push('\n');

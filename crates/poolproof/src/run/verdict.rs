@@ -238,10 +238,15 @@ pub fn table(name: &str, run_dir: &str, results: &[SlaResult], interrupted: bool
             r.threshold_text,
             r.measured_text,
             interval(&r.interval_text),
-            r.verdict.as_str()
+            // Partial data decides nothing: no row may read `met` under a no-verdict headline.
+            if interrupted {
+                "no verdict"
+            } else {
+                r.verdict.as_str()
+            }
         );
     }
-    for r in results.iter().filter(|r| !r.passed()) {
+    for r in results.iter().filter(|r| !r.passed() && !interrupted) {
         let what = if r.verdict == sla::Verdict::Inconclusive {
             "INCONCLUSIVE"
         } else {

@@ -621,6 +621,9 @@ pub enum Metric {
     HealthScore,
     /// Server-side p95 from the app's own metrics.
     ServerLatencyP95,
+    /// Times the app switched its pool to fallback mode during the phase (its
+    /// `fallback_activations` counter), summed over instances.
+    FallbackActivations,
     /// Fault start → first delivery of the named alert.
     AlertLatency,
     /// Fault end → delivery of the named alert's resolution.
@@ -644,7 +647,7 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in documentation order.
-    pub const ALL: [Metric; 20] = [
+    pub const ALL: [Metric; 21] = [
         Self::LatencyP50,
         Self::LatencyP95,
         Self::LatencyP99,
@@ -656,6 +659,7 @@ impl Metric {
         Self::AcquireWaitP95,
         Self::HealthScore,
         Self::ServerLatencyP95,
+        Self::FallbackActivations,
         Self::AlertLatency,
         Self::AlertResolution,
         Self::DuplicateNotifications,
@@ -681,6 +685,7 @@ impl Metric {
             Self::AcquireWaitP95 => "acquire_wait_p95",
             Self::HealthScore => "health_score",
             Self::ServerLatencyP95 => "server_latency_p95",
+            Self::FallbackActivations => "fallback_activations",
             Self::AlertLatency => "alert_latency",
             Self::AlertResolution => "alert_resolution",
             Self::DuplicateNotifications => "duplicate_notifications",
@@ -710,7 +715,10 @@ impl Metric {
             | Self::PoolEfficiency
             | Self::PoolUtilization
             | Self::CpuPerRequestIncrease => &[K::Percent],
-            Self::Throughput | Self::HealthScore | Self::DuplicateNotifications => &[K::Number],
+            Self::Throughput
+            | Self::HealthScore
+            | Self::DuplicateNotifications
+            | Self::FallbackActivations => &[K::Number],
             Self::P95Improvement | Self::ConnectionOverheadReduction | Self::ThroughputLoss => {
                 &[K::Percent, K::Ratio]
             }
@@ -769,6 +777,7 @@ impl Metric {
                 | Self::AcquireWaitP95
                 | Self::HealthScore
                 | Self::ServerLatencyP95
+                | Self::FallbackActivations
         )
     }
 }

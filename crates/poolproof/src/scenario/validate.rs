@@ -449,7 +449,9 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
                 message: format!("health_score lies within 0..=100, got {n}"),
             })
         }
-        (Metric::DuplicateNotifications, Threshold::Number(n)) if n.fract() != 0.0 => {
+        (Metric::DuplicateNotifications | Metric::FallbackActivations, Threshold::Number(n))
+            if n.fract() != 0.0 =>
+        {
             return Err(Issue {
                 path: at("threshold"),
                 message: format!("duplicate_notifications is a count, got {n}"),

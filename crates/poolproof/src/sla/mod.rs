@@ -169,7 +169,8 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         | Metric::PoolUtilization
         | Metric::AcquireWaitP95
         | Metric::HealthScore
-        | Metric::ServerLatencyP95 => server::measure(sla, input.obs, input.transactions),
+        | Metric::ServerLatencyP95
+        | Metric::FallbackActivations => server::measure(sla, input.obs, input.transactions),
         Metric::AlertLatency | Metric::AlertResolution | Metric::DuplicateNotifications => {
             alerts::measure(sla, input.obs)
         }

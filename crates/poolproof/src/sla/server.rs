@@ -83,6 +83,7 @@ pub(crate) fn measure(sla: &Sla, obs: &Observations, transactions: &[Transaction
             }
         },
         Metric::PoolEfficiency => efficiency(&samples, &within),
+        Metric::FallbackActivations => fallback_activations(&samples, &within),
         other => Measure::NotEvaluated(format!("{} is not a server-side metric", other.as_str())),
     }
 }
@@ -183,6 +184,44 @@ fn max(v: &[f64]) -> Option<f64> {
 }
 
 /// 1 − Δopened / Δacquisitions over the phase, summed over instances.
+/// Switches to fallback within the phase: the difference of the app's `fallback_activations`
+/// counter between an instance's first and last sample, plus one for an instance already in
+/// fallback at its first sample (it switched before the phase but is still there).
+fn fallback_activations(samples: &[&ServerSample], within: &str) -> Measure {
+    let mut by_instance: BTreeMap<usize, Vec<&ServerSample>> = BTreeMap::new();
+    for s in samples.iter().filter(|s| s.pool.is_some()) {
+        by_instance.entry(s.instance).or_default().push(s);
+    }
+    if by_instance.is_empty() {
+        return Measure::NoData(format!("no pool stats in the {within}"));
+    }
+    let mut switches = 0u64;
+    let mut in_fallback = 0usize;
+    for list in by_instance.values_mut() {
+        list.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let (Some(first), Some(last)) = (
+            list.first().and_then(|s| s.pool.as_ref()),
+            list.last().and_then(|s| s.pool.as_ref()),
+        ) else {
+            continue;
+        };
+        switches += last
+            .fallback_activations
+            .saturating_sub(first.fallback_activations);
+        if first.mode == "fallback" {
+            switches += 1;
+        }
+        in_fallback += list
+            .iter()
+            .filter(|s| s.pool.as_ref().is_some_and(|p| p.mode == "fallback"))
+            .count();
+    }
+    Measure::Value {
+        value: switches as f64,
+        detail: format!("{in_fallback} pool samples in fallback mode ({within})"),
+    }
+}
+
 fn efficiency(samples: &[&ServerSample], within: &str) -> Measure {
     let mut by_instance: BTreeMap<usize, Vec<&ServerSample>> = BTreeMap::new();
     for s in samples.iter().filter(|s| s.pool.is_some()) {
