@@ -135,7 +135,8 @@ async fn binary_serves_logs_json_and_stops_on_sigterm() {
     assert_eq!(respond["method"], "POST");
     assert_eq!(respond["status_code"], 200);
     assert!(
-        respond["database_queries"].as_u64().unwrap_or(0) >= 3,
+        // Its one statement, plus the profile read of a cold cache.
+        respond["database_queries"].as_u64().unwrap_or(0) >= 1,
         "{respond}"
     );
     assert_eq!(

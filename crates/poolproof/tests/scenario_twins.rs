@@ -143,3 +143,39 @@ fn monitoring_overhead_with_a_gross_cost_in_the_monitored_arm_fails_its_slas() {
     assert_row(&out, "throughput_loss <= 1%", "FAILED");
     assert_row(&out, "cpu_per_request_increase <= 1%", "FAILED");
 }
+
+#[test]
+fn write_heavy_passes_and_its_twin_with_a_1ms_queue_fails_its_error_sla() {
+    let text = shipped("write-heavy.yaml");
+    let (code, out) = validate("write-heavy", &text);
+    assert_eq!(code, Some(0), "the shipped write-heavy scenario must pass:\n{out}");
+    // A 1 ms queue on the 4-connection pool: requests that find every connection busy are shed
+    // (503 pool exhausted), which the error SLA is there to catch.
+    let twin = replace_once(
+        &text,
+        r#"DATABASE_POOL_MIN: "4""#,
+        r#"DATABASE_POOL_MIN: "4"
+    DATABASE_ACQUIRE_TIMEOUT_MS: "1""#,
+    );
+    let (code, out) = validate("write-heavy", &twin);
+    assert_eq!(code, Some(1), "a 1 ms queue must fail with exit 1:\n{out}");
+    assert_row(&out, "error_rate <= 0.1%", "FAILED");
+}
+
+#[test]
+fn overload_passes_and_its_twin_that_queues_instead_of_shedding_fails() {
+    let text = shipped("overload.yaml");
+    let (code, out) = validate("overload", &text);
+    assert_eq!(code, Some(0), "the shipped overload scenario must pass:\n{out}");
+    assert_row(&out, "fallback_activations <= 0", "met");
+    // A 3 s queue: nothing is shed, requests wait their turn instead.
+    let twin = replace_once(
+        &text,
+        r#"DATABASE_ACQUIRE_TIMEOUT_MS: "10""#,
+        r#"DATABASE_ACQUIRE_TIMEOUT_MS: "3000""#,
+    );
+    let (code, out) = validate("overload", &twin);
+    assert_eq!(code, Some(1), "queueing must fail with exit 1:\n{out}");
+    assert_row(&out, "error_rate >= 10%", "FAILED");
+    assert_row(&out, "latency_p99 <= 100ms", "FAILED");
+}

@@ -218,7 +218,12 @@ impl Db {
         let stats = &self.inner.stats;
         let waiting = Waiting::enter(&stats.waiting);
         let start = Instant::now();
-        let result = pool.acquire().await;
+        let result = match tokio::time::timeout(self.inner.settings.acquire_timeout, pool.acquire())
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        };
         let waited = start.elapsed();
         drop(waiting);
         match result {
@@ -249,17 +254,14 @@ impl Db {
     }
 
     /// Whether an acquire timeout was overload (answered `pool exhausted`, never a step toward
-    /// fallback) rather than a database that cannot be reached. Overload unless connection-level
-    /// failures are already being counted, or the pool had room to open a connection and a direct
-    /// connect fails too. sqlx retries a refused connect until the acquire timeout, so a timeout
-    /// alone cannot tell a dead database from a busy pool; a pool below its size also happens
-    /// under load, while it replaces connections. The check connect holds a fallback permit, so
-    /// it never takes Postgres past the pool size plus the cap.
+    /// fallback) rather than a database that cannot be reached: overload when every connection
+    /// of a full pool was in use, or when the pool had room to open one and a direct connect
+    /// gets through. sqlx retries a refused connect until the acquire timeout, so a timeout
+    /// alone cannot tell a dead database from a busy pool, and a pool below its size also
+    /// happens under load, while it opens or replaces connections. The check connect holds a
+    /// fallback permit, so it never takes Postgres past the pool size plus the cap.
     async fn timeout_was_overload(&self, pool: &PgPool) -> bool {
         let inner = &self.inner;
-        if inner.stats.consecutive_failures.load(Ordering::Relaxed) > 0 {
-            return false;
-        }
         if pool.size() >= inner.settings.max {
             return true;
         }
@@ -328,7 +330,7 @@ impl DbInner {
         let options = PgPoolOptions::new()
             .max_connections(s.max)
             .min_connections(s.min)
-            .acquire_timeout(s.acquire_timeout)
+            .acquire_timeout(s.connect_timeout.max(s.acquire_timeout))
             // A ping on every acquire costs a round trip; like HikariCP, only connections idle for a
             // while are checked (before_acquire below).
             .test_before_acquire(false)
@@ -354,18 +356,15 @@ impl DbInner {
                 stats_connect.pool_opened.fetch_add(1, Ordering::Relaxed);
                 Box::pin(async { Ok(()) })
             });
-        // Lazy, with one direct connect under the connect timeout as the check: sqlx's
-        // `connect_with` opens its first connection under the acquire timeout, and a strict
-        // acquire timeout of a few ms (a tight latency budget, an overload test) on a busy machine
-        // made the pool unbuildable, so the app started and stayed in fallback. The pool fills to
-        // its minimum in the background.
-        let check = tokio::time::timeout(s.connect_timeout, self.connect_options.connect()).await;
-        match check {
-            Ok(Ok(conn)) => {
-                let _ = sqlx::Connection::close(conn).await;
-                Ok(options.connect_lazy_with(self.connect_options.clone()))
-            }
-            Ok(Err(e)) => Err(e),
+        // sqlx's own acquire timeout also bounds the connects an acquisition makes, including
+        // the pool's first fill, and cancels them when it expires: with a strict acquire timeout
+        // of a few ms (a tight latency budget, an overload test) and connects slower than that,
+        // the pool never got a connection and the app stayed in fallback. So the pool gets the
+        // connect timeout as its own, fills to its minimum within it here, and `acquire_pooled`
+        // applies the configured acquire timeout around each acquisition.
+        let connect = options.connect_with(self.connect_options.clone());
+        match tokio::time::timeout(s.connect_timeout.max(s.acquire_timeout), connect).await {
+            Ok(r) => r,
             Err(_) => Err(sqlx::Error::PoolTimedOut),
         }
     }

@@ -265,3 +265,44 @@ pub fn table(name: &str, run_dir: &str, results: &[SlaResult], interrupted: bool
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sla::{SlaResult, Unit, Verdict};
+
+    fn row(label: &str, verdict: Verdict) -> SlaResult {
+        SlaResult {
+            label: label.to_owned(),
+            metric: "latency_p95".to_owned(),
+            comparator: "<=".to_owned(),
+            route: None,
+            phase: "load".to_owned(),
+            threshold: 50.0,
+            threshold_text: "50ms".to_owned(),
+            unit: Unit::Milliseconds,
+            measured: Some(3.0),
+            measured_text: "3ms".to_owned(),
+            verdict,
+            detail: "from 100 requests".to_owned(),
+            pairs: None,
+            interval: None,
+            confidence: None,
+            interval_text: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_interrupted_run_shows_no_row_as_met() {
+        let results = [
+            row("latency_p95 <= 50ms", Verdict::Met),
+            row("error_rate <= 1%", Verdict::Failed),
+        ];
+        let t = table("smoke", "reports/x", &results, true);
+        assert!(t.contains("no verdict"), "{t}");
+        assert!(!t.contains(" met"), "a row reads met:\n{t}");
+        assert!(!t.contains("FAILED"), "a row reads FAILED:\n{t}");
+        let t = table("smoke", "reports/x", &results, false);
+        assert!(t.contains(" met") && t.contains("FAILED"), "{t}");
+    }
+}
