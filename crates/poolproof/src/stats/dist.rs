@@ -153,4 +153,27 @@ mod tests {
             assert!((q - t).abs() < 2e-3, "df {df}: {q} vs {t}");
         }
     }
+
+    /// The hand-written quantiles against statrs over the confidence levels and (fractional,
+    /// Welch–Satterthwaite) degrees of freedom the bootstrap calibration uses.
+    #[test]
+    fn quantiles_match_statrs() {
+        use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+        let normal = Normal::new(0.0, 1.0).unwrap_or_else(|e| panic!("{e}"));
+        for p in [0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.9995] {
+            let (ours, reference) = (normal_quantile(p), normal.inverse_cdf(p));
+            assert!(
+                (ours - reference).abs() < 1e-5,
+                "z({p}): {ours} vs {reference}"
+            );
+            for df in [1.0, 1.5, 2.0, 2.7, 4.0, 7.3, 12.0, 30.0, 100.0, 400.0] {
+                let t = StudentsT::new(0.0, 1.0, df).unwrap_or_else(|e| panic!("{e}"));
+                let (ours, reference) = (student_t_quantile(p, df), t.inverse_cdf(p));
+                assert!(
+                    (ours - reference).abs() <= 1e-6 * reference.abs().max(1.0),
+                    "t({p}, df {df}): {ours} vs {reference}"
+                );
+            }
+        }
+    }
 }
