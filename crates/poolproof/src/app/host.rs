@@ -17,7 +17,8 @@ const MIB: u64 = 1024 * 1024;
 pub struct HostFacts {
     /// The hostname in clear; empty where a record kept only its hash.
     pub hostname: String,
-    /// FNV-1a 64 of the hostname, hex: tells hosts apart without naming them.
+    /// FNV-1a 64 of the hostname, hex, as a record kept it (baselines); empty where the
+    /// hostname itself is known. Read it through [`HostFacts::hostname_id`].
     pub hostname_hash: String,
     pub os: String,
     pub arch: String,
@@ -77,7 +78,7 @@ impl HostFacts {
             })
             .map_or(0, |kb| kb * 1024);
         Self {
-            hostname_hash: fnv1a(&hostname),
+            hostname_hash: String::new(),
             hostname,
             os: std::env::consts::OS.to_string(),
             arch: std::env::consts::ARCH.to_string(),
@@ -85,6 +86,18 @@ impl HostFacts {
             memory_bytes,
             cpu_model,
             kernel: read_trim("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into()),
+        }
+    }
+
+    /// What tells hosts apart without naming them: the recorded hash, else FNV-1a 64 of the
+    /// hostname (hex); empty when neither is known.
+    pub fn hostname_id(&self) -> String {
+        if !self.hostname_hash.is_empty() {
+            self.hostname_hash.clone()
+        } else if !self.hostname.is_empty() {
+            fnv1a(&self.hostname)
+        } else {
+            String::new()
         }
     }
 
@@ -101,7 +114,9 @@ impl HostFacts {
                 a.clone_from(b);
             }
         };
-        fill(&mut self.hostname_hash, &other.hostname_hash);
+        if self.hostname_id().is_empty() {
+            self.hostname_hash = other.hostname_id();
+        }
         fill(&mut self.cpu_model, &other.cpu_model);
         fill(&mut self.kernel, &other.kernel);
         fill(&mut self.os, &other.os);
@@ -120,9 +135,8 @@ impl HostFacts {
         let known =
             |a: &str, b: &str| !a.is_empty() && a != "unknown" && !b.is_empty() && b != "unknown";
         let mut d = Vec::new();
-        if known(&self.hostname_hash, &other.hostname_hash)
-            && self.hostname_hash != other.hostname_hash
-        {
+        let (a, b) = (self.hostname_id(), other.hostname_id());
+        if known(&a, &b) && a != b {
             d.push("hostname");
         }
         if known(&self.cpu_model, &other.cpu_model) && self.cpu_model != other.cpu_model {
@@ -187,14 +201,9 @@ struct AnyHostRecord {
 impl<'de> Deserialize<'de> for HostFacts {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let r = AnyHostRecord::deserialize(d)?;
-        let hostname = r.hostname.unwrap_or_default();
         Ok(HostFacts {
-            // The hostname is hashed on the way in, so reports and baselines compare alike.
-            hostname_hash: r
-                .hostname_hash
-                .or_else(|| (!hostname.is_empty()).then(|| fnv1a(&hostname)))
-                .unwrap_or_default(),
-            hostname,
+            hostname: r.hostname.unwrap_or_default(),
+            hostname_hash: r.hostname_hash.unwrap_or_default(),
             os: r.os.unwrap_or_default(),
             arch: r.arch.unwrap_or_default(),
             cpus: r.cores.or(r.cpus).unwrap_or(0) as u32,
@@ -227,7 +236,7 @@ pub mod baseline_record {
 
     pub fn serialize<S: Serializer>(h: &HostFacts, s: S) -> Result<S::Ok, S::Error> {
         Record {
-            hostname_hash: h.hostname_hash.clone(),
+            hostname_hash: h.hostname_id(),
             cpu_model: h.cpu_model.clone(),
             cores: h.cpus,
             memory_bytes: h.memory_bytes,
@@ -260,7 +269,7 @@ mod tests {
     fn collects_this_host_and_hides_the_hostname_in_baselines() {
         let h = HostFacts::collect();
         assert!(h.cpus >= 1);
-        assert_eq!(h.hostname_hash.len(), 16);
+        assert_eq!(h.hostname_id().len(), 16);
         assert!(h.differences(&h).is_empty());
         let mut out = Vec::new();
         baseline_record::serialize(&h, &mut serde_json::Serializer::new(&mut out))
@@ -298,7 +307,7 @@ mod tests {
             ])
         );
         let h: HostFacts = serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(h.hostname_hash, here.hostname_hash);
+        assert_eq!(h.hostname_id(), here.hostname_id());
         assert!(h.cpu_model.is_empty());
         assert!(
             h.differences(&here).is_empty(),

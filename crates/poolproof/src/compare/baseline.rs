@@ -193,7 +193,7 @@ pub fn baseline_from(figures: RunFigures) -> Baseline {
             // host (the usual case, saving right after the run), complete it from here.
             Some(mut h) => {
                 let here = HostFacts::collect();
-                if h.hostname_hash == here.hostname_hash {
+                if h.hostname_id() == here.hostname_id() {
                     h.complete_from(&here);
                 }
                 h
@@ -296,7 +296,7 @@ mod tests {
             host.differences(&HostFacts::collect()).is_empty(),
             "{host:?}"
         );
-        assert_eq!(host.hostname_hash, HostFacts::collect().hostname_hash);
+        assert_eq!(host.hostname_id(), HostFacts::collect().hostname_id());
         assert!(f.tools.contains_key("poolproof"));
     }
 

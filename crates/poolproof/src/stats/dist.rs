@@ -162,8 +162,10 @@ mod tests {
         let normal = Normal::new(0.0, 1.0).unwrap_or_else(|e| panic!("{e}"));
         for p in [0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.9995] {
             let (ours, reference) = (normal_quantile(p), normal.inverse_cdf(p));
+            // The normal CDF is Abramowitz–Stegun 7.1.26 (1.5e-7 in probability), which in the
+            // far tail moves the quantile by up to ~1e-4; the gate resolves far coarser.
             assert!(
-                (ours - reference).abs() < 1e-5,
+                (ours - reference).abs() < 1e-4,
                 "z({p}): {ours} vs {reference}"
             );
             for df in [1.0, 1.5, 2.0, 2.7, 4.0, 7.3, 12.0, 30.0, 100.0, 400.0] {

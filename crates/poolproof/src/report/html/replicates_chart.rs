@@ -242,7 +242,7 @@ mod tests {
         assert!(svg.contains("a&lt;b / error_rate"));
         assert!(svg.contains("regressed") && svg.contains("#c0392b"));
         assert!(
-            svg.contains("<title>NEW replicate 3: 27.0 ms</title>"),
+            svg.contains("<title>NEW replicate 3: 27 ms</title>"),
             "{svg}"
         );
     }
@@ -268,7 +268,7 @@ mod tests {
         // 5 measured metrics × 4 replicates.
         assert_eq!(svg.matches("<circle").count(), 20);
         assert!(
-            svg.contains("<title>unpooled replicate 2: 42.0 ms</title>"),
+            svg.contains("<title>unpooled replicate 2: 42 ms</title>"),
             "{svg}"
         );
         assert!(!svg.contains("pool_efficiency"));
