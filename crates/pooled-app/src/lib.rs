@@ -20,6 +20,7 @@ pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod health;

@@ -133,8 +133,8 @@ impl MonitoringStack {
         cfg.enabled = s.monitoring_enabled;
         cfg.baseline_secs = s.baseline.as_secs().max(1);
         cfg.windows = s.rules.iter().map(|r| r.window_secs()).collect();
-        // The writer needs the collector (baseline sharing) and the collector the writer's inbox:
-        // start the writer's channel first.
+        // The writer shares the collector's baseline slot and the collector feeds the writer's
+        // inbox: start the writer's channel first.
         let (flush_tx, flush_rx) = if s.monitoring_enabled && redis.is_some() {
             let (tx, rx) = tokio::sync::mpsc::channel(4096);
             (Some(tx), Some(rx))
@@ -164,7 +164,7 @@ impl MonitoringStack {
                 sc,
                 status.clone(),
                 rx,
-                Some(collector.clone()),
+                Some(collector.baseline_slot()),
             ));
         }
         let alerts = if s.monitoring_enabled {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use poolproof::faults::{Direction, TcpProxy};
+use poolproof_services::proxy::{Direction, TcpProxy};
 use serde_json::Value;
 use support::app::{vars, TestApp};
 use support::services;

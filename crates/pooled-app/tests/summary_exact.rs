@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pooled_app::clock::unix_now;
 use pooled_app::metrics::bucket::LiveBucket;
-use pooled_app::metrics::collector::{unix_now, CollectorConfig, MetricsCollector};
+use pooled_app::metrics::collector::{CollectorConfig, MetricsCollector};
 use pooled_app::metrics::histogram::{self, Latency};
 use pooled_app::metrics::store::{keys, StoreStatus};
 use pooled_app::metrics::summary;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::exit::Exit;
-use crate::scenario::{self, Scenario, ScenarioError};
+use crate::scenario::{self, expand_paths, LoadedScenario, Scenario, ScenarioError};
 
 /// poolproof: YAML scenarios against real services, goose load, faults, SLA verdicts, reports.
 ///
@@ -81,15 +81,6 @@ pub struct ListArgs {
     pub dir: PathBuf,
 }
 
-/// A scenario file that loaded and validated.
-#[derive(Debug, Clone)]
-pub struct LoadedScenario {
-    /// The file it came from.
-    pub path: PathBuf,
-    /// Its typed content.
-    pub scenario: Scenario,
-}
-
 /// Parses argv and runs the command. Usage errors exit 2 (clap's default), `--help` 0.
 pub fn main() -> Exit {
     let cli = match Cli::try_parse() {
@@ -119,54 +110,6 @@ pub fn run(cli: Cli) -> Exit {
         Command::Compare(args) => crate::compare::cli::cmd_compare(&args),
         Command::Baseline(args) => crate::compare::cli::cmd_baseline(&args),
     }
-}
-
-/// Expands directories into their `*.yaml` / `*.yml` files (sorted); files pass through.
-pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let entries = std::fs::read_dir(p)
-                .map_err(|e| format!("{}: cannot read directory: {e}", p.display()))?;
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    f.is_file()
-                        && matches!(f.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
-                })
-                .collect();
-            if files.is_empty() {
-                return Err(format!(
-                    "{}: no *.yaml scenario files in this directory",
-                    p.display()
-                ));
-            }
-            files.sort();
-            out.extend(files);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
-/// Loads every file; on any error prints one line per invalid file to stderr and returns None.
-pub fn load_all(files: &[PathBuf]) -> Option<Vec<LoadedScenario>> {
-    let mut ok = Vec::new();
-    let mut bad = false;
-    for f in files {
-        match scenario::load_file(f) {
-            Ok(s) => ok.push(LoadedScenario {
-                path: f.clone(),
-                scenario: s,
-            }),
-            Err(e) => {
-                print_err(&e);
-                bad = true;
-            }
-        }
-    }
-    (!bad).then_some(ok)
 }
 
 fn print_err(e: &ScenarioError) {
@@ -213,8 +156,12 @@ fn cmd_validate(args: &ValidateArgs) -> Exit {
             return Exit::Invalid;
         }
     };
-    let Some(mut scenarios) = load_all(&files) else {
-        return Exit::Invalid;
+    let mut scenarios = match scenario::load_all(&files) {
+        Ok(s) => s,
+        Err(errors) => {
+            errors.iter().for_each(print_err);
+            return Exit::Invalid;
+        }
     };
     if let Some(r) = args.replicates {
         for s in &mut scenarios {
@@ -236,7 +183,7 @@ pub fn run_scenarios(scenarios: Vec<LoadedScenario>, args: &ValidateArgs) -> Exi
     let opts = crate::run::RunOptions {
         reports_dir: args.reports_dir.clone(),
         baseline: args.baseline.clone(),
-        gate: args.gate.clone(),
+        gate: args.gate.config(),
     };
     crate::run::run_scenarios(scenarios, &opts)
 }

@@ -4,8 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use poolproof::compare::rng::Rng;
-use poolproof::compare::{CpuUsage, ReplicateSummary};
+use poolproof::app::host::HostFacts;
+use poolproof::app::meter::CpuUsage;
+use poolproof::compare::{load_figures, save_baseline, Baseline, ReplicateSummary};
+use poolproof::observe::Observations;
+use poolproof::report::{ReportInput, RunReport};
+use poolproof::stats::rng::Rng;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_poolproof"))
@@ -69,7 +73,7 @@ fn write_report(
 }
 
 fn this_host() -> serde_json::Value {
-    let h = poolproof::compare::HostFacts::collect();
+    let h = poolproof::app::host::HostFacts::collect();
     serde_json::to_value(h).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -210,4 +214,65 @@ fn bad_inputs_exit_2_with_a_located_line() {
         .args(["--metric-tolerance", "latency_p42=5%"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unknown metric `latency_p42`"), "{err}");
+}
+
+/// The report module's report.json (as the run loop writes it) loads as run figures: this
+/// pins the contract between `report` and `compare`.
+#[test]
+fn report_json_from_the_report_module_loads_with_replicates_and_host() {
+    let scenario = poolproof::scenario::load_str(
+        "name: gate-contract\nload:\n  users: 1\n  duration: 1s\n  transactions:\n    - name: p\n      method: GET\n      path: /\n      expect_status: 200\n",
+        "contract.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let obs = Observations::default();
+    let arms = std::collections::BTreeMap::new();
+    let mut report = RunReport::build(ReportInput {
+        scenario: &scenario,
+        scenario_path: None,
+        run_id: "r1",
+        started_at: "2026-11-27T08:00:00Z",
+        wall_time_s: None,
+        host: HostFacts::collect(),
+        obs: &obs,
+        arms: &arms,
+        slas: &[],
+        interrupted: false,
+        notes: Vec::new(),
+    });
+    report.replicates = (1..=3)
+        .map(|i| ReplicateSummary {
+            index: i,
+            latency_p50_ms: 5.0,
+            latency_p95_ms: 20.0 + f64::from(i),
+            latency_p99_ms: 30.0,
+            throughput_rps: 300.0,
+            ..Default::default()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let paths = poolproof::report::write_all(&report, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let f = load_figures(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(f.scenario, "gate-contract");
+    assert_eq!(f.replicates, report.replicates);
+    // The report header's host shape maps onto this host's facts.
+    let host = f.host.unwrap_or_else(|| panic!("host missing"));
+    assert!(
+        host.differences(&HostFacts::collect()).is_empty(),
+        "{host:?}"
+    );
+    assert_eq!(f.tools.get("goose").map(String::is_empty), Some(false));
+    let saved =
+        save_baseline(dir.path(), &dir.path().join("reports")).unwrap_or_else(|e| panic!("{e}"));
+    let b: Baseline = serde_json::from_str(&std::fs::read_to_string(saved).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let here = HostFacts::collect();
+    assert!(b.host.differences(&here).is_empty(), "{:?}", b.host);
+    assert_eq!(
+        (&b.host.cpu_model, &b.host.kernel),
+        (&here.cpu_model, &here.kernel)
+    );
+    let md = std::fs::read_to_string(paths.markdown).unwrap_or_default();
+    assert!(md.contains("## Host noise (replicate spread)"), "{md}");
+    assert!(md.contains("| - | latency_p95 |"), "{md}");
 }

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use poolproof::faults::timeline::check;
 use poolproof::faults::{
-    Direction, FaultAction, FaultTargets, PlannedFault, Service, ServiceControl, ServiceOp,
-    TcpProxy, Timeline,
+    FaultAction, FaultTargets, PlannedFault, Service, ServiceControl, ServiceOp, Timeline,
 };
+use poolproof_services::proxy::{Direction, TcpProxy};
 use poolproof_services::{start_postgres, start_redis, Options, Postgres};
 use sqlx::{Connection, PgConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

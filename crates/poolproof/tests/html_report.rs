@@ -2,8 +2,9 @@
 //! charts with fault bands and alert marks, SLA verdicts, and arms side by side.
 //! The pages are also written to `$CARGO_TARGET_TMPDIR/html/` to look at in a browser.
 
+use poolproof::app::host::HostFacts;
 use poolproof::observe::{
-    AlertDelivery, AlertTransition, ClientSeries, FaultEvent, HostFacts, Observations, PoolStats,
+    AlertDelivery, AlertTransition, ClientSeries, FaultEvent, Observations, PoolStats,
     ServerSample, Window,
 };
 use poolproof::report::{ReportInput, RunReport};
@@ -54,7 +55,8 @@ fn host() -> HostFacts {
         os: "linux".into(),
         arch: "x86_64".into(),
         cpus: 2,
-        memory_mib: Some(4096),
+        memory_bytes: 4096 << 20,
+        ..HostFacts::default()
     }
 }
 
@@ -186,7 +188,7 @@ fn fault_run_page_has_charts_bands_marks_and_verdicts() {
         interrupted: false,
         notes: vec!["sampler: 1 gap".into()],
     });
-    let html = poolproof::html::page(&rep);
+    let html = poolproof::report::html::page(&rep);
     write("fault.html", &html);
     assert_self_contained(&html);
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -257,7 +259,7 @@ fn ab_page_shows_arms_side_by_side_with_shared_axes_and_a_failed_verdict() {
         cpu_seconds: 0.72,
         cpu_us_per_request: Some(40.0),
     }];
-    let html = poolproof::html::page(&rep);
+    let html = poolproof::report::html::page(&rep);
     write("ab.html", &html);
     assert!(html.contains(
         r#"<tr><td>pooled</td><td class="num">1</td><td class="num">18000</td><td class="num">0.720 s</td><td class="num">40.00 µs</td></tr>"#

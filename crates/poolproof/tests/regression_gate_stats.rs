@@ -3,8 +3,9 @@
 //! known shifts of 0 %, 3 %, 10 % and 30 %. Rates over 1,000 seeded trials are asserted and
 //! printed (run with `-- --nocapture`); docs/regression-gating.md quotes them.
 
-use poolproof::compare::rng::Rng;
-use poolproof::compare::{decide, BootstrapConfig, GateConfig, Metric, Verdict};
+use poolproof::compare::{decide, GateConfig, GateMetric, GateVerdict};
+use poolproof::stats::rng::Rng;
+use poolproof::stats::BootstrapConfig;
 
 const TRIALS: u64 = 1_000;
 const REPLICATES: usize = 5;
@@ -28,13 +29,13 @@ struct Rates {
 }
 
 impl Rates {
-    fn add(&mut self, v: Verdict) {
+    fn add(&mut self, v: GateVerdict) {
         match v {
-            Verdict::Regressed => self.regressed += 1,
-            Verdict::Improved => self.improved += 1,
-            Verdict::Unchanged => self.unchanged += 1,
-            Verdict::Erratic => self.erratic += 1,
-            Verdict::Inconclusive => self.inconclusive += 1,
+            GateVerdict::Regressed => self.regressed += 1,
+            GateVerdict::Improved => self.improved += 1,
+            GateVerdict::Unchanged => self.unchanged += 1,
+            GateVerdict::Erratic => self.erratic += 1,
+            GateVerdict::Inconclusive => self.inconclusive += 1,
         }
     }
     fn rate(n: u64) -> f64 {
@@ -54,12 +55,12 @@ impl Rates {
 
 /// Runs TRIALS seeded trials of `metric` with NEW = BASE × (1 + shift) in expectation.
 /// `cv`: None draws a CV uniformly from 3–8 % per trial; Some(c) fixes it.
-fn trials(metric: Metric, shift: f64, cv: Option<f64>, cfg: &GateConfig, seed: u64) -> Rates {
+fn trials(metric: GateMetric, shift: f64, cv: Option<f64>, cfg: &GateConfig, seed: u64) -> Rates {
     trials_n(metric, shift, cv, cfg, seed, REPLICATES)
 }
 
 fn trials_n(
-    metric: Metric,
+    metric: GateMetric,
     shift: f64,
     cv: Option<f64>,
     cfg: &GateConfig,
@@ -68,7 +69,7 @@ fn trials_n(
 ) -> Rates {
     let mut rates = Rates::default();
     let base_mean = match metric {
-        Metric::Throughput => 400.0,
+        GateMetric::Throughput => 400.0,
         _ => 25.0,
     };
     for t in 0..TRIALS {
@@ -84,8 +85,8 @@ fn trials_n(
 #[test]
 fn no_shift_rarely_flags_a_regression() {
     let cfg = GateConfig::default();
-    let r = trials(Metric::LatencyP95, 0.0, None, &cfg, 1);
-    let worst = trials(Metric::LatencyP95, 0.0, Some(0.08), &cfg, 2);
+    let r = trials(GateMetric::LatencyP95, 0.0, None, &cfg, 1);
+    let worst = trials(GateMetric::LatencyP95, 0.0, Some(0.08), &cfg, 2);
     println!("{}", r.line("shift 0 %, cv 3-8 %"));
     println!("{}", worst.line("shift 0 %, cv 8 %"));
     assert!(Rates::rate(r.regressed) <= 0.05, "{r:?}");
@@ -97,7 +98,7 @@ fn no_shift_rarely_flags_a_regression() {
 #[test]
 fn small_shift_inside_tolerance_is_not_a_regression() {
     let cfg = GateConfig::default();
-    let r = trials(Metric::LatencyP95, 0.03, None, &cfg, 3);
+    let r = trials(GateMetric::LatencyP95, 0.03, None, &cfg, 3);
     println!("{}", r.line("shift +3 %, cv 3-8 %"));
     assert!(Rates::rate(r.regressed) <= 0.05, "{r:?}");
     assert!(Rates::rate(r.unchanged) >= 0.60, "{r:?}");
@@ -107,8 +108,8 @@ fn small_shift_inside_tolerance_is_not_a_regression() {
 #[test]
 fn ten_percent_is_flagged_or_left_undecided_never_passed_as_unchanged() {
     let cfg = GateConfig::default();
-    let r = trials(Metric::LatencyP95, 0.10, None, &cfg, 4);
-    let quiet = trials(Metric::LatencyP95, 0.10, Some(0.03), &cfg, 5);
+    let r = trials(GateMetric::LatencyP95, 0.10, None, &cfg, 4);
+    let quiet = trials(GateMetric::LatencyP95, 0.10, Some(0.03), &cfg, 5);
     println!("{}", r.line("shift +10 %, cv 3-8 %"));
     println!("{}", quiet.line("shift +10 %, cv 3 %"));
     assert!(Rates::rate(r.regressed + r.inconclusive) >= 0.90, "{r:?}");
@@ -120,10 +121,10 @@ fn ten_percent_is_flagged_or_left_undecided_never_passed_as_unchanged() {
 #[test]
 fn thirty_percent_is_found() {
     let cfg = GateConfig::default();
-    let r = trials(Metric::LatencyP95, 0.30, None, &cfg, 6);
-    let worst = trials(Metric::LatencyP95, 0.30, Some(0.08), &cfg, 7);
+    let r = trials(GateMetric::LatencyP95, 0.30, None, &cfg, 6);
+    let worst = trials(GateMetric::LatencyP95, 0.30, Some(0.08), &cfg, 7);
     // Lower throughput is the regression for throughput.
-    let tp = trials(Metric::Throughput, -0.30 / 1.30, None, &cfg, 8);
+    let tp = trials(GateMetric::Throughput, -0.30 / 1.30, None, &cfg, 8);
     println!("{}", r.line("shift +30 %, cv 3-8 %"));
     println!("{}", worst.line("shift +30 %, cv 8 %"));
     println!("{}", tp.line("throughput −23 % (1/1.3), cv 3-8 %"));
@@ -137,7 +138,7 @@ fn thirty_percent_is_found() {
 #[test]
 fn improvements_are_found_symmetrically() {
     let cfg = GateConfig::default();
-    let r = trials(Metric::LatencyP95, -0.30, None, &cfg, 9);
+    let r = trials(GateMetric::LatencyP95, -0.30, None, &cfg, 9);
     println!("{}", r.line("shift −30 %, cv 3-8 %"));
     assert!(Rates::rate(r.improved) >= 0.95, "{r:?}");
     assert_eq!(r.regressed, 0);
@@ -157,14 +158,20 @@ fn error_rate_at_the_tolerance_boundary() {
         ..GateConfig::default()
     };
     let plain = trials(
-        Metric::LatencyP95,
+        GateMetric::LatencyP95,
         0.05,
         Some(0.05),
         &with(false, false),
         10,
     );
-    let var = trials(Metric::LatencyP95, 0.05, Some(0.05), &with(true, false), 10);
-    let both = trials(Metric::LatencyP95, 0.05, Some(0.05), &corrected, 10);
+    let var = trials(
+        GateMetric::LatencyP95,
+        0.05,
+        Some(0.05),
+        &with(true, false),
+        10,
+    );
+    let both = trials(GateMetric::LatencyP95, 0.05, Some(0.05), &corrected, 10);
     println!("{}", plain.line("shift +5 % = tol, cv 5 %, plain"));
     println!("{}", var.line("  + variance correction"));
     println!("{}", both.line("  + t calibration (default)"));
@@ -179,14 +186,14 @@ fn verdicts_are_reproducible() {
     let mut rng = Rng::seed_from_u64(11);
     let base = lognormal(&mut rng, 25.0, 0.06, REPLICATES);
     let new = lognormal(&mut rng, 27.5, 0.06, REPLICATES);
-    let a = decide(None, Metric::LatencyP95, &base, &new, &cfg);
-    let b = decide(None, Metric::LatencyP95, &base, &new, &cfg);
+    let a = decide(None, GateMetric::LatencyP95, &base, &new, &cfg);
+    let b = decide(None, GateMetric::LatencyP95, &base, &new, &cfg);
     assert_eq!(a, b);
     let other = GateConfig {
         seed: 99,
         ..GateConfig::default()
     };
-    let c = decide(None, Metric::LatencyP95, &base, &new, &other);
+    let c = decide(None, GateMetric::LatencyP95, &base, &new, &other);
     assert_ne!(
         a.interval, c.interval,
         "a different seed draws different resamples"
@@ -199,9 +206,9 @@ fn more_replicates_buy_power() {
     let cfg = GateConfig::default();
     let mut last = 0;
     for n in [5, 7, 10] {
-        let r30 = trials_n(Metric::LatencyP95, 0.30, Some(0.08), &cfg, 12, n);
-        let r10 = trials_n(Metric::LatencyP95, 0.10, None, &cfg, 13, n);
-        let r0 = trials_n(Metric::LatencyP95, 0.0, Some(0.08), &cfg, 14, n);
+        let r30 = trials_n(GateMetric::LatencyP95, 0.30, Some(0.08), &cfg, 12, n);
+        let r10 = trials_n(GateMetric::LatencyP95, 0.10, None, &cfg, 13, n);
+        let r0 = trials_n(GateMetric::LatencyP95, 0.0, Some(0.08), &cfg, 14, n);
         println!("{}", r30.line(&format!("n={n}: shift +30 %, cv 8 %")));
         println!("{}", r10.line(&format!("n={n}: shift +10 %, cv 3-8 %")));
         println!("{}", r0.line(&format!("n={n}: shift 0 %, cv 8 %")));

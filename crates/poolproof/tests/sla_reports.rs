@@ -1,9 +1,10 @@
 //! SLA evaluation and reports against synthetic observations with known answers, and the
 //! normalized view / report.md / junit.xml snapshots.
 
+use poolproof::app::host::HostFacts;
 use poolproof::observe::{
-    AlertDelivery, AlertTransition, ClientSeries, ErrorKind, FaultEvent, HostFacts, Observations,
-    PoolStats, ServerSample, Window,
+    AlertDelivery, AlertTransition, ClientSeries, ErrorKind, FaultEvent, Observations, PoolStats,
+    ServerSample, Window,
 };
 use poolproof::report::{self, NormalizedReport, ReportInput, RunReport};
 use poolproof::scenario::{self, Scenario};
@@ -324,7 +325,8 @@ fn build_report(obs: &Observations) -> RunReport {
             os: "linux".into(),
             arch: "x86_64".into(),
             cpus: 2,
-            memory_mib: Some(4096),
+            memory_bytes: 4096 << 20,
+            ..HostFacts::default()
         },
         obs,
         arms: &arms,

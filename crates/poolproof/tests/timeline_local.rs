@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use poolproof::faults::timeline::check;
-use poolproof::faults::{
-    FaultAction, FaultTargets, PlannedFault, TcpProxy, Timeline, TimelineError,
-};
+use poolproof::faults::{FaultAction, FaultTargets, PlannedFault, Timeline, TimelineError};
 use poolproof::sink::{Channel, WebhookSink};
+use poolproof_services::proxy::TcpProxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;

@@ -2,7 +2,8 @@
 //! testcontainers from local images (built by `ci/build-images.sh`, never pulled), or the
 //! machine's own binaries as local processes when no engine answers. Every service keeps
 //! its host port across stop/start/restart, so an app keeps its URL, and everything started
-//! is removed on drop or [`Postgres::shutdown`] / [`Redis::shutdown`].
+//! is removed on drop or [`Postgres::shutdown`] / [`Redis::shutdown`]. [`proxy::TcpProxy`]
+//! sits in front of a service to inject latency and connection resets.
 
 mod containers;
 mod engine;
@@ -14,6 +15,7 @@ mod pg_process;
 mod ports;
 mod probe;
 mod processes;
+pub mod proxy;
 mod redis_process;
 mod services;
 mod sweep;

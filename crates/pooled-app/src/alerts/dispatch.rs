@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::channels::Channel;
 use super::message::Notification;
-use crate::metrics::collector::unix_ms;
+use crate::clock::unix_ms;
 
 /// Retry policy.
 #[derive(Debug, Clone, Copy)]

@@ -14,7 +14,8 @@ use super::dispatch::{DispatchStatus, Dispatcher};
 use super::engine::{AlertState, Engine, Event, MetricSource, Transition};
 use super::message::Notification;
 use super::rules::{Metric, Rule};
-use crate::metrics::collector::{unix_ms, MetricsCollector, WindowStats};
+use crate::clock::unix_ms;
+use crate::metrics::collector::{MetricsCollector, WindowStats};
 
 /// The collector as a metric source, with each window computed once per evaluation.
 pub struct CollectorSource<'a> {

@@ -14,7 +14,8 @@ use tokio::task::JoinHandle;
 use super::score::{self, PoolFacts};
 use crate::alerts::rules::Metric;
 use crate::alerts::Alerts;
-use crate::metrics::collector::{unix_ms, MetricsCollector};
+use crate::clock::unix_ms;
+use crate::metrics::collector::MetricsCollector;
 use crate::redis_link::RedisLink;
 
 /// A boxed future (probes are object-safe without extra crates).

@@ -15,11 +15,13 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::baseline::{Baseline, BaselineSlot};
 use super::bucket::{Bucket, LiveBucket};
 use super::histogram::{self, Hist, Latency};
 use super::inbox::{Inbox, Raw};
 use super::rolling::Rolling;
 use super::store::{FlushItem, StoreStatus};
+use crate::clock::{unix_ms, unix_now};
 
 /// One finished request (the convenience form of [`MetricsCollector::record`]; the middleware
 /// hands its record over by reference without building one).
@@ -145,15 +147,6 @@ pub struct Point {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Baseline {
-    pub p95_ms: f64,
-    pub p50_ms: f64,
-    pub requests: u64,
-    pub established_at: u64,
-    pub source: &'static str,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct Regression {
     pub detected: bool,
     pub current_p95_ms: f64,
@@ -215,7 +208,7 @@ struct Shared {
     inbox: Inbox,
     live: Mutex<Live>,
     realtime: RwLock<Arc<Realtime>>,
-    baseline: RwLock<Option<Baseline>>,
+    baseline: BaselineSlot,
     store_status: Arc<RwLock<StoreStatus>>,
 }
 
@@ -227,20 +220,6 @@ pub struct MetricsCollector {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl MetricsCollector {
@@ -279,7 +258,7 @@ impl MetricsCollector {
             received: AtomicU64::new(0),
             inbox,
             live: Mutex::new(live),
-            baseline: RwLock::new(None),
+            baseline: BaselineSlot::default(),
             store_status,
         });
         let handle = shared
@@ -388,20 +367,12 @@ impl MetricsCollector {
     }
 
     pub fn baseline(&self) -> Option<Baseline> {
-        self.shared
-            .baseline
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.shared.baseline.get()
     }
 
-    /// Adopts a baseline shared through Redis (the first instance's wins).
-    pub fn set_shared_baseline(&self, b: Baseline) {
-        *self
-            .shared
-            .baseline
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Some(b);
+    /// The baseline's slot, for the Redis writer that shares it across instances.
+    pub fn baseline_slot(&self) -> BaselineSlot {
+        self.shared.baseline.clone()
     }
 
     pub fn received(&self) -> u64 {
@@ -572,37 +543,27 @@ fn finish_second(
     live.minute.absorb_live(&cur);
     // Baseline: the first `baseline_secs` after the first app request.
     let mut new_baseline = None;
-    if fin.count > 0 || live.baseline_acc.is_some() {
-        let established = shared
-            .baseline
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some();
-        if !established {
-            let acc = live
-                .baseline_acc
-                .get_or_insert_with(|| (start, LiveBucket::new(start, 0)));
-            acc.1.absorb_live(&cur);
-            if start + 1 >= acc.0 + cfg.baseline_secs && !acc.1.overall.is_empty() {
-                let l = Latency::of(&acc.1.overall);
-                new_baseline = Some(Baseline {
-                    p95_ms: l.p95_ms,
-                    p50_ms: l.p50_ms,
-                    requests: l.count,
-                    established_at: now,
-                    source: "local",
-                });
-                live.baseline_acc = None;
-            }
+    if (fin.count > 0 || live.baseline_acc.is_some()) && !shared.baseline.is_set() {
+        let acc = live
+            .baseline_acc
+            .get_or_insert_with(|| (start, LiveBucket::new(start, 0)));
+        acc.1.absorb_live(&cur);
+        if start + 1 >= acc.0 + cfg.baseline_secs && !acc.1.overall.is_empty() {
+            let l = Latency::of(&acc.1.overall);
+            new_baseline = Some(Baseline {
+                p95_ms: l.p95_ms,
+                p50_ms: l.p50_ms,
+                requests: l.count,
+                established_at: now,
+                source: "local",
+            });
+            live.baseline_acc = None;
         }
     }
     let snapshot = build_realtime(shared, &live, &fin, now);
     drop(live);
     if let Some(b) = new_baseline {
-        let mut g = shared.baseline.write().unwrap_or_else(|p| p.into_inner());
-        if g.is_none() {
-            *g = Some(b);
-        }
+        shared.baseline.set_if_absent(b);
     }
     *shared.realtime.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
     if let Some(tx) = flush {
@@ -680,11 +641,7 @@ fn build_realtime(shared: &Shared, live: &Live, last: &Bucket, now: u64) -> Real
                 .collect()
         })
         .unwrap_or_default();
-    let baseline = shared
-        .baseline
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let baseline = shared.baseline.get();
     let regression = baseline.as_ref().and_then(|b| {
         (last_60s.requests >= 20 && b.p95_ms > 0.0).then(|| {
             let ratio = (last_60s.latency_ms.p95_ms / b.p95_ms * 100.0).round() / 100.0;

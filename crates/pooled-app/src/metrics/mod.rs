@@ -2,6 +2,7 @@
 //! buckets persisted to Redis per instance, exact percentiles over any window by merging
 //! histograms, a query-kind breakdown, and a baseline with regression detection.
 
+pub mod baseline;
 pub mod bucket;
 pub mod collector;
 pub mod histogram;

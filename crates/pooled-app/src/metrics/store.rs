@@ -11,8 +11,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::baseline::{Baseline, BaselineSlot};
 use super::bucket::Bucket;
-use super::collector::{unix_now, Baseline, MetricsCollector};
+use crate::clock::unix_now;
 use crate::redis_link::RedisLink;
 
 /// Key names (shared by all instances of one deployment).
@@ -68,15 +69,16 @@ pub struct StoreConfig {
     pub batch: usize,
 }
 
-/// Starts the writer on the collector's flush channel.
+/// Starts the writer on the collector's flush channel; with `baseline`, it also publishes the
+/// instance's baseline and adopts the deployment's shared one.
 pub fn spawn_writer(
     link: Arc<RedisLink>,
     cfg: StoreConfig,
     status: Arc<RwLock<StoreStatus>>,
     rx: mpsc::Receiver<FlushItem>,
-    collector: Option<MetricsCollector>,
+    baseline: Option<BaselineSlot>,
 ) -> JoinHandle<()> {
-    tokio::spawn(writer(link, cfg, status, rx, collector))
+    tokio::spawn(writer(link, cfg, status, rx, baseline))
 }
 
 fn set<F: FnOnce(&mut StoreStatus)>(s: &RwLock<StoreStatus>, f: F) {
@@ -88,7 +90,7 @@ async fn writer(
     cfg: StoreConfig,
     status: Arc<RwLock<StoreStatus>>,
     mut rx: mpsc::Receiver<FlushItem>,
-    collector: Option<MetricsCollector>,
+    baseline: Option<BaselineSlot>,
 ) {
     let mut backlog: VecDeque<FlushItem> = VecDeque::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -144,10 +146,10 @@ async fn writer(
                         );
                     }
                 });
-                if let Some(c) = &collector {
+                if let Some(slot) = &baseline {
                     if now >= last_baseline_check + 30 {
                         last_baseline_check = now;
-                        baseline_published |= share_baseline(&link, c, baseline_published).await;
+                        baseline_published |= share_baseline(&link, slot, baseline_published).await;
                     }
                 }
             }
@@ -209,8 +211,8 @@ async fn write_batch(
 }
 
 /// Publishes this instance's baseline if none is stored, then adopts the stored one.
-async fn share_baseline(link: &RedisLink, c: &MetricsCollector, published: bool) -> bool {
-    let mine = c.baseline();
+async fn share_baseline(link: &RedisLink, slot: &BaselineSlot, published: bool) -> bool {
+    let mine = slot.get();
     let mut done = published;
     if let (Some(b), false) = (&mine, published) {
         if b.source == "local" {
@@ -240,7 +242,7 @@ async fn share_baseline(link: &RedisLink, c: &MetricsCollector, published: bool)
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&s) {
             let f = |k: &str| v.get(k).and_then(|x| x.as_f64());
             if let (Some(p95), Some(p50)) = (f("p95_ms"), f("p50_ms")) {
-                c.set_shared_baseline(Baseline {
+                slot.set_shared(Baseline {
                     p95_ms: p95,
                     p50_ms: p50,
                     requests: f("requests").unwrap_or(0.0) as u64,

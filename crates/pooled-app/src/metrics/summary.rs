@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::baseline::Baseline;
 use super::bucket::{Bucket, LiveBucket};
-use super::collector::{unix_now, Baseline, MetricsCollector, Regression};
+use super::collector::{MetricsCollector, Regression};
 use super::histogram::Latency;
 use super::store::{keys, StoreStatus};
+use crate::clock::unix_now;
 use crate::redis_link::{LinkError, RedisLink};
 
 /// `/metrics/summary?hours=N` in the report's shape, plus breakdowns.

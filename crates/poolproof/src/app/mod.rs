@@ -2,9 +2,11 @@
 //! instances with the scenario's environment, wait until each is ready, and stop them all.
 
 pub mod cpu;
+pub mod host;
 mod instance;
 mod locate;
 pub mod log_trim;
+pub mod meter;
 
 pub use instance::{free_port, wait_ready_url, AppInstance, InstanceSpec};
 pub use locate::locate_binary;

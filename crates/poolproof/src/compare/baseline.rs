@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::comparison::RunFigures;
-use super::host::{tool_versions, HostFacts};
 use super::summary::ReplicateSummary;
+use crate::app::host::{self, HostFacts};
 
 /// Format tag of baseline files; bump on incompatible changes.
 pub const BASELINE_FORMAT: &str = "poolproof-baseline/1";
 
 /// A saved baseline: the per-replicate figures of one run plus where it ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Baseline {
     pub format: String,
@@ -23,6 +23,7 @@ pub struct Baseline {
     pub saved_at: String,
     /// The report it was saved from.
     pub source: String,
+    #[serde(with = "host::baseline_record")]
     pub host: HostFacts,
     pub tools: BTreeMap<String, String>,
     pub replicates: Vec<ReplicateSummary>,
@@ -159,7 +160,7 @@ pub fn load_figures(input: &Path) -> Result<RunFigures, BaselineError> {
         return Err(field_err(&path, "replicates", "empty: nothing to compare"));
     }
     let host = match v.get("host") {
-        Some(h) if h.is_object() => Some(HostFacts::from_json(h)),
+        Some(h) if h.is_object() => Some(take(&path, "host", h)?),
         _ => None,
     };
     let tools = match v.get("tools") {
@@ -192,7 +193,7 @@ pub fn baseline_from(figures: RunFigures) -> Baseline {
             // host (the usual case, saving right after the run), complete it from here.
             Some(mut h) => {
                 let here = HostFacts::collect();
-                if h.hostname_hash == here.hostname_hash {
+                if h.hostname_id() == here.hostname_id() {
                     h.complete_from(&here);
                 }
                 h
@@ -202,6 +203,13 @@ pub fn baseline_from(figures: RunFigures) -> Baseline {
         tools,
         replicates: figures.replicates,
     }
+}
+
+/// Tool versions recorded with a baseline.
+pub fn tool_versions() -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("poolproof".into(), env!("CARGO_PKG_VERSION").into());
+    m
 }
 
 /// Where `baseline save` writes: `<reports_dir>/baselines/<scenario>.json`.
@@ -283,7 +291,12 @@ mod tests {
         assert_eq!(f.scenario, "smoke");
         assert_eq!(f.replicates.len(), 3);
         assert_eq!(f.replicates[1].latency_p95_ms, 21.0);
-        assert_eq!(f.host, Some(HostFacts::collect()));
+        let host = f.host.unwrap_or_else(|| panic!("host missing"));
+        assert!(
+            host.differences(&HostFacts::collect()).is_empty(),
+            "{host:?}"
+        );
+        assert_eq!(host.hostname_id(), HostFacts::collect().hostname_id());
         assert!(f.tools.contains_key("poolproof"));
     }
 
@@ -313,73 +326,5 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("field `replicates`"), "{e}");
-    }
-}
-
-/// The report module's report.json (as the run loop writes it) loads as run figures: this
-/// pins the contract between the two modules.
-#[cfg(test)]
-mod report_contract {
-    use super::*;
-    use crate::observe::Observations;
-    use crate::report::{ReportInput, RunReport};
-
-    #[test]
-    fn report_json_from_the_report_module_loads_with_replicates_and_host() {
-        let scenario = crate::scenario::load_str(
-            "name: gate-contract\nload:\n  users: 1\n  duration: 1s\n  transactions:\n    - name: p\n      method: GET\n      path: /\n      expect_status: 200\n",
-            "contract.yaml",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let obs = Observations::default();
-        let arms = std::collections::BTreeMap::new();
-        let mut report = RunReport::build(ReportInput {
-            scenario: &scenario,
-            scenario_path: None,
-            run_id: "r1",
-            started_at: "2026-11-27T08:00:00Z",
-            wall_time_s: None,
-            host: crate::observe::HostFacts::current(),
-            obs: &obs,
-            arms: &arms,
-            slas: &[],
-            interrupted: false,
-            notes: Vec::new(),
-        });
-        report.replicates = (1..=3)
-            .map(|i| ReplicateSummary {
-                index: i,
-                latency_p50_ms: 5.0,
-                latency_p95_ms: 20.0 + f64::from(i),
-                latency_p99_ms: 30.0,
-                throughput_rps: 300.0,
-                ..Default::default()
-            })
-            .collect();
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let paths = crate::report::write_all(&report, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        let f = load_figures(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(f.scenario, "gate-contract");
-        assert_eq!(f.replicates, report.replicates);
-        // The report header's host shape maps onto this host's facts.
-        let host = f.host.unwrap_or_else(|| panic!("host missing"));
-        assert!(
-            host.differences(&HostFacts::collect()).is_empty(),
-            "{host:?}"
-        );
-        assert_eq!(f.tools.get("goose").map(String::is_empty), Some(false));
-        let saved = save_baseline(dir.path(), &dir.path().join("reports"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let b: Baseline = serde_json::from_str(&std::fs::read_to_string(saved).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let here = HostFacts::collect();
-        assert!(b.host.differences(&here).is_empty(), "{:?}", b.host);
-        assert_eq!(
-            (&b.host.cpu_model, &b.host.kernel),
-            (&here.cpu_model, &here.kernel)
-        );
-        let md = std::fs::read_to_string(paths.markdown).unwrap_or_default();
-        assert!(md.contains("## Host noise (replicate spread)"), "{md}");
-        assert!(md.contains("| - | latency_p95 |"), "{md}");
     }
 }

@@ -1,5 +1,5 @@
 //! The regression gate's command-line edge: `poolproof compare`, `poolproof baseline save`,
-//! the gate flags shared with `validate --baseline`, and the mapping of outcomes to exit codes.
+//! and the gate flags shared with `validate --baseline`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,9 +10,9 @@ use crate::exit::Exit;
 use crate::scenario::Percent;
 
 use super::baseline::{load_figures, save_baseline, BaselineError};
-use super::comparison::{compare, Comparison, Outcome, RunFigures};
-use super::metric::Metric;
-use super::render::comparison_markdown;
+use super::comparison::compare;
+use super::gate::{print_comparison, write_json};
+use super::metric::GateMetric;
 use super::verdict::GateConfig;
 
 /// Flags of the regression gate (shared by `compare` and `validate --baseline`).
@@ -23,7 +23,7 @@ pub struct GateArgs {
     pub tolerance: Percent,
     /// Per-metric tolerance, e.g. `latency_p99=10%` (repeatable).
     #[arg(long = "metric-tolerance", value_name = "METRIC=PERCENT", value_parser = parse_metric_tolerance)]
-    pub metric_tolerance: Vec<(Metric, Percent)>,
+    pub metric_tolerance: Vec<(GateMetric, Percent)>,
     /// Replicate spread (coefficient of variation) above which a metric is erratic, not gated.
     #[arg(long, default_value = "15%", value_name = "PERCENT")]
     pub erratic_cv: Percent,
@@ -38,11 +38,11 @@ pub struct GateArgs {
     pub seed: u64,
 }
 
-fn parse_metric_tolerance(s: &str) -> Result<(Metric, Percent), String> {
+fn parse_metric_tolerance(s: &str) -> Result<(GateMetric, Percent), String> {
     let (m, p) = s
         .split_once('=')
         .ok_or_else(|| format!("expected METRIC=PERCENT (e.g. latency_p99=10%), got {s:?}"))?;
-    let metric: Metric = m
+    let metric: GateMetric = m
         .trim()
         .parse()
         .map_err(|e: super::metric::UnknownMetric| e.to_string())?;
@@ -104,51 +104,9 @@ pub enum BaselineCommand {
     },
 }
 
-/// Exit code of a comparison outcome.
-pub fn outcome_exit(o: Outcome) -> Exit {
-    match o {
-        Outcome::Pass => Exit::Ok,
-        Outcome::Regressed => Exit::Failed,
-        Outcome::Inconclusive => Exit::Inconclusive,
-    }
-}
-
 fn print_stdout(s: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(s.as_bytes()).and_then(|_| out.flush());
-}
-
-/// Appends to `$GITHUB_STEP_SUMMARY` when set; a failure there is a warning, not a verdict.
-fn step_summary(md: &str) {
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        let r = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(md.as_bytes()));
-        if let Err(e) = r {
-            eprintln!("warning: cannot append to $GITHUB_STEP_SUMMARY: {e}");
-        }
-    }
-}
-
-/// Prints a comparison: warnings to stderr (one line each), the markdown table to stdout.
-pub fn print_comparison(c: &Comparison) {
-    for w in &c.warnings {
-        eprintln!("warning: {w}");
-    }
-    let md = comparison_markdown(c);
-    print_stdout(&md);
-    step_summary(&md);
-}
-
-fn write_json(path: &Path, c: &Comparison) -> Result<(), BaselineError> {
-    let werr = |source| BaselineError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let text = serde_json::to_string_pretty(c).map_err(|e| werr(std::io::Error::other(e)))?;
-    std::fs::write(path, text + "\n").map_err(werr)
 }
 
 /// `poolproof compare BASE NEW`: exit 0 pass, 1 regression, 2 unreadable input, 4 inconclusive.
@@ -169,7 +127,7 @@ pub fn cmd_compare(args: &CompareArgs) -> Exit {
             return Exit::Infrastructure;
         }
     }
-    outcome_exit(c.outcome)
+    Exit::from(c.outcome)
 }
 
 /// `poolproof baseline save`.
@@ -190,25 +148,4 @@ pub fn cmd_baseline(args: &BaselineArgs) -> Exit {
             }
         },
     }
-}
-
-/// The `validate --baseline FILE` gate, for the run loop: compares the run's figures with the
-/// baseline, writes `comparison.json` and `comparison.md` into the run directory, and returns
-/// the comparison (the caller prints it with [`print_comparison`] and maps its outcome to the
-/// exit code via [`outcome_exit`]).
-pub fn gate_run(
-    baseline: &Path,
-    new: &RunFigures,
-    gate: &GateArgs,
-    run_dir: &Path,
-) -> Result<Comparison, BaselineError> {
-    let base = load_figures(baseline)?;
-    let c = compare(&base, new, &gate.config());
-    write_json(&run_dir.join("comparison.json"), &c)?;
-    let md = comparison_markdown(&c);
-    std::fs::write(run_dir.join("comparison.md"), &md).map_err(|source| BaselineError::Write {
-        path: run_dir.join("comparison.md"),
-        source,
-    })?;
-    Ok(c)
 }

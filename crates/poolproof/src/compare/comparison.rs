@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::host::HostFacts;
-use super::metric::Metric;
+use super::metric::GateMetric;
 use super::noise::{by_arm, noise_summary, NoiseSummary};
 use super::summary::ReplicateSummary;
-use super::verdict::{decide, GateConfig, MetricComparison, Verdict};
+use super::verdict::{decide, GateConfig, GateVerdict, MetricComparison};
+use crate::app::host::HostFacts;
+use crate::exit::Exit;
 
 /// The figures of one run, whether loaded from a baseline or a report.json.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,15 +36,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Exit code documented in docs/cli.md: 0 pass, 1 regression, 4 inconclusive.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Outcome::Pass => 0,
-            Outcome::Regressed => 1,
-            Outcome::Inconclusive => INCONCLUSIVE_EXIT_CODE,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
@@ -52,9 +44,6 @@ impl Outcome {
         }
     }
 }
-
-/// Exit code of an inconclusive regression gate.
-pub const INCONCLUSIVE_EXIT_CODE: i32 = 4;
 
 /// A full comparison of NEW against BASE.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -76,9 +65,14 @@ pub struct Comparison {
     pub seed: u64,
 }
 
-impl Comparison {
-    pub fn exit_code(&self) -> i32 {
-        self.outcome.exit_code()
+/// How a gate's outcome ends the command: 0 pass, 1 regression, 4 inconclusive.
+impl From<Outcome> for Exit {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Pass => Exit::Ok,
+            Outcome::Regressed => Exit::Failed,
+            Outcome::Inconclusive => Exit::Inconclusive,
+        }
     }
 }
 
@@ -116,7 +110,7 @@ pub fn compare(base: &RunFigures, new: &RunFigures, cfg: &GateConfig) -> Compari
             ));
             continue;
         };
-        for m in Metric::ALL {
+        for m in GateMetric::ALL {
             let bv: Vec<f64> = brs.iter().filter_map(|r| m.value(r)).collect();
             let nv: Vec<f64> = nrs.iter().filter_map(|r| m.value(r)).collect();
             match (bv.is_empty(), nv.is_empty()) {
@@ -193,20 +187,20 @@ fn outcome_of(rows: &[MetricComparison], b: &NoiseSummary, n: &NoiseSummary) -> 
             ),
         );
     }
-    let names = |v: Verdict| {
+    let names = |v: GateVerdict| {
         rows.iter()
             .filter(|r| r.verdict == v)
             .map(row_name)
             .collect::<Vec<_>>()
     };
-    let regressed = names(Verdict::Regressed);
+    let regressed = names(GateVerdict::Regressed);
     if !regressed.is_empty() {
         return (
             Outcome::Regressed,
             format!("regressed: {}", regressed.join(", ")),
         );
     }
-    let undecided = names(Verdict::Inconclusive);
+    let undecided = names(GateVerdict::Inconclusive);
     if !undecided.is_empty() {
         return (
             Outcome::Inconclusive,

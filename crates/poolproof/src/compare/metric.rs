@@ -7,11 +7,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::summary::ReplicateSummary;
+use crate::sla::{format_value, Unit};
 
 /// A comparable per-replicate metric. Names match the SLA metric names of the scenario format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Metric {
+pub enum GateMetric {
     LatencyP50,
     LatencyP95,
     LatencyP99,
@@ -26,44 +27,36 @@ pub enum Metric {
 /// Which way a change is a regression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Direction {
+pub enum MetricDirection {
     LowerIsBetter,
     HigherIsBetter,
 }
 
-/// How a value is printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Millis,
-    PerSecond,
-    Fraction,
-}
-
-impl Metric {
+impl GateMetric {
     /// Every metric, in table order.
-    pub const ALL: [Metric; 9] = [
-        Metric::LatencyP50,
-        Metric::LatencyP95,
-        Metric::LatencyP99,
-        Metric::Throughput,
-        Metric::ErrorRate,
-        Metric::PoolEfficiency,
-        Metric::PoolUtilization,
-        Metric::AcquireWaitP95,
-        Metric::ServerLatencyP95,
+    pub const ALL: [GateMetric; 9] = [
+        GateMetric::LatencyP50,
+        GateMetric::LatencyP95,
+        GateMetric::LatencyP99,
+        GateMetric::Throughput,
+        GateMetric::ErrorRate,
+        GateMetric::PoolEfficiency,
+        GateMetric::PoolUtilization,
+        GateMetric::AcquireWaitP95,
+        GateMetric::ServerLatencyP95,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
-            Metric::LatencyP50 => "latency_p50",
-            Metric::LatencyP95 => "latency_p95",
-            Metric::LatencyP99 => "latency_p99",
-            Metric::Throughput => "throughput",
-            Metric::ErrorRate => "error_rate",
-            Metric::PoolEfficiency => "pool_efficiency",
-            Metric::PoolUtilization => "pool_utilization",
-            Metric::AcquireWaitP95 => "acquire_wait_p95",
-            Metric::ServerLatencyP95 => "server_latency_p95",
+            GateMetric::LatencyP50 => "latency_p50",
+            GateMetric::LatencyP95 => "latency_p95",
+            GateMetric::LatencyP99 => "latency_p99",
+            GateMetric::Throughput => "throughput",
+            GateMetric::ErrorRate => "error_rate",
+            GateMetric::PoolEfficiency => "pool_efficiency",
+            GateMetric::PoolUtilization => "pool_utilization",
+            GateMetric::AcquireWaitP95 => "acquire_wait_p95",
+            GateMetric::ServerLatencyP95 => "server_latency_p95",
         }
     }
 
@@ -71,22 +64,24 @@ impl Metric {
     /// and pool efficiency are worse. Utilization counts as worse when higher because the
     /// offered load is the same in both runs: more in-use time per request means each request
     /// holds its connection longer (or the pool shrank).
-    pub fn direction(self) -> Direction {
+    pub fn direction(self) -> MetricDirection {
         match self {
-            Metric::Throughput | Metric::PoolEfficiency => Direction::HigherIsBetter,
-            _ => Direction::LowerIsBetter,
+            GateMetric::Throughput | GateMetric::PoolEfficiency => MetricDirection::HigherIsBetter,
+            _ => MetricDirection::LowerIsBetter,
         }
     }
 
     pub fn unit(self) -> Unit {
         match self {
-            Metric::LatencyP50
-            | Metric::LatencyP95
-            | Metric::LatencyP99
-            | Metric::AcquireWaitP95
-            | Metric::ServerLatencyP95 => Unit::Millis,
-            Metric::Throughput => Unit::PerSecond,
-            Metric::ErrorRate | Metric::PoolEfficiency | Metric::PoolUtilization => Unit::Fraction,
+            GateMetric::LatencyP50
+            | GateMetric::LatencyP95
+            | GateMetric::LatencyP99
+            | GateMetric::AcquireWaitP95
+            | GateMetric::ServerLatencyP95 => Unit::Milliseconds,
+            GateMetric::Throughput => Unit::RequestsPerSecond,
+            GateMetric::ErrorRate | GateMetric::PoolEfficiency | GateMetric::PoolUtilization => {
+                Unit::Fraction
+            }
         }
     }
 
@@ -95,9 +90,9 @@ impl Metric {
     /// 20 µs → 60 µs acquire wait into "+200 %" regressions.
     pub fn default_min_effect(self) -> f64 {
         match self {
-            Metric::ErrorRate => 0.005,      // 0.5 percentage points
-            Metric::PoolUtilization => 0.02, // 2 percentage points
-            Metric::AcquireWaitP95 => 1.0,   // 1 ms
+            GateMetric::ErrorRate => 0.005,      // 0.5 percentage points
+            GateMetric::PoolUtilization => 0.02, // 2 percentage points
+            GateMetric::AcquireWaitP95 => 1.0,   // 1 ms
             _ => 0.0,
         }
     }
@@ -105,44 +100,26 @@ impl Metric {
     /// This metric's value in one replicate, if measured.
     pub fn value(self, r: &ReplicateSummary) -> Option<f64> {
         match self {
-            Metric::LatencyP50 => Some(r.latency_p50_ms),
-            Metric::LatencyP95 => Some(r.latency_p95_ms),
-            Metric::LatencyP99 => Some(r.latency_p99_ms),
-            Metric::Throughput => Some(r.throughput_rps),
-            Metric::ErrorRate => Some(r.error_rate),
-            Metric::PoolEfficiency => r.pool_efficiency,
-            Metric::PoolUtilization => r.pool_utilization,
-            Metric::AcquireWaitP95 => r.acquire_wait_p95_ms,
-            Metric::ServerLatencyP95 => r.server_latency_p95_ms,
+            GateMetric::LatencyP50 => Some(r.latency_p50_ms),
+            GateMetric::LatencyP95 => Some(r.latency_p95_ms),
+            GateMetric::LatencyP99 => Some(r.latency_p99_ms),
+            GateMetric::Throughput => Some(r.throughput_rps),
+            GateMetric::ErrorRate => Some(r.error_rate),
+            GateMetric::PoolEfficiency => r.pool_efficiency,
+            GateMetric::PoolUtilization => r.pool_utilization,
+            GateMetric::AcquireWaitP95 => r.acquire_wait_p95_ms,
+            GateMetric::ServerLatencyP95 => r.server_latency_p95_ms,
         }
         .filter(|v| v.is_finite())
     }
 
     /// Formats a value of this metric for tables.
     pub fn format(self, v: f64) -> String {
-        match self.unit() {
-            Unit::Millis => format!("{} ms", sig3(v)),
-            Unit::PerSecond => format!("{} rps", sig3(v)),
-            Unit::Fraction => format!("{} %", sig3(v * 100.0)),
-        }
+        format_value(v, self.unit())
     }
 }
 
-/// Three significant digits, without exponent, for tables.
-pub(crate) fn sig3(v: f64) -> String {
-    let a = v.abs();
-    if a >= 100.0 || a == 0.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-impl fmt::Display for Metric {
+impl fmt::Display for GateMetric {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -153,10 +130,10 @@ impl fmt::Display for Metric {
 #[error("unknown metric `{0}` (expected one of: latency_p50, latency_p95, latency_p99, throughput, error_rate, pool_efficiency, pool_utilization, acquire_wait_p95, server_latency_p95)")]
 pub struct UnknownMetric(pub String);
 
-impl FromStr for Metric {
+impl FromStr for GateMetric {
     type Err = UnknownMetric;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Metric::ALL
+        GateMetric::ALL
             .into_iter()
             .find(|m| m.name() == s)
             .ok_or_else(|| UnknownMetric(s.to_string()))

@@ -4,29 +4,22 @@
 //! Method and measured error rates: docs/regression-gating.md.
 
 pub mod baseline;
-pub mod bootstrap;
-pub mod chart;
 pub mod cli;
 pub mod comparison;
-pub mod dist;
-pub mod host;
+pub mod gate;
 pub mod metric;
 pub mod noise;
 pub mod observed;
 pub mod render;
-pub mod rng;
 pub mod schedule;
 pub mod summary;
 pub mod verdict;
 
 pub use baseline::{load_figures, save_baseline, Baseline, BaselineError, BASELINE_FORMAT};
-pub use bootstrap::{BootstrapConfig, Interval};
-pub use chart::{replicate_chart_svg, run_replicate_chart_svg};
-pub use comparison::{compare, Comparison, Outcome, RunFigures, INCONCLUSIVE_EXIT_CODE};
-pub use host::HostFacts;
-pub use metric::{Direction, Metric};
-pub use noise::{noise_summary, CpuMeter, NoiseSummary};
+pub use comparison::{compare, Comparison, Outcome, RunFigures};
+pub use metric::{GateMetric, MetricDirection};
+pub use noise::{noise_summary, NoiseSummary};
 pub use render::{comparison_cells, comparison_markdown, noise_markdown, noise_sentence, RowCells};
 pub use schedule::{replicate_schedule, Step};
-pub use summary::{CpuUsage, ReplicateSummary};
-pub use verdict::{decide, GateConfig, MetricComparison, Verdict};
+pub use summary::ReplicateSummary;
+pub use verdict::{decide, GateConfig, GateVerdict, MetricComparison};

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::observe::{Observations, PhaseKind, ServerSample};
 
-use super::summary::{CpuUsage, ReplicateSummary};
+use super::summary::ReplicateSummary;
+use crate::app::meter::CpuUsage;
 
 fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
@@ -42,7 +43,7 @@ fn phase_efficiency(samples: &[&ServerSample]) -> Option<f64> {
 impl ReplicateSummary {
     /// Summarises the measured load phase of one replicate. `None` when no request completed
     /// in it (nothing to compare). `cpu` is the load generator's CPU over the phase
-    /// (see [`super::noise::CpuMeter`]).
+    /// (see [`crate::app::meter::CpuMeter`]).
     ///
     /// Server figures over the phase: utilization and server p95 are the mean of the per-second
     /// samples; acquire-wait p95 is the highest instance's value in the last sample (the app

@@ -3,9 +3,10 @@
 use std::fmt::Write as _;
 
 use super::comparison::Comparison;
-use super::metric::{sig3, Metric};
+use super::metric::GateMetric;
 use super::noise::NoiseSummary;
-use super::verdict::{MetricComparison, Verdict};
+use super::verdict::{GateVerdict, MetricComparison};
+use crate::sla::sig3;
 
 fn signed_pct(x: f64) -> String {
     if x.is_infinite() {
@@ -47,7 +48,7 @@ fn change_cells(r: &MetricComparison) -> (String, String) {
     }
 }
 
-fn side_cell(m: Metric, s: &super::verdict::SideStats) -> String {
+fn side_cell(m: GateMetric, s: &super::verdict::SideStats) -> String {
     format!(
         "{} (cv {:.1} %, n={})",
         m.format(s.mean),
@@ -56,9 +57,9 @@ fn side_cell(m: Metric, s: &super::verdict::SideStats) -> String {
     )
 }
 
-fn verdict_cell(v: Verdict) -> String {
+fn verdict_cell(v: GateVerdict) -> String {
     match v {
-        Verdict::Regressed | Verdict::Inconclusive => format!("**{}**", v.as_str()),
+        GateVerdict::Regressed | GateVerdict::Inconclusive => format!("**{}**", v.as_str()),
         _ => v.as_str().to_string(),
     }
 }
@@ -67,7 +68,7 @@ fn verdict_cell(v: Verdict) -> String {
 /// interval, tolerance, verdict. Shared by the markdown and report.html.
 pub struct RowCells {
     pub cells: [String; 7],
-    pub verdict: Verdict,
+    pub verdict: GateVerdict,
 }
 
 /// The comparison table's rows as display text.
@@ -131,7 +132,7 @@ pub fn comparison_markdown(c: &Comparison) -> String {
     }
     let _ = writeln!(
         s,
-        "| Metric | Base | New | Change | {:.0} % interval | Tolerance | Verdict |",
+        "| GateMetric | Base | New | Change | {:.0} % interval | Tolerance | GateVerdict |",
         c.confidence * 100.0
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
@@ -152,7 +153,7 @@ pub fn comparison_markdown(c: &Comparison) -> String {
     let notes: Vec<&MetricComparison> = c
         .rows
         .iter()
-        .filter(|r| r.verdict != Verdict::Unchanged)
+        .filter(|r| r.verdict != GateVerdict::Unchanged)
         .collect();
     for r in notes {
         let _ = writeln!(s, "- `{}`: {}", r.metric, r.reason);
@@ -220,7 +221,7 @@ pub fn noise_markdown(n: &NoiseSummary) -> String {
     let mut s = String::from("## Host noise (replicate spread)\n\n");
     s.push_str(&noise_line("This run", n));
     if !n.cv.is_empty() {
-        s.push_str("\n| Arm | Metric | Replicate spread (cv) |\n|---|---|---|\n");
+        s.push_str("\n| Arm | GateMetric | Replicate spread (cv) |\n|---|---|---|\n");
         for (arm, per) in &n.cv {
             for (m, cv) in per {
                 let arm = if arm.is_empty() { "-" } else { arm.as_str() };

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::app::meter::CpuUsage;
+
 /// The figures of one replicate. Latencies in milliseconds, rates as fractions (0.02 = 2 %).
 /// Pool and server figures are absent when the app's monitoring endpoints were not sampled
 /// (e.g. provider `external` without them).
@@ -46,37 +48,4 @@ pub struct ReplicateSummary {
     /// CPU the load generator (the poolproof process) used during the measured phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_generator: Option<CpuUsage>,
-}
-
-/// CPU time a process used over a wall-clock span, on a host with `cores` logical CPUs.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CpuUsage {
-    /// User + system CPU seconds.
-    pub cpu_seconds: f64,
-    /// Wall-clock seconds of the span.
-    pub wall_seconds: f64,
-    /// Logical CPUs available to the process.
-    pub cores: u32,
-    /// Host CPU contention over the span: the share of wall time in which some runnable task
-    /// on the host waited for a CPU (Linux PSI, /proc/pressure/cpu `some`), 0..=1. Recorded
-    /// and reported, not gated. Absent where the kernel has no PSI.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_cpu_pressure: Option<f64>,
-}
-
-impl CpuUsage {
-    /// Average number of cores kept busy (1.0 = one full core).
-    pub fn busy_cores(&self) -> f64 {
-        if self.wall_seconds > 0.0 {
-            self.cpu_seconds / self.wall_seconds
-        } else {
-            0.0
-        }
-    }
-
-    /// Share of the whole host's CPU capacity (wall time × cores), 0..=1.
-    pub fn host_share(&self) -> f64 {
-        self.busy_cores() / f64::from(self.cores.max(1))
-    }
 }

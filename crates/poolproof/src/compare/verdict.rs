@@ -15,14 +15,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::bootstrap::{self, BootstrapConfig, Interval};
-use super::metric::{Direction, Metric};
-use super::rng::{derive_seed, Rng};
+use super::metric::{GateMetric, MetricDirection};
+use crate::stats::bootstrap::{self, BootstrapConfig, Interval};
+use crate::stats::rng::{derive_seed, Rng};
 
 /// Per-metric verdict of a comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum GateVerdict {
     Regressed,
     Improved,
     Unchanged,
@@ -30,14 +30,14 @@ pub enum Verdict {
     Inconclusive,
 }
 
-impl Verdict {
+impl GateVerdict {
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Regressed => "regressed",
-            Verdict::Improved => "improved",
-            Verdict::Unchanged => "unchanged",
-            Verdict::Erratic => "erratic",
-            Verdict::Inconclusive => "inconclusive",
+            GateVerdict::Regressed => "regressed",
+            GateVerdict::Improved => "improved",
+            GateVerdict::Unchanged => "unchanged",
+            GateVerdict::Erratic => "erratic",
+            GateVerdict::Inconclusive => "inconclusive",
         }
     }
 }
@@ -51,7 +51,7 @@ pub struct GateConfig {
     /// Relative tolerance for every metric without an override (0.05 = 5 %).
     pub tolerance: f64,
     /// Per-metric tolerance overrides.
-    pub tolerances: BTreeMap<Metric, f64>,
+    pub tolerances: BTreeMap<GateMetric, f64>,
     /// A side whose sd / max(mean, min effect) exceeds this is erratic.
     pub erratic_cv: f64,
     /// Fewer replicates than this on a side: no regressed/improved verdict.
@@ -75,7 +75,7 @@ impl Default for GateConfig {
 }
 
 impl GateConfig {
-    pub fn tolerance_for(&self, m: Metric) -> f64 {
+    pub fn tolerance_for(&self, m: GateMetric) -> f64 {
         self.tolerances.get(&m).copied().unwrap_or(self.tolerance)
     }
 }
@@ -110,8 +110,8 @@ impl SideStats {
 pub struct MetricComparison {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arm: Option<String>,
-    pub metric: Metric,
-    pub direction: Direction,
+    pub metric: GateMetric,
+    pub direction: MetricDirection,
     pub base: SideStats,
     pub new: SideStats,
     /// NEW mean / BASE mean − 1 (+∞, serialised as null, when BASE is all zero).
@@ -123,7 +123,7 @@ pub struct MetricComparison {
     pub difference_interval: Interval,
     pub tolerance: f64,
     pub min_effect: f64,
-    pub verdict: Verdict,
+    pub verdict: GateVerdict,
     /// One line saying why.
     pub reason: String,
 }
@@ -131,7 +131,7 @@ pub struct MetricComparison {
 /// Compares one metric. `base` and `new` must be non-empty.
 pub fn decide(
     arm: Option<&str>,
-    metric: Metric,
+    metric: GateMetric,
     base: &[f64],
     new: &[f64],
     cfg: &GateConfig,
@@ -148,8 +148,8 @@ pub fn decide(
 
     // Orient everything so that positive means "worse".
     let sign = match metric.direction() {
-        Direction::LowerIsBetter => 1.0,
-        Direction::HigherIsBetter => -1.0,
+        MetricDirection::LowerIsBetter => 1.0,
+        MetricDirection::HigherIsBetter => -1.0,
     };
     let orient = |i: Interval| {
         if sign > 0.0 {
@@ -176,7 +176,7 @@ pub fn decide(
 
     let (verdict, reason) = if let Some((side, cv)) = erratic_side {
         (
-            Verdict::Erratic,
+            GateVerdict::Erratic,
             format!(
                 "{side} spread {} exceeds the {} limit: reported, not gated",
                 pct(cv),
@@ -185,25 +185,25 @@ pub fn decide(
         )
     } else if rel.lo > tol && abs.lo > min_effect {
         if few {
-            (Verdict::Inconclusive, too_few(cfg))
+            (GateVerdict::Inconclusive, too_few(cfg))
         } else {
             (
-                Verdict::Regressed,
+                GateVerdict::Regressed,
                 format!("whole interval is worse than the {} tolerance", pct(tol)),
             )
         }
     } else if rel.hi < -tol && abs.hi < -min_effect {
         if few {
-            (Verdict::Inconclusive, too_few(cfg))
+            (GateVerdict::Inconclusive, too_few(cfg))
         } else {
             (
-                Verdict::Improved,
+                GateVerdict::Improved,
                 format!("whole interval is better than the {} tolerance", pct(tol)),
             )
         }
     } else if worse_rel > tol && worse_abs > min_effect {
         (
-            Verdict::Inconclusive,
+            GateVerdict::Inconclusive,
             format!(
                 "estimate is worse than the {} tolerance but the interval reaches back inside it: spread too wide to decide",
                 pct(tol)
@@ -212,7 +212,7 @@ pub fn decide(
     } else if worse_rel < -tol && worse_abs < -min_effect {
         // An undecided improvement is no risk to gate on: reported as unchanged.
         (
-            Verdict::Unchanged,
+            GateVerdict::Unchanged,
             format!(
                 "estimate is better than the {} tolerance but the interval reaches back inside it",
                 pct(tol)
@@ -220,7 +220,7 @@ pub fn decide(
         )
     } else {
         (
-            Verdict::Unchanged,
+            GateVerdict::Unchanged,
             format!("estimate within the {} tolerance", pct(tol)),
         )
     };
@@ -261,8 +261,8 @@ mod tests {
     fn clear_latency_increase_is_a_regression() {
         let base = [100.0, 102.0, 98.0, 101.0, 99.0];
         let new = [130.0, 128.0, 133.0, 131.0, 129.0];
-        let r = decide(None, Metric::LatencyP95, &base, &new, &cfg());
-        assert_eq!(r.verdict, Verdict::Regressed, "{r:?}");
+        let r = decide(None, GateMetric::LatencyP95, &base, &new, &cfg());
+        assert_eq!(r.verdict, GateVerdict::Regressed, "{r:?}");
         assert!((r.change - 0.3).abs() < 0.01);
     }
 
@@ -272,17 +272,17 @@ mod tests {
         let down = [350.0, 352.0, 348.0, 351.0, 349.0];
         let up = [650.0, 655.0, 645.0, 652.0, 648.0];
         assert_eq!(
-            decide(None, Metric::Throughput, &base, &down, &cfg()).verdict,
-            Verdict::Regressed
+            decide(None, GateMetric::Throughput, &base, &down, &cfg()).verdict,
+            GateVerdict::Regressed
         );
         assert_eq!(
-            decide(None, Metric::Throughput, &base, &up, &cfg()).verdict,
-            Verdict::Improved
+            decide(None, GateMetric::Throughput, &base, &up, &cfg()).verdict,
+            GateVerdict::Improved
         );
         // The same drop in latency is an improvement.
         assert_eq!(
-            decide(None, Metric::LatencyP50, &base, &down, &cfg()).verdict,
-            Verdict::Improved
+            decide(None, GateMetric::LatencyP50, &base, &down, &cfg()).verdict,
+            GateVerdict::Improved
         );
     }
 
@@ -290,16 +290,16 @@ mod tests {
     fn change_inside_tolerance_is_unchanged() {
         let base = [100.0, 102.0, 98.0, 101.0, 99.0];
         let new = [102.0, 104.0, 100.0, 103.0, 101.0];
-        let r = decide(None, Metric::LatencyP95, &base, &new, &cfg());
-        assert_eq!(r.verdict, Verdict::Unchanged, "{r:?}");
+        let r = decide(None, GateMetric::LatencyP95, &base, &new, &cfg());
+        assert_eq!(r.verdict, GateVerdict::Unchanged, "{r:?}");
     }
 
     #[test]
     fn high_spread_is_erratic_not_gated() {
         let base = [100.0, 102.0, 98.0, 101.0, 99.0];
         let new = [90.0, 200.0, 130.0, 300.0, 110.0];
-        let r = decide(None, Metric::LatencyP99, &base, &new, &cfg());
-        assert_eq!(r.verdict, Verdict::Erratic, "{r:?}");
+        let r = decide(None, GateMetric::LatencyP99, &base, &new, &cfg());
+        assert_eq!(r.verdict, GateVerdict::Erratic, "{r:?}");
         assert!(r.reason.contains("NEW"));
     }
 
@@ -307,20 +307,20 @@ mod tests {
     fn estimate_past_tolerance_with_wide_interval_is_inconclusive() {
         let base = [100.0, 112.0, 90.0, 105.0, 95.0];
         let new = [118.0, 101.0, 125.0, 108.0, 112.0];
-        let r = decide(None, Metric::LatencyP95, &base, &new, &cfg());
-        assert_eq!(r.verdict, Verdict::Inconclusive, "{r:?}");
+        let r = decide(None, GateMetric::LatencyP95, &base, &new, &cfg());
+        assert_eq!(r.verdict, GateVerdict::Inconclusive, "{r:?}");
     }
 
     #[test]
     fn too_few_replicates_cannot_regress() {
         let r = decide(
             None,
-            Metric::LatencyP95,
+            GateMetric::LatencyP95,
             &[100.0, 101.0],
             &[150.0, 151.0],
             &cfg(),
         );
-        assert_eq!(r.verdict, Verdict::Inconclusive, "{r:?}");
+        assert_eq!(r.verdict, GateVerdict::Inconclusive, "{r:?}");
     }
 
     #[test]
@@ -328,17 +328,17 @@ mod tests {
         // 0.01 % → 0.03 %: +200 % relative, but far under 0.5 percentage points.
         let base = [0.0001, 0.0001, 0.0001, 0.0001, 0.0001];
         let new = [0.0003, 0.0003, 0.0003, 0.0003, 0.0003];
-        let r = decide(None, Metric::ErrorRate, &base, &new, &cfg());
-        assert_eq!(r.verdict, Verdict::Unchanged, "{r:?}");
+        let r = decide(None, GateMetric::ErrorRate, &base, &new, &cfg());
+        assert_eq!(r.verdict, GateVerdict::Unchanged, "{r:?}");
         // 0 → 5 % errors: a regression even though the relative change is infinite.
         let r = decide(
             None,
-            Metric::ErrorRate,
+            GateMetric::ErrorRate,
             &[0.0; 5],
             &[0.05, 0.06, 0.05, 0.04, 0.05],
             &cfg(),
         );
-        assert_eq!(r.verdict, Verdict::Regressed, "{r:?}");
+        assert_eq!(r.verdict, GateVerdict::Regressed, "{r:?}");
     }
 
     #[test]
@@ -347,13 +347,13 @@ mod tests {
         let new = [108.0, 108.5, 107.5, 108.2, 107.8];
         let mut c = cfg();
         assert_eq!(
-            decide(None, Metric::LatencyP95, &base, &new, &c).verdict,
-            Verdict::Regressed
+            decide(None, GateMetric::LatencyP95, &base, &new, &c).verdict,
+            GateVerdict::Regressed
         );
-        c.tolerances.insert(Metric::LatencyP95, 0.10);
+        c.tolerances.insert(GateMetric::LatencyP95, 0.10);
         assert_eq!(
-            decide(None, Metric::LatencyP95, &base, &new, &c).verdict,
-            Verdict::Unchanged
+            decide(None, GateMetric::LatencyP95, &base, &new, &c).verdict,
+            GateVerdict::Unchanged
         );
     }
 }

@@ -17,10 +17,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::proxy::{Direction, TcpProxy};
 use crate::observe::FaultEvent;
 use crate::scenario;
 use crate::sink::{Channel, WebhookSink};
+use poolproof_services::proxy::{Direction, TcpProxy};
 
 /// A started service the timeline can act on (implemented for the services crate's handles).
 pub trait ServiceControl: Send + Sync {

@@ -136,42 +136,6 @@ impl Observations {
     }
 }
 
-/// Facts about the machine a run happened on, for the report header.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct HostFacts {
-    pub hostname: String,
-    pub os: String,
-    pub arch: String,
-    pub cpus: usize,
-    /// Total memory in MiB, when known.
-    pub memory_mib: Option<u64>,
-}
-
-impl HostFacts {
-    /// Reads the facts of the current machine (best effort: unknown fields stay empty).
-    pub fn current() -> Self {
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        let memory_mib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-                .map(|kb| kb / 1024)
-        });
-        HostFacts {
-            hostname,
-            os: std::env::consts::OS.to_string(),
-            arch: std::env::consts::ARCH.to_string(),
-            cpus: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            memory_mib,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,13 +6,11 @@
 //! Provisioning starts by sweeping what killed runs left behind; everything started here is torn
 //! down by [`Provisioned::teardown`], or by the handles' `Drop` on error, Ctrl-C and panic.
 
-mod external;
 mod local;
 
-pub use external::External;
 pub use local::LocalServices;
 
-use crate::scenario::{Provider, Scenario};
+use crate::scenario::{ExternalApp, Provider, Scenario, Target};
 
 /// Why provisioning failed (exit 3), or why the scenario cannot run with its provider (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +31,7 @@ impl ProviderError {
 /// What a run got from its provider.
 pub enum Provisioned {
     Local(Box<LocalServices>),
-    External(External),
+    External(ExternalApp),
 }
 
 impl Provisioned {
@@ -52,13 +50,14 @@ impl Provisioned {
     }
 }
 
-/// The provider a scenario runs with: its `services.provider`, else `containers` where a
-/// Docker engine answers, else `processes`.
+/// The provider a scenario runs with: `external` for a deployed app, else its
+/// `services.provider`, else `containers` where a Docker engine answers, else `processes`.
 pub async fn resolve(scenario: &Scenario) -> Provider {
-    match scenario.services.provider {
-        Some(p) => p,
-        None if local::engine_answers().await => Provider::Containers,
-        None => Provider::Processes,
+    match (&scenario.target, scenario.services.provider) {
+        (Target::External(_), _) => Provider::External,
+        (Target::Managed, Some(p)) => p,
+        (Target::Managed, None) if local::engine_answers().await => Provider::Containers,
+        (Target::Managed, None) => Provider::Processes,
     }
 }
 
@@ -68,9 +67,9 @@ pub async fn provision(
     provider: Provider,
     run_id: &str,
 ) -> Result<Provisioned, ProviderError> {
-    match provider {
-        Provider::External => External::from_scenario(scenario).map(Provisioned::External),
-        kind => LocalServices::start(scenario, kind, run_id)
+    match &scenario.target {
+        Target::External(app) => Ok(Provisioned::External(app.clone())),
+        Target::Managed => LocalServices::start(scenario, provider, run_id)
             .await
             .map(|l| Provisioned::Local(Box::new(l))),
     }

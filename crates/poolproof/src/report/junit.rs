@@ -2,26 +2,9 @@
 //! value. Text is XML-escaped and characters XML 1.0 cannot hold are dropped.
 
 use super::model::RunReport;
+use super::xml::escape as xml_escape;
 use crate::sla::Verdict;
 use std::fmt::Write as _;
-
-/// Escapes `s` for XML text and attribute values.
-pub(crate) fn xml_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            '\t' | '\n' | '\r' => o.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 pub fn junit_xml(r: &RunReport) -> String {
     let tests = r.slas.len();

@@ -2,10 +2,12 @@
 //! summary, written to `reports/<scenario>/<run-id>/`; plus the normalized view that insta
 //! snapshots.
 
+pub mod html;
 mod junit;
 mod markdown;
 mod model;
 mod normalize;
+pub mod xml;
 
 pub use junit::junit_xml;
 pub use markdown::markdown;
@@ -36,7 +38,7 @@ pub struct ReportPaths {
     pub json: PathBuf,
     pub markdown: PathBuf,
     pub junit: PathBuf,
-    /// The self-contained HTML report (crate::html).
+    /// The self-contained HTML report ([`html`]).
     pub html: PathBuf,
     /// The GitHub step summary appended to, when `$GITHUB_STEP_SUMMARY` was set.
     pub step_summary: Option<PathBuf>,
@@ -75,7 +77,7 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<ReportPaths, ReportEr
     write_atomic(&md, markdown_text.as_bytes())?;
     write_atomic(&junit, junit_xml(report).as_bytes())?;
     let html = dir.join("report.html");
-    write_atomic(&html, crate::html::page(report).as_bytes())?;
+    write_atomic(&html, html::page(report).as_bytes())?;
     let step_summary = match std::env::var_os("GITHUB_STEP_SUMMARY") {
         Some(p) if !p.is_empty() => {
             let p = PathBuf::from(p);

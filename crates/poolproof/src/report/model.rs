@@ -1,9 +1,9 @@
 //! The report data model (what report.json holds, schema version 1) and how it is built
 //! from a run's observations and SLA verdicts.
 
+use crate::app::host::HostFacts;
 use crate::observe::{
-    AlertDelivery, FaultEvent, HostFacts, Observations, PhaseKind, ServerSample, Window,
-    WindowStats,
+    AlertDelivery, FaultEvent, Observations, PhaseKind, ServerSample, Window, WindowStats,
 };
 use crate::scenario::Scenario;
 use crate::sla::SlaResult;

@@ -5,12 +5,12 @@
 //! requests go to its own client series, and each arm's apps are sampled on their own (server
 //! sampler, /proc CPU): every arm ends up with its own observations, as when interleaved.
 
-use super::plan::load_plan;
-use super::scenario_run::{
-    all_ready, start_instances, ArmContext, RunError, SAMPLE_EVERY, STOP_GRACE,
+use super::arm::{
+    all_ready, start_instances, ArmContext, ArmMeasurement, ArmSpec, SAMPLE_EVERY, STOP_GRACE,
 };
+use super::error::RunError;
+use super::plan::load_plan;
 use crate::app::AppInstance;
-use crate::compare::CpuUsage;
 use crate::interrupt;
 use crate::load::Attack;
 use crate::observe::Observations;
@@ -20,21 +20,15 @@ use crate::sampler::Sampler;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// One arm: its name and env on top of `app.env`.
-pub(super) type ArmSpec = (String, BTreeMap<String, String>);
-
-/// The observations of every arm (in `arms` order) of one replicate, whether Ctrl-C cut the
-/// load short, and the CPU the load generator used.
-pub(super) type ReplicateRun = (Vec<Observations>, bool, Option<CpuUsage>);
-
-/// Runs replicate `replicate` with all `arms` side by side. `base` carries the run-wide parts
-/// (its arm fields are ignored).
+/// Runs replicate `replicate` with all `arms` side by side and returns every arm's
+/// measurement, in `arms` order; they share one load, so one interruption flag and one load
+/// generator CPU figure. `base` carries the run-wide parts (its arm fields are ignored).
 pub(super) async fn run_replicate(
     base: &ArmContext<'_>,
     arms: &[ArmSpec],
     replicate: u32,
     progress: &mut Progress,
-) -> Result<ReplicateRun, RunError> {
+) -> Result<Vec<ArmMeasurement>, RunError> {
     let sc = base.scenario;
     let Provisioned::Local(services) = base.provisioned else {
         return Err(RunError::Usage(
@@ -54,7 +48,11 @@ pub(super) async fn run_replicate(
         if n == 1 { "" } else { "s" }
     ));
     let mut apps: Vec<Vec<AppInstance>> = Vec::with_capacity(arms.len());
-    for (arm, arm_env) in arms {
+    for ArmSpec {
+        name: arm,
+        env: arm_env,
+    } in arms
+    {
         let ctx = ArmContext {
             scenario: sc,
             provisioned: base.provisioned,
@@ -128,7 +126,7 @@ async fn drive(
     replicate: u32,
     label: &str,
     progress: &mut Progress,
-) -> Result<ReplicateRun, RunError> {
+) -> Result<Vec<ArmMeasurement>, RunError> {
     let sc = base.scenario;
     let timeout = sc.app.ready_timeout.get();
     progress.phase(&format!("{label}waiting for readiness"));
@@ -145,9 +143,14 @@ async fn drive(
     let samplers: Vec<Sampler> = apps
         .iter()
         .zip(arms)
-        .map(|(a, (_, env))| {
+        .map(|(a, arm)| {
             let bases = a.iter().map(|i| i.url.clone()).collect();
-            Sampler::start(base.client.clone(), bases, token(base, env), SAMPLE_EVERY)
+            Sampler::start(
+                base.client.clone(),
+                bases,
+                token(base, &arm.env),
+                SAMPLE_EVERY,
+            )
         })
         .collect();
     let pids: Vec<Vec<u32>> = apps
@@ -158,7 +161,7 @@ async fn drive(
     let live = handle.clone();
     progress.live(sc.load.duration.get(), move || live.progress());
     let hold = tokio::spawn(interrupt::hold_killswitch());
-    let cpu_meter = crate::compare::CpuMeter::start();
+    let cpu_meter = crate::app::meter::CpuMeter::start();
     let outcome = attack.run().await;
     let cpu = cpu_meter.and_then(|m| m.finish());
     hold.abort();
@@ -174,9 +177,10 @@ async fn drive(
     let mut outcome = outcome.map_err(RunError::infra)?;
     let origin = handle.measure_start().unwrap_or_else(Instant::now);
     let alerts = base.sink.map(|s| s.observed(origin)).unwrap_or_default();
+    let interrupted = outcome.interrupted || interrupt::requested();
     let mut per_arm = Vec::with_capacity(arms.len());
     for (a, samples) in server.iter().enumerate() {
-        per_arm.push(Observations {
+        let obs = Observations {
             client: outcome
                 .by_group
                 .get_mut(a)
@@ -189,9 +193,14 @@ async fn drive(
             // The sink cannot tell the arms' notifications apart: each arm sees them all.
             alerts: alerts.clone(),
             app_cpu: app_cpu.get_mut(a).map(std::mem::take).unwrap_or_default(),
+        };
+        per_arm.push(ArmMeasurement {
+            obs,
+            interrupted,
+            cpu,
         });
     }
-    Ok((per_arm, outcome.interrupted || interrupt::requested(), cpu))
+    Ok(per_arm)
 }
 
 #[cfg(test)]

@@ -8,18 +8,21 @@
 //! 130 interrupted (Ctrl-C / SIGTERM: load stopped, everything torn down, the partial report
 //! written, no verdict).
 
+mod arm;
 mod concurrent;
 pub mod env;
+mod error;
 pub mod id;
 pub mod plan;
 pub mod scenario_run;
 pub mod verdict;
 
-pub use scenario_run::{RunError, RunOptions};
+pub use error::RunError;
+pub use scenario_run::RunOptions;
 
-use crate::cli::LoadedScenario;
 use crate::exit::Exit;
 use crate::progress::Progress;
+use crate::scenario::LoadedScenario;
 use crate::{interrupt, teardown};
 use futures::FutureExt;
 
@@ -80,7 +83,7 @@ async fn run_one(loaded: &LoadedScenario, opts: &RunOptions) -> Exit {
         }
         Err(e) => {
             progress.finish("stopped");
-            let exit = scenario_run::exit_of(&e);
+            let exit = Exit::from(&e);
             match e {
                 RunError::Usage(msg) => eprintln!("{}: {msg}", loaded.path.display()),
                 RunError::Infra(msg) => {

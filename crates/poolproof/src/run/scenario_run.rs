@@ -3,13 +3,15 @@
 //! timeline) while sampling the app every second → stop → evaluate SLAs → write reports →
 //! tear down. Arms × replicates repeat the app-and-load part on the same services.
 
-use super::concurrent::ArmSpec;
-use super::env::{instance_env, EnvInputs, SinkUrls};
+use super::arm::{
+    all_ready, start_instances, ArmContext, ArmMeasurement, ArmSpec, SAMPLE_EVERY, STOP_GRACE,
+};
+use super::error::RunError;
 use super::plan::load_plan;
-use crate::app::{self, AppInstance, InstanceSpec};
-use crate::exit::Exit;
+use crate::app::{self, AppInstance};
 use crate::faults::timeline::check as check_faults;
-use crate::faults::{FaultTargets, PlannedFault, TcpProxy, Timeline};
+use crate::faults::{FaultTargets, PlannedFault, Timeline};
+use crate::interrupt;
 use crate::load::{Attack, LoadOutcome};
 use crate::observe::Observations;
 use crate::progress::Progress;
@@ -17,16 +19,11 @@ use crate::provider::{self, Provisioned};
 use crate::sampler::Sampler;
 use crate::scenario::{ArmsMode, Provider, Scenario};
 use crate::sink::WebhookSink;
-use crate::{interrupt, redact};
+use poolproof_services::proxy::TcpProxy;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// How long an instance gets to exit after SIGTERM before it is killed.
-pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
-/// The sampler's period.
-pub(super) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Options shared by all scenarios of one `validate`.
 #[derive(Debug, Clone)]
@@ -36,24 +33,7 @@ pub struct RunOptions {
     /// `--baseline`: after the run, gate against these figures (crate::compare).
     pub baseline: Option<PathBuf>,
     /// The regression gate's settings (`--tolerance`, ...).
-    pub gate: crate::compare::cli::GateArgs,
-}
-
-/// Why a run ended without a verdict.
-#[derive(Debug)]
-pub enum RunError {
-    /// The scenario cannot run as written (exit 2).
-    Usage(String),
-    /// Something the run needs failed: services, app, load generator, disk (exit 3).
-    Infra(String),
-    /// Ctrl-C / SIGTERM (exit 130).
-    Interrupted,
-}
-
-impl RunError {
-    pub(super) fn infra(what: impl std::fmt::Display) -> Self {
-        RunError::Infra(redact::redact_urls(&what.to_string()))
-    }
+    pub gate: crate::compare::GateConfig,
 }
 
 /// The measurements of one arm in one replicate.
@@ -64,7 +44,7 @@ pub struct ArmRun {
     pub position: u32,
     pub obs: Observations,
     /// CPU the poolproof process used during this arm's load (noise self-check).
-    pub cpu: Option<crate::compare::CpuUsage>,
+    pub cpu: Option<crate::app::meter::CpuUsage>,
 }
 
 /// Everything a finished run hands to SLA evaluation and the report writers.
@@ -89,15 +69,6 @@ pub async fn measure(
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let provider = provider::resolve(scenario).await;
-    if !scenario.faults.is_empty() && provider == Provider::External {
-        return Err(RunError::Usage(
-            "faults: an external app's services cannot be faulted; remove `faults:` or use containers/processes".into(),
-        ));
-    }
-    if provider == Provider::External {
-        // Refuse a scenario that cannot run against an external app before anything is created.
-        provider::External::from_scenario(scenario).map_err(|e| RunError::Usage(e.to_string()))?;
-    }
     let run_id = super::id::new_run_id();
     let run_dir = opts.reports_dir.join(&scenario.name).join(&run_id);
     std::fs::create_dir_all(&run_dir).map_err(|e| {
@@ -161,12 +132,18 @@ async fn with_services(
         Provisioned::External(_) => (None, None),
     };
     let arms: Vec<ArmSpec> = if scenario.arms.is_empty() {
-        vec![("default".to_owned(), BTreeMap::new())]
+        vec![ArmSpec {
+            name: "default".to_owned(),
+            env: BTreeMap::new(),
+        }]
     } else {
         scenario
             .arms
             .iter()
-            .map(|a| (a.name.clone(), a.env.0.clone()))
+            .map(|a| ArmSpec {
+                name: a.name.clone(),
+                env: a.env.0.clone(),
+            })
             .collect()
     };
     let no_env = BTreeMap::new();
@@ -200,16 +177,16 @@ async fn concurrent_runs(
 ) -> Result<(Vec<ArmRun>, bool), RunError> {
     let mut runs = Vec::new();
     for replicate in 1..=base.scenario.replicates {
-        let (per_arm, cut, cpu) =
-            super::concurrent::run_replicate(base, arms, replicate, progress).await?;
-        for ((arm, _), obs) in arms.iter().zip(per_arm) {
+        let measured = super::concurrent::run_replicate(base, arms, replicate, progress).await?;
+        let cut = measured.iter().any(|m| m.interrupted);
+        for (arm, m) in arms.iter().zip(measured) {
             runs.push(ArmRun {
-                arm: arm.clone(),
+                arm: arm.name.clone(),
                 replicate,
                 // All arms of a replicate ran at once: they share its place.
                 position: replicate,
-                obs,
-                cpu,
+                obs: m.obs,
+                cpu: m.cpu,
             });
         }
         if cut {
@@ -229,25 +206,25 @@ async fn interleaved_runs(
     let names: Vec<String> = scenario.arms.iter().map(|a| a.name.clone()).collect();
     let mut runs = Vec::new();
     for (position, arm_index, replicate) in measuring_order(&names, scenario.replicates) {
-        let Some((arm, arm_env)) = arms.get(arm_index) else {
+        let Some(spec) = arms.get(arm_index) else {
             continue;
         };
         let ctx = ArmContext {
-            arm,
-            arm_env,
+            arm: &spec.name,
+            arm_env: &spec.env,
             replicate,
-            label: label(scenario, arms.len(), arm, replicate),
+            label: label(scenario, arms.len(), &spec.name, replicate),
             ..*base
         };
-        let (obs, cut, cpu) = run_arm(&ctx, progress).await?;
+        let m = run_arm(&ctx, progress).await?;
         runs.push(ArmRun {
-            arm: arm.clone(),
+            arm: spec.name.clone(),
             replicate,
             position,
-            obs,
-            cpu,
+            obs: m.obs,
+            cpu: m.cpu,
         });
-        if cut {
+        if m.interrupted {
             return Ok((runs, true));
         }
     }
@@ -283,25 +260,11 @@ fn label(scenario: &Scenario, arms: usize, arm: &str, replicate: u32) -> String 
     }
 }
 
-pub(super) struct ArmContext<'a> {
-    pub(super) scenario: &'a Scenario,
-    pub(super) provisioned: &'a Provisioned,
-    pub(super) run_dir: &'a Path,
-    pub(super) client: &'a reqwest::Client,
-    pub(super) binary: Option<&'a Path>,
-    pub(super) sink: Option<&'a Arc<WebhookSink>>,
-    pub(super) arm: &'a str,
-    pub(super) arm_env: &'a BTreeMap<String, String>,
-    pub(super) replicate: u32,
-    pub(super) label: String,
-}
-
-/// One arm in one replicate: app up, load, app down. Returns the observations and whether the
-/// load was interrupted.
+/// One arm in one replicate: app up, load, app down.
 async fn run_arm(
     ctx: &ArmContext<'_>,
     progress: &mut Progress,
-) -> Result<(Observations, bool, Option<crate::compare::CpuUsage>), RunError> {
+) -> Result<ArmMeasurement, RunError> {
     let sc = ctx.scenario;
     let plan: Vec<PlannedFault> = sc.faults.iter().map(PlannedFault::from).collect();
     let mut faults = None;
@@ -375,61 +338,6 @@ async fn run_arm(
     result
 }
 
-pub(super) fn start_instances(
-    ctx: &ArmContext<'_>,
-    database_url: &str,
-    redis_url: Option<&str>,
-    n: usize,
-) -> Result<Vec<AppInstance>, RunError> {
-    let binary = ctx
-        .binary
-        .ok_or_else(|| RunError::Infra("no app binary".into()))?;
-    let sink = ctx.sink.map(|s| SinkUrls {
-        slack: s.slack_url(),
-        resend: s.resend_url(),
-    });
-    let suffix = if ctx.label.is_empty() {
-        String::new()
-    } else {
-        format!("-{}-r{}", ctx.arm, ctx.replicate)
-    };
-    let mut instances = Vec::with_capacity(n);
-    for number in 1..=n {
-        let port = app::free_port().map_err(RunError::infra)?;
-        let env = instance_env(&EnvInputs {
-            database_url,
-            redis_url,
-            port,
-            seed_users: ctx.scenario.fixtures.users,
-            seed_buddy_requests: ctx.scenario.fixtures.buddy_requests,
-            sink: sink.as_ref(),
-            scenario_env: Some(&ctx.scenario.app.env.0),
-            arm_env: Some(ctx.arm_env),
-        });
-        let spec = InstanceSpec {
-            number,
-            binary: binary.to_path_buf(),
-            args: Vec::new(),
-            env,
-            port,
-            log_path: ctx.run_dir.join(format!("app-{number}{suffix}.log")),
-        };
-        // Instances already started are dropped (killed) if a later one fails to spawn.
-        instances.push(AppInstance::spawn(&spec).map_err(RunError::infra)?);
-    }
-    Ok(instances)
-}
-
-/// Waits until every instance is ready; the first failure once all have answered or failed.
-pub(super) async fn all_ready<'a>(
-    instances: impl Iterator<Item = &'a mut AppInstance>,
-    client: &reqwest::Client,
-    timeout: Duration,
-) -> Result<(), app::AppError> {
-    let all = futures::future::join_all(instances.map(|i| i.wait_ready(client, timeout))).await;
-    all.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
-}
-
 /// Readiness, then the load with sampling and the fault timeline.
 async fn drive(
     ctx: &ArmContext<'_>,
@@ -438,7 +346,7 @@ async fn drive(
     token: Option<String>,
     faults: Option<(Vec<PlannedFault>, FaultTargets)>,
     progress: &mut Progress,
-) -> Result<(Observations, bool, Option<crate::compare::CpuUsage>), RunError> {
+) -> Result<ArmMeasurement, RunError> {
     let sc = ctx.scenario;
     let timeout = sc.app.ready_timeout.get();
     progress.phase(&format!("{}waiting for readiness", ctx.label));
@@ -488,7 +396,7 @@ async fn drive(
     });
     let hold = tokio::spawn(interrupt::hold_killswitch());
     // The load generator's own CPU over ramp, warm-up and load (regression gate noise check).
-    let cpu_meter = crate::compare::CpuMeter::start();
+    let cpu_meter = crate::app::meter::CpuMeter::start();
     let outcome = attack.run().await;
     let cpu = cpu_meter.and_then(|m| m.finish());
     hold.abort();
@@ -528,7 +436,11 @@ async fn drive(
     if let Some(e) = fault_outcomes.iter().find_map(|o| o.error.as_ref()) {
         return Err(RunError::infra(format!("fault timeline: {e}")));
     }
-    Ok((obs, outcome.interrupted || interrupt::requested(), cpu))
+    Ok(ArmMeasurement {
+        obs,
+        interrupted: outcome.interrupted || interrupt::requested(),
+        cpu,
+    })
 }
 
 /// `url` with its `127.0.0.1:{from}` port replaced by `to` (the app's way through the proxy).
@@ -538,15 +450,6 @@ fn via_port(url: &str, from: u16, to: u16) -> String {
         &format!("@127.0.0.1:{to}/"),
         1,
     )
-}
-
-/// The exit code of a run error.
-pub fn exit_of(e: &RunError) -> Exit {
-    match e {
-        RunError::Usage(_) => Exit::Invalid,
-        RunError::Infra(_) => Exit::Infrastructure,
-        RunError::Interrupted => Exit::Interrupted,
-    }
 }
 
 #[cfg(test)]

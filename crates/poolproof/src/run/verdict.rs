@@ -2,10 +2,11 @@
 //! table on stdout (failing SLAs named), and choose the exit code.
 
 use super::scenario_run::{Measured, RunOptions};
-use crate::cli::LoadedScenario;
+use crate::app::host::HostFacts;
 use crate::exit::Exit;
-use crate::observe::{HostFacts, Observations};
+use crate::observe::Observations;
 use crate::report::{self, ReportInput, RunReport};
+use crate::scenario::LoadedScenario;
 use crate::sla::{self, EvalInput, SlaResult};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -49,7 +50,7 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         run_id: &m.run_id,
         started_at: &started_at,
         wall_time_s: Some(m.wall.as_secs_f64()),
-        host: HostFacts::current(),
+        host: HostFacts::collect(),
         obs: &main.obs,
         arms: &arms,
         slas: &results,
@@ -101,8 +102,8 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
     print!("{summary}");
     match gated {
         Some(Ok(c)) => {
-            crate::compare::cli::print_comparison(&c);
-            exit.worst(crate::compare::cli::outcome_exit(c.outcome))
+            crate::compare::gate::print_comparison(&c);
+            exit.worst(Exit::from(c.outcome))
         }
         Some(Err(gate_exit)) => exit.worst(gate_exit),
         None => exit,
@@ -145,7 +146,7 @@ fn gate(
         label: m.run_dir.join("report.json").display().to_string(),
         scenario: report.scenario.clone(),
         replicates: report.replicates.clone(),
-        host: Some(crate::compare::HostFacts::collect()),
+        host: Some(HostFacts::collect()),
         tools: BTreeMap::from([
             ("poolproof".to_string(), report.tools.poolproof.clone()),
             ("goose".to_string(), report.tools.goose.clone()),
@@ -159,7 +160,7 @@ fn gate(
         );
         Exit::Infrastructure
     })?;
-    crate::compare::cli::gate_run(baseline, &new, &opts.gate, &m.run_dir).map_err(|e| match e {
+    crate::compare::gate::gate_run(baseline, &new, &opts.gate, &m.run_dir).map_err(|e| match e {
         e @ crate::compare::BaselineError::Write { .. } => {
             eprintln!("{}: infrastructure failure: {e}", loaded.path.display());
             Exit::Infrastructure

@@ -6,17 +6,21 @@
 //! errors are located in the text afterwards ([`locate`]).
 
 pub mod error;
+pub mod files;
 pub mod interpolate;
 pub mod locate;
 pub mod model;
 pub mod schema;
+pub mod target;
 pub mod types;
 pub mod validate;
 
 use std::path::Path;
 
 pub use error::{ErrorKind, ScenarioError};
+pub use files::{expand_paths, load_all, LoadedScenario, PathsError};
 pub use model::*;
+pub use target::{ExternalApp, Target};
 pub use types::{Duration, Percent, Secret, Template, TemplatePart, Threshold, ThresholdKind};
 
 use interpolate::Interpolated;
@@ -137,8 +141,8 @@ fn deserialize(interp: &Interpolated, origin: &str) -> Result<Scenario, Scenario
 }
 
 fn parse(interp: &Interpolated, origin: &str) -> Result<Scenario, ScenarioError> {
-    let scenario = deserialize(interp, origin)?;
-    validate::validate(&scenario).map_err(|issue| {
+    let mut scenario = deserialize(interp, origin)?;
+    scenario.target = validate::validate(&scenario).map_err(|issue| {
         let pos =
             locate::locate(&interp.text, &issue.path).map(|(l, c)| interp.source_position(l, c));
         ScenarioError::new(origin, ErrorKind::Semantic, interp.redact(&issue.message))

@@ -55,6 +55,10 @@ pub struct Scenario {
     /// ratio SLAs then pair the arms second by second).
     #[serde(default)]
     pub arms_mode: ArmsMode,
+    /// What it runs against, as validation found it (not a YAML key).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub target: super::target::Target,
 }
 
 /// `arms_mode:` — one arm at a time, or all arms side by side.

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::locate::Seg;
 use super::model::{ArmsMode, Fault, FaultKind, Metric, Provider, Scenario, Sla};
+use super::target::{ExternalApp, Target};
 use super::types::Threshold;
 
 /// Upper bounds that keep a typo from turning into a runaway run.
@@ -87,8 +88,9 @@ fn check<T: PartialOrd + std::fmt::Display + Copy>(
     Ok(())
 }
 
-/// Checks everything serde cannot; returns the first problem in document order of sections.
-pub fn validate(s: &Scenario) -> Result<(), Issue> {
+/// Checks everything serde cannot; returns the first problem in document order of sections,
+/// or what the scenario runs against.
+pub fn validate(s: &Scenario) -> Result<Target, Issue> {
     use limits::*;
     let root = Ctx { path: vec![] };
     if s.name.is_empty() || s.name.len() > 64 || !is_slug(&s.name, &[]) {
@@ -316,7 +318,13 @@ pub fn validate(s: &Scenario) -> Result<(), Issue> {
     for (i, sla) in s.slas.iter().enumerate() {
         check_sla(s, sla, i)?;
     }
-    Ok(())
+    Ok(match (&s.app.url, external) {
+        (Some(url), true) => Target::External(ExternalApp {
+            url: url.trim_end_matches('/').to_owned(),
+            token: s.app.token.clone().filter(|t| !t.is_empty()),
+        }),
+        _ => Target::Managed,
+    })
 }
 
 /// `arms_mode: concurrent`: arms to run side by side, users that split evenly over every

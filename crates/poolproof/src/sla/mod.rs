@@ -24,11 +24,11 @@ mod ratios;
 mod server;
 mod value;
 
-pub use value::{format_value, Unit};
+pub use value::{format_value, sig3, Unit};
 
-use crate::compare::Interval;
 use crate::observe::{Observations, PhaseKind};
 use crate::scenario::{ArmsMode, Comparator, Metric, Phase, Sla, Transaction};
+use crate::stats::Interval;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

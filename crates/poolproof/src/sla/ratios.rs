@@ -10,10 +10,10 @@
 
 use super::value::{format_value, sig3, Unit};
 use super::{EvalInput, Measure};
-use crate::compare::bootstrap::{mean, mean_interval, statistic_interval, BootstrapConfig};
-use crate::compare::rng::{derive_seed, Rng};
 use crate::observe::{Observations, PhaseKind, Window};
 use crate::scenario::{ArmsMode, Metric, Sla, Threshold};
+use crate::stats::bootstrap::{mean, mean_interval, statistic_interval, BootstrapConfig};
+use crate::stats::rng::{derive_seed, Rng};
 
 /// The fixed root of every ratio SLA's bootstrap seed ("poolproo"): same data, same interval.
 const SEED: u64 = 0x706f_6f6c_7072_6f6f;
@@ -96,7 +96,7 @@ fn per_second(
     let mut sums: Vec<[f64; 4]> = Vec::new();
     let mut skipped = 0usize;
     // How many units each replicate contributed: its seconds share its processes, so the
-    // interval resamples replicates as well as seconds (compare::bootstrap::statistic_interval).
+    // interval resamples replicates as well as seconds (stats::bootstrap::statistic_interval).
     let (mut sum_clusters, mut value_clusters) = (Vec::new(), Vec::new());
     for (_, t, b) in pairs {
         let (s0, v0) = (sums.len(), values.len());

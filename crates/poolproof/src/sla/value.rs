@@ -33,8 +33,9 @@ impl Unit {
     }
 }
 
-/// Three significant digits, no exponent, trailing zeros trimmed.
-pub(crate) fn sig3(v: f64) -> String {
+/// Three significant digits, no exponent, trailing zeros trimmed: how every report and
+/// comparison table prints a value.
+pub fn sig3(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }

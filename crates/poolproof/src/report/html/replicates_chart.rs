@@ -3,10 +3,11 @@
 
 use std::fmt::Write as _;
 
-use super::comparison::Comparison;
-use super::metric::Metric;
-use super::summary::ReplicateSummary;
-use super::verdict::{MetricComparison, Verdict};
+use crate::compare::comparison::Comparison;
+use crate::compare::metric::GateMetric;
+use crate::compare::summary::ReplicateSummary;
+use crate::compare::verdict::{GateVerdict, MetricComparison};
+use crate::report::xml::escape;
 
 const PANEL_W: f64 = 220.0;
 const PANEL_H: f64 = 150.0;
@@ -14,27 +15,20 @@ const COLS: usize = 3;
 const BASE_COLOR: &str = "#5b7db1";
 const NEW_COLOR: &str = "#e07b39";
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn verdict_color(v: Verdict) -> &'static str {
+fn verdict_color(v: GateVerdict) -> &'static str {
     match v {
-        Verdict::Regressed => "#c0392b",
-        Verdict::Improved => "#27ae60",
-        Verdict::Inconclusive | Verdict::Erratic => "#b7950b",
-        Verdict::Unchanged => "#555555",
+        GateVerdict::Regressed => "#c0392b",
+        GateVerdict::Improved => "#27ae60",
+        GateVerdict::Inconclusive | GateVerdict::Erratic => "#b7950b",
+        GateVerdict::Unchanged => "#555555",
     }
 }
 
 /// One panel's content: a title, an optional verdict, and columns of replicate values.
 struct Panel<'a> {
     title: String,
-    verdict: Option<Verdict>,
-    metric: Metric,
+    verdict: Option<GateVerdict>,
+    metric: GateMetric,
     columns: Vec<(String, &'static str, &'a [f64])>,
 }
 
@@ -69,7 +63,7 @@ fn panel(out: &mut String, p: &Panel<'_>, x0: f64, y0: f64) {
         r##"<g><rect x="{x0:.1}" y="{y0:.1}" width="{PANEL_W}" height="{PANEL_H}" fill="#ffffff" stroke="#dddddd"/><text x="{:.1}" y="{:.1}" font-size="12" font-family="sans-serif">{}</text>"##,
         x0 + 6.0,
         y0 + 16.0,
-        esc(&p.title),
+        escape(&p.title),
     );
     if let Some(v) = p.verdict {
         let _ = write!(
@@ -87,10 +81,10 @@ fn panel(out: &mut String, p: &Panel<'_>, x0: f64, y0: f64) {
         r##"<line x1="{left:.1}" y1="{top:.1}" x2="{left:.1}" y2="{bottom:.1}" stroke="#999999"/><text x="{:.1}" y="{:.1}" font-size="9" font-family="sans-serif" text-anchor="end">{}</text><text x="{:.1}" y="{:.1}" font-size="9" font-family="sans-serif" text-anchor="end">{}</text>"##,
         left - 3.0,
         top + 3.0,
-        esc(&p.metric.format(hi)),
+        escape(&p.metric.format(hi)),
         left - 3.0,
         bottom + 3.0,
-        esc(&p.metric.format(lo))
+        escape(&p.metric.format(lo))
     );
     let span = right - left;
     let k_n = p.columns.len().max(1) as f64;
@@ -105,13 +99,13 @@ fn panel(out: &mut String, p: &Panel<'_>, x0: f64, y0: f64) {
                 r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{color}" fill-opacity="0.8"><title>{} replicate {}: {}</title></circle>"##,
                 cx + dx,
                 y(*v),
-                esc(label),
+                escape(label),
                 i + 1,
-                esc(&p.metric.format(*v))
+                escape(&p.metric.format(*v))
             );
         }
         if !values.is_empty() {
-            let my = y(super::bootstrap::mean(values));
+            let my = y(crate::stats::bootstrap::mean(values));
             let _ = write!(
                 out,
                 r##"<line x1="{:.1}" y1="{my:.1}" x2="{:.1}" y2="{my:.1}" stroke="{color}" stroke-width="2"/>"##,
@@ -123,7 +117,7 @@ fn panel(out: &mut String, p: &Panel<'_>, x0: f64, y0: f64) {
             out,
             r##"<text x="{cx:.1}" y="{:.1}" font-size="10" font-family="sans-serif" text-anchor="middle">{}</text>"##,
             bottom + 14.0,
-            esc(label)
+            escape(label)
         );
     }
     out.push_str("</g>");
@@ -136,7 +130,7 @@ fn grid_svg(panels: &[Panel<'_>], aria: &str) -> String {
     let h = PANEL_H * rows_n as f64 + 10.0 * (rows_n as f64 + 1.0);
     let mut s = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" role="img" aria-label="{}">"##,
-        esc(aria)
+        escape(aria)
     );
     for (i, p) in panels.iter().enumerate() {
         let (col, row) = (i % COLS, i / COLS);
@@ -180,10 +174,10 @@ pub fn rows_chart_svg(rows: &[MetricComparison]) -> String {
 /// Per-replicate values of one run (no comparison): a panel per measured metric, one column
 /// of dots per arm. Shows the run's noise at a glance in report.html.
 pub fn run_replicate_chart_svg(reps: &[ReplicateSummary]) -> String {
-    let arms = super::noise::by_arm(reps);
+    let arms = crate::compare::noise::by_arm(reps);
     /// A metric with its (arm label, values) columns.
-    type Columns = (Metric, Vec<(String, Vec<f64>)>);
-    let values: Vec<Columns> = Metric::ALL
+    type Columns = (GateMetric, Vec<(String, Vec<f64>)>);
+    let values: Vec<Columns> = GateMetric::ALL
         .iter()
         .map(|m| {
             let cols = arms
@@ -219,7 +213,7 @@ pub fn run_replicate_chart_svg(reps: &[ReplicateSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::{decide, GateConfig, Metric};
+    use crate::compare::{decide, GateConfig, GateMetric};
 
     #[test]
     fn one_dot_per_replicate_and_finite_coordinates() {
@@ -227,13 +221,19 @@ mod tests {
         let rows = vec![
             decide(
                 None,
-                Metric::LatencyP95,
+                GateMetric::LatencyP95,
                 &[20.0, 21.0, 19.0, 20.5, 20.2],
                 &[26.0, 25.0, 27.0, 26.5, 25.5],
                 &cfg,
             ),
             // All-equal values must not divide by zero.
-            decide(Some("a<b"), Metric::ErrorRate, &[0.0; 3], &[0.0; 3], &cfg),
+            decide(
+                Some("a<b"),
+                GateMetric::ErrorRate,
+                &[0.0; 3],
+                &[0.0; 3],
+                &cfg,
+            ),
         ];
         let svg = rows_chart_svg(&rows);
         assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>"));
@@ -242,7 +242,7 @@ mod tests {
         assert!(svg.contains("a&lt;b / error_rate"));
         assert!(svg.contains("regressed") && svg.contains("#c0392b"));
         assert!(
-            svg.contains("<title>NEW replicate 3: 27.0 ms</title>"),
+            svg.contains("<title>NEW replicate 3: 27 ms</title>"),
             "{svg}"
         );
     }
@@ -268,7 +268,7 @@ mod tests {
         // 5 measured metrics × 4 replicates.
         assert_eq!(svg.matches("<circle").count(), 20);
         assert!(
-            svg.contains("<title>unpooled replicate 2: 42.0 ms</title>"),
+            svg.contains("<title>unpooled replicate 2: 42 ms</title>"),
             "{svg}"
         );
         assert!(!svg.contains("pool_efficiency"));

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use poolproof::faults::{Direction, TcpProxy};
+use poolproof_services::proxy::{Direction, TcpProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -3,23 +3,25 @@
 //! alert marks, throughput, errors, pool utilization, health score; for A/B runs the arms
 //! side by side on shared axes. No JavaScript, no external resources.
 
+mod cells;
 pub mod chart;
 mod gate;
+mod replicates_chart;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use chart::{esc, Band, Chart, HLine, Line, Mark, Scale};
+use cells::{ms, pct, rps, ERR, OK};
+use chart::{Band, Chart, HLine, Line, Mark, Scale};
 
 use crate::observe::{AlertTransition, ServerSample};
-use crate::report::{RunReport, Series, Summary};
+use crate::report::model::{ClientSecond, RunReport, Series, Summary};
+use crate::report::xml::escape;
 use crate::sla::{SlaResult, Verdict};
 
 const P50: &str = "#8c8c8c";
 const P95: &str = "#1f77b4";
 const P99: &str = "#9467bd";
-const ERR: &str = "#d62728";
-const OK: &str = "#2ca02c";
 const FAULT: &str = "#ff7f0e";
 const WARMUP: &str = "#999999";
 const ARM_COLORS: [&str; 6] = [
@@ -43,29 +45,29 @@ pub fn page(r: &RunReport) -> String {
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>poolproof · {name}</title><style>{CSS}</style></head><body>
 <header><h1>{name} <span class="badge" style="background:{color}">{label}</span></h1><p class="desc">{desc}</p>
 <p class="meta">run <code>{run}</code> · started {start}{wall} · {host} · poolproof {pp} · goose {goose}</p></header>"#,
-        name = esc(&r.scenario),
+        name = escape(&r.scenario),
         color = verdict.1,
         label = verdict.0,
-        desc = esc(&r.description),
-        run = esc(&r.run_id),
-        start = esc(&r.started_at),
+        desc = escape(&r.description),
+        run = escape(&r.run_id),
+        start = escape(&r.started_at),
         wall = r
             .wall_time_s
             .map(|w| format!(" · {w:.1} s wall"))
             .unwrap_or_default(),
-        host = esc(&format!(
+        host = escape(&format!(
             "{} ({} {}, {} CPUs{})",
             r.host.hostname,
             r.host.os,
             r.host.arch,
             r.host.cpus,
             r.host
-                .memory_mib
+                .memory_mib()
                 .map(|m| format!(", {m} MiB"))
                 .unwrap_or_default()
         )),
-        pp = esc(&r.tools.poolproof),
-        goose = esc(&r.tools.goose),
+        pp = escape(&r.tools.poolproof),
+        goose = escape(&r.tools.goose),
     );
     slas_table(&mut h, &r.slas, r.interrupted);
     if !r.arms.is_empty() {
@@ -84,7 +86,7 @@ pub fn page(r: &RunReport) -> String {
     if !r.notes.is_empty() {
         h.push_str("<section><h2>Notes</h2><ul>");
         for n in &r.notes {
-            let _ = write!(h, "<li>{}</li>", esc(n));
+            let _ = write!(h, "<li>{}</li>", escape(n));
         }
         h.push_str("</ul></section>");
     }
@@ -134,40 +136,22 @@ fn slas_table(h: &mut String, slas: &[SlaResult], interrupted: bool) {
             verdict_cell(s.verdict)
         };
         let interval = if intervals {
-            format!(r#"<td class="num">{}</td>"#, esc(&s.interval_text))
+            format!(r#"<td class="num">{}</td>"#, escape(&s.interval_text))
         } else {
             String::new()
         };
         let _ = write!(
             h,
             r#"<tr><td><code>{}</code></td><td>{}</td><td class="num">{} {}</td><td class="num">{}</td>{interval}<td class="{class}">{text}</td><td class="detail">{}</td></tr>"#,
-            esc(&s.label),
-            esc(&s.phase),
-            esc(&s.comparator),
-            esc(&s.threshold_text),
-            esc(&s.measured_text),
-            esc(&s.detail)
+            escape(&s.label),
+            escape(&s.phase),
+            escape(&s.comparator),
+            escape(&s.threshold_text),
+            escape(&s.measured_text),
+            escape(&s.detail)
         );
     }
     h.push_str("</table></section>");
-}
-
-fn ms(v: Option<f64>) -> String {
-    match v {
-        Some(v) if v < 1.0 => format!("{v:.3} ms"),
-        Some(v) if v < 100.0 => format!("{v:.2} ms"),
-        Some(v) => format!("{v:.0} ms"),
-        None => "–".into(),
-    }
-}
-
-fn pct(v: Option<f64>) -> String {
-    v.map(|v| format!("{:.2} %", v * 100.0))
-        .unwrap_or_else(|| "–".into())
-}
-
-fn rps(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())
 }
 
 const SUMMARY_ROWS: [&str; 9] = [
@@ -200,14 +184,14 @@ fn summary_values(s: &Summary) -> [String; 9] {
 fn summaries_table(h: &mut String, cols: &[(&str, &Summary)]) {
     h.push_str("<table><tr><th></th>");
     for (name, _) in cols {
-        let _ = write!(h, "<th>{}</th>", esc(name));
+        let _ = write!(h, "<th>{}</th>", escape(name));
     }
     h.push_str("</tr>");
     let values: Vec<[String; 9]> = cols.iter().map(|(_, s)| summary_values(s)).collect();
     for (i, row) in SUMMARY_ROWS.iter().enumerate() {
         let _ = write!(h, "<tr><th>{row}</th>");
         for v in &values {
-            let _ = write!(h, r#"<td class="num">{}</td>"#, esc(&v[i]));
+            let _ = write!(h, r#"<td class="num">{}</td>"#, escape(&v[i]));
         }
         h.push_str("</tr>");
     }
@@ -232,7 +216,7 @@ fn app_cpu_section(h: &mut String, r: &RunReport) {
         let _ = write!(
             h,
             r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{:.3} s</td><td class="num">{}</td></tr>"#,
-            esc(c.arm.as_deref().unwrap_or("-")),
+            escape(c.arm.as_deref().unwrap_or("-")),
             c.replicate,
             c.requests,
             c.cpu_seconds,
@@ -317,7 +301,7 @@ fn latency_chart(s: &Series, title: &str) -> Chart {
     let mut c = Chart::new(title, "ms (log)");
     c.scale = Scale::Log;
     // Each second is drawn at its middle.
-    let pts = |f: fn(&crate::report::ClientSecond) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
+    let pts = |f: fn(&ClientSecond) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
         s.client.iter().map(|c| (c.t as f64 + 0.5, f(c))).collect()
     };
     c.lines.push(Line {
@@ -583,7 +567,7 @@ fn arms_charts(h: &mut String, r: &RunReport) {
         }
     }
     for (name, charts) in columns {
-        let _ = write!(h, r#"<div class="arm"><h3>{}</h3>"#, esc(&name));
+        let _ = write!(h, r#"<div class="arm"><h3>{}</h3>"#, escape(&name));
         for c in charts {
             h.push_str(&c.render());
         }
@@ -599,8 +583,8 @@ fn faults_and_alerts(h: &mut String, r: &RunReport) {
             let _ = write!(
                 h,
                 r#"<tr><td>{}</td><td>{}</td><td class="num">{:.2} s</td><td class="num">{:.3} s</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
-                esc(&f.kind),
-                esc(f.target.as_deref().unwrap_or("")),
+                escape(&f.kind),
+                escape(f.target.as_deref().unwrap_or("")),
                 f.planned_at,
                 f.start,
                 f.end
@@ -620,8 +604,8 @@ fn faults_and_alerts(h: &mut String, r: &RunReport) {
                 h,
                 r#"<tr><td class="num">{:.3} s</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class="num">{}</td></tr>"#,
                 a.t,
-                esc(&a.channel),
-                esc(&a.alert),
+                escape(&a.channel),
+                escape(&a.alert),
                 match a.transition {
                     AlertTransition::Firing => "firing",
                     AlertTransition::Resolved => "resolved",

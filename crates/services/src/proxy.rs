@@ -1,4 +1,6 @@
-//! A userspace TCP proxy between the app and Postgres, steerable at run time.
+//! A userspace TCP proxy between the app and Postgres, steerable at run time: poolproof's
+//! latency and reset faults, and the recovery tests of pooled-app, put it in front of the
+//! Postgres this crate starts.
 //!
 //! The kernel here has no netem, so latency and connection resets are injected in
 //! userspace: every accepted client connection is paired with one upstream connection
@@ -36,7 +38,7 @@ pub enum Direction {
 }
 
 /// Counters of what the proxy carried and did; a snapshot is plain data.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProxyStats {
     pub accepted: u64,
     pub active: u64,

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use crate::report::xml::escape;
+
 /// One line: points `(x, y)`; `None` y values break the line (no data that second).
 #[derive(Debug, Clone)]
 pub struct Line {
@@ -185,14 +187,14 @@ impl Chart {
             r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}" font-family="system-ui,sans-serif" font-size="11">"#,
             w = self.width,
             h = self.height,
-            t = esc(&self.title)
+            t = escape(&self.title)
         );
         let _ = write!(
             s,
             r##"<rect x="0" y="0" width="{}" height="{}" fill="#fff"/><text x="{LEFT}" y="16" font-size="13" font-weight="600">{}</text>"##,
             self.width,
             self.height,
-            esc(&self.title)
+            escape(&self.title)
         );
         // Bands under everything else.
         for b in &self.bands {
@@ -203,11 +205,11 @@ impl Chart {
                     r#"<rect class="band" x="{a:.1}" y="{TOP}" width="{:.1}" height="{ph:.1}" fill="{}" fill-opacity="0.18"><title>{}</title></rect><text x="{:.1}" y="{:.1}" fill="{}" font-size="10">{}</text>"#,
                     z - a,
                     b.color,
-                    esc(&b.label),
+                    escape(&b.label),
                     a + 3.0,
                     TOP + 11.0,
                     b.color,
-                    esc(&b.label)
+                    escape(&b.label)
                 );
             }
         }
@@ -228,7 +230,7 @@ impl Chart {
             r##"<text x="12" y="{:.1}" fill="#555" transform="rotate(-90 12 {:.1})" text-anchor="middle">{}</text>"##,
             TOP + ph / 2.0,
             TOP + ph / 2.0,
-            esc(&self.unit)
+            escape(&self.unit)
         );
         // x ticks (seconds from the start of load).
         let step = nice_step((x1 - x0) / 8.0);
@@ -258,7 +260,7 @@ impl Chart {
                     LEFT + pw,
                     LEFT + pw - 4.0,
                     y - 3.0,
-                    esc(&h.label)
+                    escape(&h.label)
                 );
             }
         }
@@ -291,7 +293,7 @@ impl Chart {
                     } else {
                         ""
                     },
-                    esc(&l.name)
+                    escape(&l.name)
                 );
             }
         }
@@ -303,10 +305,10 @@ impl Chart {
                     r#"<line class="mark" x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{:.1}" stroke="{}" stroke-width="1.5"><title>{}</title></line><path d="M{x:.1},{:.1} l-4,-7 h8 z" fill="{}"><title>{}</title></path>"#,
                     TOP + ph,
                     m.color,
-                    esc(&m.label),
+                    escape(&m.label),
                     TOP,
                     m.color,
-                    esc(&m.label)
+                    escape(&m.label)
                 );
             }
         }
@@ -324,7 +326,7 @@ impl Chart {
                 s,
                 r#"<rect x="{lx:.1}" y="24" width="12" height="4" fill="{color}"/><text x="{:.1}" y="30">{}</text>"#,
                 lx + 16.0,
-                esc(name)
+                escape(name)
             );
         }
         s.push_str("</svg>");
@@ -370,22 +372,6 @@ pub fn fmt_num(v: f64) -> String {
         format!("{v:.2}")
     };
     s.replace(".0k", "k").replace(".0M", "M")
-}
-
-/// Escapes text for XML content and attributes.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 #[cfg(test)]

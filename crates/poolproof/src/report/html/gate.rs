@@ -5,13 +5,14 @@
 
 use std::fmt::Write as _;
 
-use super::chart::esc;
-use super::{ms, pct, rps, ERR, OK};
+use super::cells::{ms, pct, rps, ERR, OK};
+use super::replicates_chart::{replicate_chart_svg, run_replicate_chart_svg};
 use crate::compare::{
-    comparison_cells, noise_sentence, noise_summary, replicate_chart_svg, run_replicate_chart_svg,
-    Comparison, GateConfig, NoiseSummary, ReplicateSummary, Verdict,
+    comparison_cells, noise_sentence, noise_summary, Comparison, GateConfig, GateVerdict,
+    NoiseSummary, ReplicateSummary,
 };
-use crate::report::RunReport;
+use crate::report::model::RunReport;
+use crate::report::xml::escape;
 
 const AMBER: &str = "#9a6700";
 
@@ -28,7 +29,7 @@ pub fn sections(h: &mut String, r: &RunReport) {
 
 /// Markdown emphasis out, HTML escaping in.
 fn plain(s: &str) -> String {
-    esc(&s.replace("**", ""))
+    escape(&s.replace("**", ""))
 }
 
 fn noise_item(h: &mut String, side: &str, n: &NoiseSummary) {
@@ -68,7 +69,7 @@ fn replicates_section(h: &mut String, replicates: &[ReplicateSummary], chart: bo
             s.position
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "–".into()),
-            esc(s.arm.as_deref().unwrap_or("–")),
+            escape(s.arm.as_deref().unwrap_or("–")),
             s.index,
             ms(Some(s.latency_p50_ms)),
             ms(Some(s.latency_p95_ms)),
@@ -77,7 +78,7 @@ fn replicates_section(h: &mut String, replicates: &[ReplicateSummary], chart: bo
             pct(Some(s.error_rate)),
             ms(s.server_latency_p95_ms),
             ms(s.acquire_wait_p95_ms),
-            esc(&cpu),
+            escape(&cpu),
         );
     }
     h.push_str("</table>");
@@ -91,12 +92,12 @@ fn replicates_section(h: &mut String, replicates: &[ReplicateSummary], chart: bo
     h.push_str("</section>");
 }
 
-fn verdict_style(v: Verdict) -> &'static str {
+fn verdict_style(v: GateVerdict) -> &'static str {
     match v {
-        Verdict::Regressed => "failed",
-        Verdict::Improved => "met",
-        Verdict::Inconclusive | Verdict::Erratic => "nodata",
-        Verdict::Unchanged => "",
+        GateVerdict::Regressed => "failed",
+        GateVerdict::Improved => "met",
+        GateVerdict::Inconclusive | GateVerdict::Erratic => "nodata",
+        GateVerdict::Unchanged => "",
     }
 }
 
@@ -109,8 +110,8 @@ fn comparison_section(h: &mut String, c: &Comparison) {
     let _ = write!(
         h,
         r#"<section><h2>Regression gate <span class="badge" style="background:{color}">{label}</span></h2><p class="meta">BASE <code>{}</code> · NEW <code>{}</code></p><p class="detail">Change = NEW mean / BASE mean − 1 over replicates; {:.0} % t-calibrated percentile bootstrap interval ({} resamples, seed {:#x}); a metric regresses only when its whole interval is worse than the tolerance. Method: docs/regression-gating.md.</p>"#,
-        esc(&c.base),
-        esc(&c.new),
+        escape(&c.base),
+        escape(&c.new),
         c.confidence * 100.0,
         c.resamples,
         c.seed,
@@ -121,7 +122,7 @@ fn comparison_section(h: &mut String, c: &Comparison) {
             let _ = write!(
                 h,
                 r#"<li style="color:{AMBER};font-weight:600">Warning: {}</li>"#,
-                esc(w)
+                escape(w)
             );
         }
         h.push_str("</ul>");
@@ -136,21 +137,21 @@ fn comparison_section(h: &mut String, c: &Comparison) {
         let _ = write!(
             h,
             r#"<tr><td><code>{}</code></td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="{}">{}</td></tr>"#,
-            esc(name),
-            esc(base),
-            esc(new),
-            esc(change),
-            esc(interval),
-            esc(tol),
+            escape(name),
+            escape(base),
+            escape(new),
+            escape(change),
+            escape(interval),
+            escape(tol),
             verdict_style(row.verdict),
-            esc(verdict),
+            escape(verdict),
         );
     }
     let _ = write!(
         h,
         "</table><p><b>Outcome: {}</b> — {}</p>",
-        esc(c.outcome.as_str()),
-        esc(&c.outcome_reason)
+        escape(c.outcome.as_str()),
+        escape(&c.outcome_reason)
     );
     h.push_str("<p><b>Host noise</b>:</p><ul>");
     noise_item(h, "BASE", &c.base_noise);
@@ -163,7 +164,9 @@ fn comparison_section(h: &mut String, c: &Comparison) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::{compare, CpuUsage, HostFacts, RunFigures};
+    use crate::app::host::HostFacts;
+    use crate::app::meter::CpuUsage;
+    use crate::compare::{compare, RunFigures};
 
     fn rep(i: u32, p95: f64, position: u32) -> ReplicateSummary {
         ReplicateSummary {
@@ -187,10 +190,11 @@ mod tests {
         HostFacts {
             hostname_hash: name.into(),
             cpu_model: "cpu".into(),
-            cores: 2,
+            cpus: 2,
             memory_bytes: 1 << 30,
             kernel: "6.8".into(),
             os: "linux".into(),
+            ..HostFacts::default()
         }
     }
 

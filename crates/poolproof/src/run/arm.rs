@@ -1,0 +1,107 @@
+//! What both arm modes share (`arms_mode: interleaved` in `scenario_run`, `concurrent` in
+//! `concurrent`): an arm's description and context, starting its app instances, waiting until
+//! they are ready, and what one measured arm hands back.
+
+use super::env::{instance_env, EnvInputs, SinkUrls};
+use super::error::RunError;
+use crate::app::meter::CpuUsage;
+use crate::app::{self, AppInstance, InstanceSpec};
+use crate::observe::Observations;
+use crate::provider::Provisioned;
+use crate::scenario::Scenario;
+use crate::sink::WebhookSink;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an instance gets to exit after SIGTERM before it is killed.
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The sampler's period.
+pub(super) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// One arm: its name and the env it sets on top of `app.env`.
+pub(super) struct ArmSpec {
+    pub(super) name: String,
+    pub(super) env: BTreeMap<String, String>,
+}
+
+/// What one arm (or, in concurrent mode, the run-wide part of every arm) needs to start and
+/// measure its apps.
+pub(super) struct ArmContext<'a> {
+    pub(super) scenario: &'a Scenario,
+    pub(super) provisioned: &'a Provisioned,
+    pub(super) run_dir: &'a Path,
+    pub(super) client: &'a reqwest::Client,
+    pub(super) binary: Option<&'a Path>,
+    pub(super) sink: Option<&'a Arc<WebhookSink>>,
+    pub(super) arm: &'a str,
+    pub(super) arm_env: &'a BTreeMap<String, String>,
+    pub(super) replicate: u32,
+    pub(super) label: String,
+}
+
+/// What one measured arm hands back.
+pub(super) struct ArmMeasurement {
+    pub(super) obs: Observations,
+    /// Ctrl-C cut the load short: the data is partial.
+    pub(super) interrupted: bool,
+    /// CPU the load generator used during the load (the regression gate's noise check).
+    pub(super) cpu: Option<CpuUsage>,
+}
+
+/// Starts `n` instances of the app for the arm in `ctx`, each with its own port and log.
+pub(super) fn start_instances(
+    ctx: &ArmContext<'_>,
+    database_url: &str,
+    redis_url: Option<&str>,
+    n: usize,
+) -> Result<Vec<AppInstance>, RunError> {
+    let binary = ctx
+        .binary
+        .ok_or_else(|| RunError::Infra("no app binary".into()))?;
+    let sink = ctx.sink.map(|s| SinkUrls {
+        slack: s.slack_url(),
+        resend: s.resend_url(),
+    });
+    let suffix = if ctx.label.is_empty() {
+        String::new()
+    } else {
+        format!("-{}-r{}", ctx.arm, ctx.replicate)
+    };
+    let mut instances = Vec::with_capacity(n);
+    for number in 1..=n {
+        let port = app::free_port().map_err(RunError::infra)?;
+        let env = instance_env(&EnvInputs {
+            database_url,
+            redis_url,
+            port,
+            seed_users: ctx.scenario.fixtures.users,
+            seed_buddy_requests: ctx.scenario.fixtures.buddy_requests,
+            sink: sink.as_ref(),
+            scenario_env: Some(&ctx.scenario.app.env.0),
+            arm_env: Some(ctx.arm_env),
+        });
+        let spec = InstanceSpec {
+            number,
+            binary: binary.to_path_buf(),
+            args: Vec::new(),
+            env,
+            port,
+            log_path: ctx.run_dir.join(format!("app-{number}{suffix}.log")),
+        };
+        // Instances already started are dropped (killed) if a later one fails to spawn.
+        instances.push(AppInstance::spawn(&spec).map_err(RunError::infra)?);
+    }
+    Ok(instances)
+}
+
+/// Waits until every instance is ready; the first failure once all have answered or failed.
+pub(super) async fn all_ready<'a>(
+    instances: impl Iterator<Item = &'a mut AppInstance>,
+    client: &reqwest::Client,
+    timeout: Duration,
+) -> Result<(), app::AppError> {
+    let all = futures::future::join_all(instances.map(|i| i.wait_ready(client, timeout))).await;
+    all.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+}
