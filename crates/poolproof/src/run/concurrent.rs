@@ -156,7 +156,7 @@ async fn drive(
         .collect();
     let app_cpu = crate::app::cpu::LoadWindowSampler::start(handle.clone(), pids);
     let live = handle.clone();
-    progress.live(sc.load.duration.get(), move || live.progress());
+    progress.live(sc.load.measured(), move || live.progress());
     let hold = tokio::spawn(interrupt::hold_killswitch());
     let cpu_meter = crate::compare::CpuMeter::start();
     let outcome = attack.run().await;
@@ -189,6 +189,9 @@ async fn drive(
             // The sink cannot tell the arms' notifications apart: each arm sees them all.
             alerts: alerts.clone(),
             app_cpu: app_cpu.get_mut(a).map(std::mem::take).unwrap_or_default(),
+            // Concurrent arms run the closed model only (scenario validation).
+            stages: Vec::new(),
+            generator: sc.load.is_scheduled().then(|| outcome.generator.clone()),
         });
     }
     Ok((per_arm, outcome.interrupted || interrupt::requested(), cpu))
