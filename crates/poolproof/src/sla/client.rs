@@ -49,17 +49,20 @@ pub(crate) fn measure(sla: &Sla, obs: &Observations) -> Measure {
             (&w.latency, &w.service, "corrected", "uncorrected")
         };
         return match h.quantile_ms(q) {
+            // Without a schedule both figures are the same: say nothing about correction.
+            Some(value) if w.scheduled == 0 => Measure::Value {
+                value,
+                detail: format!("{} responses; {over}", h.count()),
+            },
             Some(value) => {
                 let mut detail = format!("{label}; {} responses; {over}", h.count());
                 if let Some(o) = other.quantile_ms(q) {
                     detail.push_str(&format!("; {other_label}: {} ms", super::value::sig3(o)));
                 }
-                if w.scheduled > 0 {
-                    detail.push_str(&format!(
-                        "; {} of {} scheduled starts late, {} dropped",
-                        w.late, w.scheduled, w.dropped
-                    ));
-                }
+                detail.push_str(&format!(
+                    "; {} of {} scheduled starts late, {} dropped",
+                    w.late, w.scheduled, w.dropped
+                ));
                 Measure::Value { value, detail }
             }
             None => Measure::NoData(format!("no response received; {over}")),

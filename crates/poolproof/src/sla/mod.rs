@@ -34,6 +34,11 @@ mod value;
 
 pub use value::{format_value, Unit};
 
+/// Three significant digits, as reports print figures.
+pub fn sig3_text(v: f64) -> String {
+    value::sig3(v)
+}
+
 use crate::compare::Interval;
 use crate::observe::{Observations, PhaseKind};
 use crate::scenario::{ArmsMode, Comparator, Metric, Phase, Sla, Transaction};
