@@ -97,3 +97,68 @@ fn breach(refs: &[&Sla], obs: &Observations, t: i64) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::StageSpan;
+    use std::time::Duration;
+
+    fn sla(text: &str) -> Sla {
+        serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    /// Four 2 s stages at 100, 200, 300 and 400 rps; seconds 4..6 (the 300 rps stage) are
+    /// slow, the 400 rps stage fast again.
+    fn obs() -> Observations {
+        let mut o = Observations {
+            load: Window::new(0.0, 8.0),
+            ..Observations::default()
+        };
+        o.client = ClientSeries::new(vec!["r".into()]);
+        for (i, rps) in [100.0, 200.0, 300.0, 400.0].into_iter().enumerate() {
+            let start = 2.0 * i as f64;
+            o.stages.push(StageSpan {
+                start,
+                end: start + 2.0,
+                from_rps: rps,
+                rps,
+            });
+        }
+        for t in 0..8 {
+            let ms = if (4..6).contains(&t) { 500 } else { 10 };
+            for _ in 0..50 {
+                o.client
+                    .record("r", t as f64 + 0.5, Some(Duration::from_millis(ms)), None);
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn the_knee_is_the_last_stage_before_the_first_that_breaks_a_per_second_sla() {
+        let all = vec![
+            sla("{metric: latency_p95, comparator: '<=', threshold: 100ms, stage: 1}"),
+            sla("{metric: max_sustained_rate, comparator: '>=', threshold: 1}"),
+        ];
+        let (rate, detail) = sustained(&all, &obs()).unwrap();
+        assert_eq!(rate, 200.0, "{detail}");
+        assert!(detail.contains("stage 3 (300 rps) did not hold"), "{detail}");
+        // A looser bar holds every stage.
+        let loose = vec![sla("{metric: latency_p95, comparator: '<=', threshold: 1s}")];
+        assert_eq!(sustained(&loose, &obs()).unwrap().0, 400.0);
+        // A bar nothing meets: no stage held.
+        let strict = vec![sla("{metric: latency_p50, comparator: '<=', threshold: 1ms}")];
+        assert_eq!(sustained(&strict, &obs()).unwrap().0, 0.0);
+    }
+
+    #[test]
+    fn without_a_defining_sla_or_stages_there_is_no_figure() {
+        let only = vec![sla("{metric: throughput, comparator: '>=', threshold: 1}")];
+        assert!(sustained(&only, &obs()).is_err());
+        let mut closed = obs();
+        closed.stages.clear();
+        let lat = vec![sla("{metric: latency_p95, comparator: '<=', threshold: 1s}")];
+        assert!(sustained(&lat, &closed).is_err());
+    }
+}
