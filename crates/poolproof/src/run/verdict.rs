@@ -93,8 +93,10 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
     }
     let exit = if m.interrupted {
         Exit::Interrupted
+    } else if sla::any_failed(&results) {
+        Exit::Failed
     } else if !behind.is_empty() {
-        // The load offered is not the load asked for: no verdict either way.
+        // The load offered is not the load asked for: met SLAs prove nothing.
         Exit::Inconclusive
     } else if sla::all_met(&results) {
         Exit::Ok
