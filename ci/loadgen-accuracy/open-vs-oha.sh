@@ -36,10 +36,14 @@ trap 'docker unpause "$PG" >/dev/null 2>&1; kill $APP 2>/dev/null; wait $APP 2>/
 for _ in $(seq 1 150); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.2; done
 
 # stall [on|off]: pauses Postgres STALL seconds at STALL_AT seconds from now, in the background.
+# Waiting on its pid only: a bare `wait` would wait for the app too.
 stall() {
+  STALL_PID=
   [ "$1" = on ] || return 0
   (sleep "$STALL_AT"; docker pause "$PG" >/dev/null; sleep "$STALL"; docker unpause "$PG" >/dev/null) &
+  STALL_PID=$!
 }
+stall_done() { [ -z "$STALL_PID" ] || wait "$STALL_PID"; }
 
 scenario() { # $1 model: open | closed
   if [ "$1" = open ]; then
@@ -66,8 +70,8 @@ poolproof_run() { # $1 model, $2 stall
   scenario "$1" >"$WORK/s-$1.yaml"
   rm -rf "$WORK/reports"
   stall "$2"
-  "$BIN/poolproof" validate "$WORK/s-$1.yaml" --reports-dir "$WORK/reports" >/dev/null 2>&1
-  wait
+  "$BIN/poolproof" validate "$WORK/s-$1.yaml" --reports-dir "$WORK/reports" >"$WORK/pp.log" 2>&1
+  stall_done
   python3 - "$WORK/reports" "$1" "$2" <<'PY'
 import json, glob, sys
 r = json.load(open(glob.glob(sys.argv[1] + "/*/*/report.json")[0]))
@@ -82,14 +86,14 @@ PY
 oha_run() { # $1 stall
   stall "$1"
   oha -z "${SECS}s" -q "$RATE" -c "$CONNS" --latency-correction --no-tui --output-format json "$URL$TARGET_PATH" >"$WORK/oha.json" 2>/dev/null
-  wait
+  stall_done
   python3 - "$WORK/oha.json" "$1" <<'PY'
 import json, sys
 o = json.load(open(sys.argv[1]))
 p = o["latencyPercentiles"]
 ms = lambda k: f"{p[k] * 1000:.1f}"
 print(f"oha       open   stall={sys.argv[2]:3} p50={ms('p50')} p95={ms('p95')} p99={ms('p99')}"
-      f"  requests={o['summary'].get('total', '-')}")
+      f"  rps={o['summary'].get('requestsPerSec', 0):.1f}")
 PY
 }
 
