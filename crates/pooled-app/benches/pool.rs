@@ -21,6 +21,7 @@ fn settings(pooling: bool) -> DbSettings {
         acquire_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
         fallback_after_errors: 3,
+        fallback_max: 20,
         idle_ping_after: Duration::from_secs(1),
     }
 }

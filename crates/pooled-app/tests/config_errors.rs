@@ -80,6 +80,41 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"invalid DATABASE_FALLBACK_AFTER_ERRORS="0": expected an integer 1..=1000000"#,
     ),
     (
+        "DATABASE_FALLBACK_MAX_CONNECTIONS",
+        "0",
+        r#"invalid DATABASE_FALLBACK_MAX_CONNECTIONS="0": expected an integer 1..=1000"#,
+    ),
+    (
+        "HTTP_HEADER_TIMEOUT_MS",
+        "10s",
+        r#"invalid HTTP_HEADER_TIMEOUT_MS="10s": expected an integer 1..=3600000"#,
+    ),
+    (
+        "HTTP_IDLE_TIMEOUT_MS",
+        "0",
+        r#"invalid HTTP_IDLE_TIMEOUT_MS="0": expected an integer 1..=3600000"#,
+    ),
+    (
+        "HTTP_BODY_TIMEOUT_MS",
+        "-5",
+        r#"invalid HTTP_BODY_TIMEOUT_MS="-5": expected an integer 1..=3600000"#,
+    ),
+    (
+        "HTTP_REQUEST_TIMEOUT_MS",
+        "forever",
+        r#"invalid HTTP_REQUEST_TIMEOUT_MS="forever": expected an integer 1..=3600000"#,
+    ),
+    (
+        "HTTP_MAX_CONNECTIONS",
+        "0",
+        r#"invalid HTTP_MAX_CONNECTIONS="0": expected an integer 1..=1000000"#,
+    ),
+    (
+        "HTTP_MAX_BODY_BYTES",
+        "2GB",
+        r#"invalid HTTP_MAX_BODY_BYTES="2GB": expected an integer 1..=1073741824"#,
+    ),
+    (
         "DATABASE_IDLE_PING_MS",
         "soon",
         r#"invalid DATABASE_IDLE_PING_MS="soon": expected an integer 0..=86400000"#,

@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         warmup: Duration::from_secs(warmup),
         duration: Duration::from_secs(secs),
         rate_limit: rate,
+        open: None,
         transactions: vec![TransactionPlan {
             name: "target".into(),
             weight: 1,

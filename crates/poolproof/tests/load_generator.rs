@@ -91,6 +91,7 @@ fn plan(targets: Vec<String>, users: usize, transactions: Vec<TransactionPlan>) 
         warmup: Duration::from_millis(800),
         duration: Duration::from_secs(3),
         rate_limit: None,
+        open: None,
         transactions,
         request_timeout: Duration::from_secs(5),
         bearer_token: None,

@@ -132,6 +132,8 @@ fn observations() -> Observations {
             alert(9.0, "slack", AlertTransition::Resolved),
         ],
         app_cpu: Vec::new(),
+        stages: Vec::new(),
+        generator: None,
     }
 }
 

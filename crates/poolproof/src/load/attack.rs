@@ -3,7 +3,9 @@
 
 use super::handle::LoadHandle;
 use super::plan::{LoadPlan, TransactionPlan};
-use super::recorder::Recorder;
+use super::recorder::{GeneratorLag, Recorder};
+use super::schedule::LATE_TOLERANCE;
+use crate::observe::SlotFate;
 use crate::observe::{ClientSeries, ErrorKind, Window};
 use goose::config::GooseConfiguration;
 use goose::goose::{GooseRequest, GooseUser, Scenario, Transaction, TransactionResult};
@@ -38,6 +40,9 @@ pub struct LoadOutcome {
     pub by_group: Vec<ClientSeries>,
     /// Every request completed, in or out of the measured window.
     pub completed_requests: u64,
+    /// How late the generator itself started requests it had a free user for, over
+    /// measured load (open model; closed model with a rate limit).
+    pub generator: GeneratorLag,
 }
 
 /// A prepared attack: take its [`LoadHandle`] for progress and the fault timeline, then `run`.
@@ -68,17 +73,27 @@ impl Attack {
             )));
         }
         let n = groups.iter().max().map_or(1, |g| g + 1);
+        if plan.open.is_some() && n > 1 {
+            // One schedule feeds whichever user is free: a slower group would get fewer starts.
+            return Err(LoadError::InvalidPlan(
+                "the open model drives one target group (arms run one at a time)".into(),
+            ));
+        }
         if (0..n).any(|g| !groups.contains(&g)) {
             return Err(LoadError::InvalidPlan(
                 "target groups must be numbered 0..n without gaps".into(),
             ));
         }
+        let weights: Vec<usize> = plan.transactions.iter().map(|t| t.weight).collect();
         let rec = Arc::new(Recorder::new(
             plan.route_names(),
+            &weights,
             plan.ramp,
             plan.warmup,
             plan.duration,
             plan.rate_limit,
+            plan.open.as_ref(),
+            plan.request_timeout,
             plan.bearer_token.clone(),
             n,
         ));
@@ -111,6 +126,7 @@ impl Attack {
             // The handler triggered the killswitch; keep the measured window honest.
             let _ = rec.stop_at.set(Instant::now());
         }
+        rec.drop_unclaimed();
         if let Err(e) = result {
             return Err(LoadError::Goose(e.to_string()));
         }
@@ -131,6 +147,7 @@ impl Attack {
             by_group,
             interrupted,
             completed_requests: rec.completed.load(Ordering::Relaxed),
+            generator: rec.generator_lag(),
         })
     }
 
@@ -138,8 +155,9 @@ impl Attack {
         let p = &self.plan;
         let mut c = GooseConfiguration::default();
         c.users = Some(p.users);
-        // A rate rather than --increase-time: it allows one user and sub-second ramps.
-        let rate = if p.ramp.is_zero() {
+        // A rate rather than --increase-time: it allows one user and sub-second ramps. The
+        // open model starts every user at once: its ramp is the arrival rate's.
+        let rate = if p.ramp.is_zero() || p.open.is_some() {
             1_000_000.0
         } else {
             (p.users as f64 / p.ramp.as_secs_f64()).max(0.001)
@@ -169,6 +187,15 @@ impl Attack {
         for (i, target) in self.plan.targets.iter().enumerate() {
             let mut scenario = Scenario::new(&format!("instance{i}")).set_host(target);
             let group = self.groups.get(i).copied().unwrap_or(0);
+            if self.plan.open.is_some() {
+                // One transaction that takes the next scheduled start, whatever its route.
+                scenario = scenario.register_transaction(
+                    open_transaction(self.plan.transactions.clone(), self.rec.clone(), group)
+                        .map_err(goose_err)?,
+                );
+                attack = attack.register_scenario(scenario);
+                continue;
+            }
             for tx in &self.plan.transactions {
                 scenario = scenario.register_transaction(
                     goose_transaction(tx.clone(), self.rec.clone(), group).map_err(goose_err)?,
@@ -203,27 +230,94 @@ fn goose_transaction(
     let f: goose::goose::TransactionFunction = Arc::new(move |user: &mut GooseUser| {
         let tx = tx.clone();
         let rec = rec.clone();
-        Box::pin(async move { one_request(user, &tx, &rec, group).await })
+        Box::pin(async move {
+            rec.mark_origin();
+            if rec.stopping.load(Ordering::Relaxed) {
+                // goose is shutting users down; don't add load it would not measure.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return Ok(());
+            }
+            let scheduled = rec.pace(group, &tx.name).await;
+            one_request(user, &tx, &rec, group, scheduled).await
+        })
     });
     Transaction::new(f).set_name(&name).set_weight(weight)
 }
 
-/// Sends one request and records it. Latency = goose's own timing from the start of the
-/// request to the response headers (µs) plus the time to read the body, so waiting for a
-/// rate-limit slot is not counted while the whole response is.
+fn open_transaction(
+    txs: Vec<TransactionPlan>,
+    rec: Arc<Recorder>,
+    group: usize,
+) -> Result<Transaction, goose::GooseError> {
+    let txs = Arc::new(txs);
+    let f: goose::goose::TransactionFunction = Arc::new(move |user: &mut GooseUser| {
+        let txs = txs.clone();
+        let rec = rec.clone();
+        Box::pin(async move { open_start(user, &txs, &rec, group).await })
+    });
+    Ok(Transaction::new(f).set_name("open"))
+}
+
+/// Open model: takes the next scheduled start no user has taken, drops the ones no user took
+/// within the drop horizon (counted), waits for its time and sends it. A user that takes a
+/// start already due is a start that found no free user: late, its latency counted from the
+/// scheduled time.
+async fn open_start(
+    user: &mut GooseUser,
+    txs: &[TransactionPlan],
+    rec: &Recorder,
+    group: usize,
+) -> TransactionResult {
+    rec.mark_origin();
+    let Some(schedule) = rec.schedule.as_ref() else {
+        return Ok(());
+    };
+    loop {
+        if rec.stopping.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            return Ok(());
+        }
+        let i = rec.next_slot.fetch_add(1, Ordering::SeqCst);
+        let (Some(t), Some(route)) = (schedule.time(i), txs.get(schedule.route(i))) else {
+            // The schedule is over: idle until the window timer stops the attack.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return Ok(());
+        };
+        let Some(at) = rec.instant_at(t) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now > at + rec.drop_after {
+            rec.record_slot(group, &route.name, t, SlotFate::Dropped);
+            continue;
+        }
+        let waited_for_it = now < at;
+        if waited_for_it {
+            tokio::time::sleep_until(at.into()).await;
+            rec.note_lag(t, Instant::now().saturating_duration_since(at));
+        }
+        let fate = if Instant::now() > at + LATE_TOLERANCE {
+            SlotFate::Late
+        } else {
+            SlotFate::OnTime
+        };
+        rec.record_slot(group, &route.name, t, fate);
+        return one_request(user, route, rec, group, Some(at)).await;
+    }
+}
+
+/// Sends one request and records it. Uncorrected latency (service time) = goose's own timing
+/// from the start of the request to the response headers (µs) plus the time to read the
+/// body. Corrected latency adds how late the request was sent after `scheduled`, its
+/// intended start, when it had one: queueing in the generator counts (wrk2, oha's
+/// `--latency-correction`).
 async fn one_request(
     user: &mut GooseUser,
     tx: &TransactionPlan,
     rec: &Recorder,
     group: usize,
+    scheduled: Option<Instant>,
 ) -> TransactionResult {
-    rec.mark_origin();
-    if rec.stopping.load(Ordering::Relaxed) {
-        // goose is shutting users down; don't add load it would not measure.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        return Ok(());
-    }
-    rec.pace().await;
     let (path, body) = {
         let mut rng = rand::thread_rng();
         (
@@ -248,6 +342,7 @@ async fn one_request(
         .expect_status_code(tx.expect_status)
         .set_request_builder(builder)
         .build();
+    let queued = scheduled.map_or(Duration::ZERO, |s| Instant::now().saturating_duration_since(s));
     // Err only for a request that could not be built (goose throttle is off): nothing was sent.
     let response = user.request(request).await?;
     let to_headers = Duration::from_micros(response.request.response_time_micros());
@@ -257,9 +352,9 @@ async fn one_request(
             let body_started = Instant::now();
             match resp.bytes().await {
                 Ok(_) => {
-                    let latency = to_headers + body_started.elapsed();
+                    let service = to_headers + body_started.elapsed();
                     let error = (status != tx.expect_status).then_some(ErrorKind::Status(status));
-                    (Some(latency), error)
+                    (Some((queued + service, service)), error)
                 }
                 Err(e) if e.is_timeout() => (None, Some(ErrorKind::Timeout)),
                 Err(_) => (None, Some(ErrorKind::Transport)),

@@ -1,7 +1,16 @@
 //! Load generation: drives a plan of weighted HTTP transactions with goose as a library and
 //! records precise client-side measurements (own HDR histograms, per route, per second).
 //!
-//! Timeline of one attack: ramp (users start evenly) → warm-up → measured load → stop.
+//! Two models. Closed: a fixed set of users, each sending its next request when the last
+//! completes, optionally paced by a rate limit. Open: requests start on an arrival schedule
+//! ([`Schedule`]) whatever the server does; goose users (at most `max_in_flight`) pull the
+//! next scheduled start from it, so a stalled server shows up as late starts whose latency
+//! counts from the scheduled time (coordinated omission corrected, as wrk2 and oha do), and
+//! as dropped starts when no user frees up within the drop horizon (k6's dropped
+//! iterations). Every scheduled start's fate is counted per route and per second.
+//!
+//! Timeline of one attack: ramp (users start evenly; open: the rate ramps up) → warm-up →
+//! measured load → stop.
 //! Ramp and warm-up are recorded at negative offsets and excluded from SLAs; measured load
 //! is `[0, duration)`. Requests completing after the measured window are not recorded.
 
@@ -9,11 +18,14 @@ mod attack;
 mod handle;
 mod plan;
 mod recorder;
+mod schedule;
 pub mod template;
 
 pub use attack::{Attack, LoadError, LoadOutcome};
+pub use recorder::GeneratorLag;
 pub use handle::{LoadHandle, LoadPhase, LoadProgress};
-pub use plan::{HttpMethod, LoadPlan, TransactionPlan};
+pub use plan::{HttpMethod, LoadPlan, OpenPlan, RateSegment, TransactionPlan};
+pub use schedule::{Schedule, DROP_AFTER_DEFAULT, LATE_TOLERANCE};
 pub use template::{Template, TemplateError};
 
 /// Routes `log` records (goose logs through `log`) to `tracing`, leaving goose's out: it

@@ -54,13 +54,32 @@ pub struct TransactionPlan {
     pub expect_status: u16,
 }
 
+/// One piece of an open-model arrival rate: linear from `from` to `to` requests per second
+/// over `[start, end)`, in seconds from the start of measured load (negative: ramp and
+/// warm-up).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSegment {
+    pub start: f64,
+    pub end: f64,
+    pub from: f64,
+    pub to: f64,
+}
+
+/// The open model's arrival schedule: consecutive rate segments from the start of the ramp
+/// to the end of measured load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenPlan {
+    pub segments: Vec<RateSegment>,
+}
+
 /// A complete load plan.
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
     /// Base URLs of the app instances (e.g. `http://127.0.0.1:41234`); users are spread
     /// over them round-robin.
     pub targets: Vec<String>,
-    /// Concurrent users (closed model: each sends its next request when the last completes).
+    /// Concurrent users (closed model: each sends its next request when the last completes;
+    /// open model: the most requests in flight at once).
     pub users: usize,
     /// Time to start all users.
     pub ramp: Duration,
@@ -68,8 +87,11 @@ pub struct LoadPlan {
     pub warmup: Duration,
     /// Measured load time.
     pub duration: Duration,
-    /// Requests per second across all users, if capped.
+    /// Closed model: requests per second across all users, if capped.
     pub rate_limit: Option<u32>,
+    /// Open model: the arrival schedule (then `rate_limit` is unused and `ramp` is part of
+    /// the schedule rather than a user ramp).
+    pub open: Option<OpenPlan>,
     pub transactions: Vec<TransactionPlan>,
     /// Per-request timeout; a request without a response by then counts as a timeout error.
     pub request_timeout: Duration,
@@ -96,6 +118,20 @@ impl LoadPlan {
         }
         if self.rate_limit == Some(0) {
             return Err("load.rate_limit: must be at least 1".into());
+        }
+        if let Some(open) = &self.open {
+            if open.segments.is_empty() {
+                return Err("load.stages: at least one stage is needed".into());
+            }
+            for s in &open.segments {
+                let rate_ok = |r: f64| r.is_finite() && r >= 0.0;
+                if !(rate_ok(s.from) && rate_ok(s.to)) || s.from + s.to <= 0.0 || s.end < s.start
+                {
+                    return Err(format!(
+                        "load: invalid arrival segment {s:?} (rates must be positive)"
+                    ));
+                }
+            }
         }
         if self.transactions.is_empty() {
             return Err("load.transactions: at least one transaction is needed".into());

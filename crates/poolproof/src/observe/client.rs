@@ -1,4 +1,6 @@
-//! Client-side series: per-second, per-route latency histograms, request and error counts.
+//! Client-side series: per-second, per-route latency histograms (corrected: from the
+//! scheduled start; uncorrected: service time from the actual send), request and error
+//! counts, and the fate of every scheduled start (sent on time, late, dropped).
 
 use super::histogram::LatencyHistogram;
 use super::timeline::Window;
@@ -27,16 +29,39 @@ impl ErrorKind {
     }
 }
 
+/// What became of one scheduled start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotFate {
+    /// Sent within the late tolerance of its scheduled time.
+    OnTime,
+    /// Sent, but later than the tolerance: no user was free, or the generator was behind.
+    /// Its corrected latency counts the wait.
+    Late,
+    /// Never sent: no user became free within the drop horizon (or before the load ended).
+    Dropped,
+}
+
 /// One route's measurements during one second.
 #[derive(Debug, Clone, Default)]
 pub struct RouteSecond {
-    /// Latency of every request that got an HTTP response (expected status or not).
-    /// Requests without a response (timeouts, transport errors) are counted only in `errors`:
-    /// their "latency" is how fast a connection was refused, which would flatter percentiles.
+    /// Corrected latency of every request that got an HTTP response (expected status or
+    /// not): from its scheduled start when it had one (queueing in the generator counts),
+    /// else from its send. Requests without a response (timeouts, transport errors) are
+    /// counted only in `errors`: their "latency" is how fast a connection was refused,
+    /// which would flatter percentiles.
     pub latency: LatencyHistogram,
+    /// Uncorrected latency (service time) of the same requests: from the actual send.
+    pub service: LatencyHistogram,
     /// Requests completed in this second, successful or not.
     pub requests: u64,
     pub errors: BTreeMap<ErrorKind, u64>,
+    /// Starts scheduled in this second (open model, or a paced closed model), whatever
+    /// became of them. Counted by scheduled time, unlike `requests` (by completion).
+    pub scheduled: u64,
+    /// Of `scheduled`, those sent later than the tolerance.
+    pub late: u64,
+    /// Of `scheduled`, those never sent.
+    pub dropped: u64,
 }
 
 impl RouteSecond {
@@ -79,23 +104,55 @@ impl ClientSeries {
         latency: Option<Duration>,
         error: Option<ErrorKind>,
     ) {
+        self.record_timed(route, at, latency.map(|l| (l, l)), error);
+    }
+
+    /// Records one completed request with its (corrected, uncorrected) latency: they differ
+    /// when the request started later than scheduled.
+    pub fn record_timed(
+        &mut self,
+        route: &str,
+        at: f64,
+        latency: Option<(Duration, Duration)>,
+        error: Option<ErrorKind>,
+    ) {
+        let Some(rs) = self.route_second(route, at) else {
+            return;
+        };
+        rs.requests += 1;
+        if let Some((corrected, service)) = latency {
+            rs.latency.record(corrected);
+            rs.service.record(service);
+        }
+        if let Some(e) = error {
+            *rs.errors.entry(e).or_insert(0) += 1;
+        }
+    }
+
+    /// Records one scheduled start (`at`: its scheduled offset) and what became of it.
+    pub fn record_slot(&mut self, route: &str, at: f64, fate: SlotFate) {
+        let Some(rs) = self.route_second(route, at) else {
+            return;
+        };
+        rs.scheduled += 1;
+        match fate {
+            SlotFate::OnTime => {}
+            SlotFate::Late => rs.late += 1,
+            SlotFate::Dropped => rs.dropped += 1,
+        }
+    }
+
+    fn route_second(&mut self, route: &str, at: f64) -> Option<&mut RouteSecond> {
         let t = at.floor() as i64;
         let bucket = self.buckets.entry(t).or_insert_with(|| SecondBucket {
             t,
             routes: BTreeMap::new(),
         });
         // Avoid allocating the route name on the hot path once the entry exists.
-        let rs = match bucket.routes.get_mut(route) {
-            Some(rs) => rs,
-            None => bucket.routes.entry(route.to_string()).or_default(),
-        };
-        rs.requests += 1;
-        if let Some(l) = latency {
-            rs.latency.record(l);
+        if !bucket.routes.contains_key(route) {
+            bucket.routes.insert(route.to_string(), RouteSecond::default());
         }
-        if let Some(e) = error {
-            *rs.errors.entry(e).or_insert(0) += 1;
-        }
+        bucket.routes.get_mut(route)
     }
 
     /// Merges another series into this one (e.g. from several load workers).
@@ -113,7 +170,11 @@ impl ClientSeries {
             for (name, ors) in &ob.routes {
                 let rs = b.routes.entry(name.clone()).or_default();
                 rs.latency.merge(&ors.latency);
+                rs.service.merge(&ors.service);
                 rs.requests += ors.requests;
+                rs.scheduled += ors.scheduled;
+                rs.late += ors.late;
+                rs.dropped += ors.dropped;
                 for (k, n) in &ors.errors {
                     *rs.errors.entry(*k).or_insert(0) += n;
                 }
@@ -152,7 +213,11 @@ impl ClientSeries {
                     continue;
                 }
                 out.latency.merge(&rs.latency);
+                out.service.merge(&rs.service);
                 out.requests += rs.requests;
+                out.scheduled += rs.scheduled;
+                out.late += rs.late;
+                out.dropped += rs.dropped;
                 for (k, n) in &rs.errors {
                     *out.errors.entry(*k).or_insert(0) += n;
                 }
@@ -178,7 +243,14 @@ impl ClientSeries {
 /// Statistics merged over a set of seconds.
 #[derive(Debug, Clone, Default)]
 pub struct WindowStats {
+    /// Corrected latency (from the scheduled start).
     pub latency: LatencyHistogram,
+    /// Uncorrected latency (service time, from the actual send).
+    pub service: LatencyHistogram,
+    /// Scheduled starts, and of them those sent late or dropped (by scheduled time).
+    pub scheduled: u64,
+    pub late: u64,
+    pub dropped: u64,
     pub requests: u64,
     pub errors: BTreeMap<ErrorKind, u64>,
     /// Whole seconds covered (including seconds without any completed request).
@@ -203,6 +275,16 @@ impl WindowStats {
     /// Errors do not count: fast failures are not capacity.
     pub fn throughput_rps(&self) -> Option<f64> {
         (self.seconds > 0.0).then(|| self.successes() as f64 / self.seconds)
+    }
+
+    /// Dropped starts as a fraction of scheduled starts (0..=1), `None` without a schedule.
+    pub fn dropped_rate(&self) -> Option<f64> {
+        (self.scheduled > 0).then(|| self.dropped as f64 / self.scheduled as f64)
+    }
+
+    /// Scheduled starts per second over the covered seconds (`None` without a schedule).
+    pub fn offered_rps(&self) -> Option<f64> {
+        (self.seconds > 0.0 && self.scheduled > 0).then(|| self.scheduled as f64 / self.seconds)
     }
 
     /// All completed requests per second (successes and errors).
@@ -290,6 +372,39 @@ mod tests {
         let w = a.window(&[Window::new(0.0, 2.0)], None);
         assert_eq!((w.requests, w.error_count(), w.latency.count()), (3, 1, 3));
         assert_eq!(a.span(), Some((0, 1)));
+    }
+
+    #[test]
+    fn corrected_and_uncorrected_latency_and_slot_fates_add_up_per_window() {
+        let mut s = ClientSeries::new(vec!["a".into()]);
+        for i in 0..100u64 {
+            // 90 on time at 2 ms; 10 waited 1 s for a user, then took 2 ms to serve.
+            let corrected = if i < 10 { 1002 } else { 2 };
+            s.record_timed(
+                "a",
+                1.5,
+                Some((Duration::from_millis(corrected), Duration::from_millis(2))),
+                None,
+            );
+            let fate = if i < 10 { SlotFate::Late } else { SlotFate::OnTime };
+            s.record_slot("a", 0.5, fate);
+        }
+        for _ in 0..25 {
+            s.record_slot("a", 0.7, SlotFate::Dropped);
+        }
+        let w = s.window(&[Window::new(0.0, 2.0)], None);
+        assert_eq!((w.scheduled, w.late, w.dropped), (125, 10, 25));
+        assert!((w.dropped_rate().unwrap() - 0.2).abs() < 1e-12);
+        assert!((w.offered_rps().unwrap() - 62.5).abs() < 1e-9);
+        assert!(w.latency.quantile_ms(0.95).unwrap() > 1000.0);
+        assert!(w.service.quantile_ms(0.95).unwrap() < 2.1);
+        // Merging keeps every count.
+        let mut m = ClientSeries::default();
+        m.merge(&s);
+        m.merge(&s);
+        let w = m.window(&[Window::new(0.0, 2.0)], Some("a"));
+        assert_eq!((w.scheduled, w.late, w.dropped, w.requests), (250, 20, 50, 200));
+        assert_eq!(w.service.count(), 200);
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod histogram;
 mod server;
 mod timeline;
 
-pub use client::{ClientSeries, ErrorKind, RouteSecond, SecondBucket, WindowStats};
+pub use client::{ClientSeries, ErrorKind, RouteSecond, SecondBucket, SlotFate, WindowStats};
 pub use histogram::LatencyHistogram;
 pub use server::{PoolStats, ServerSample};
 pub use timeline::{AlertDelivery, AlertTransition, FaultEvent, PhaseKind, Window};
@@ -35,6 +35,39 @@ pub struct Observations {
     /// CPU time of this arm's app processes (summed over instances) at the start of measured
     /// load and every second of it (`crate::app::cpu`); empty for an external app.
     pub app_cpu: Vec<AppCpuSample>,
+    /// Open model: the arrival rate's stages over measured load (a constant rate is one).
+    pub stages: Vec<StageSpan>,
+    /// How late the generator itself started requests it had a free user for (scheduled
+    /// loads only).
+    pub generator: Option<crate::load::GeneratorLag>,
+}
+
+/// One stage of an open-model arrival rate: linear from `from_rps` to `rps` over
+/// `[start, end)` (seconds from the start of measured load).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StageSpan {
+    pub start: f64,
+    pub end: f64,
+    pub from_rps: f64,
+    pub rps: f64,
+}
+
+impl StageSpan {
+    /// The stages of a scenario's load (empty for the closed model).
+    pub fn of(load: &crate::scenario::Load) -> Vec<StageSpan> {
+        load.stage_spans()
+            .into_iter()
+            .map(|(start, end, from_rps, rps)| StageSpan {
+                start,
+                end,
+                from_rps,
+                rps,
+            })
+            .collect()
+    }
+    pub fn window(&self) -> Window {
+        Window::new(self.start, self.end)
+    }
 }
 
 /// The CPU time the app processes had used (summed over instances) at offset `t`.

@@ -165,6 +165,42 @@ pub fn markdown(r: &RunReport) -> String {
         let _ = writeln!(o, "{}", summary_row(&route.name, &route.summary));
     }
     o.push('\n');
+    if r.summary.scheduled > 0 {
+        // Requests started on a schedule: the table's latencies are corrected (wrk2's term).
+        let _ = writeln!(
+            o,
+            "Latencies above are **corrected**: from each request's scheduled start, so waiting in the generator counts. **Uncorrected** (service time, from the actual send):\n\n| | offered | scheduled | late | dropped | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (name, s) in std::iter::once(("all routes", &r.summary))
+            .chain(r.routes.iter().map(|x| (x.name.as_str(), &x.summary)))
+        {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} |",
+                cell(name),
+                opt(s.offered_rps, Unit::RequestsPerSecond),
+                s.scheduled,
+                s.late,
+                s.dropped,
+                opt(s.dropped_rate, Unit::Fraction),
+                opt(s.uncorrected_p50_ms, Unit::Milliseconds),
+                opt(s.uncorrected_p95_ms, Unit::Milliseconds),
+                opt(s.uncorrected_p99_ms, Unit::Milliseconds),
+                opt(s.uncorrected_max_ms, Unit::Milliseconds),
+            );
+        }
+        o.push('\n');
+    }
+    if let Some(g) = &r.generator {
+        let _ = writeln!(
+            o,
+            "Load generator: {} of {} starts it had a free user for were sent more than 10 ms late (p99 lag {}, max {}).\n",
+            g.late,
+            g.starts,
+            opt(g.p99_lag_ms, Unit::Milliseconds),
+            opt(g.max_lag_ms, Unit::Milliseconds),
+        );
+    }
     if !r.summary.errors_by_kind.is_empty() {
         let kinds: Vec<String> = r
             .summary

@@ -40,13 +40,43 @@ pub struct Tools {
     pub goose: String,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Client-side figures over a window (latencies in ms, error rate as a fraction).
+///
+/// `p50_ms`..`mean_ms` are corrected latencies: from each request's scheduled start when it
+/// had one (open model, paced closed model), so waiting in the generator counts. The
+/// `uncorrected_*` figures are service times from the actual send; with the scheduled,
+/// late and dropped counts they appear only when requests started on a schedule.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub requests: u64,
     pub errors: u64,
     pub error_rate: Option<f64>,
     pub throughput_rps: Option<f64>,
+    /// Scheduled starts (by scheduled time), and of them those sent late or never sent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scheduled: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub late: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+    /// Dropped / scheduled starts (fraction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_rate: Option<f64>,
+    /// Scheduled starts per second: what was offered (compare with `throughput_rps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_rps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncorrected_p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncorrected_p95_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncorrected_p99_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncorrected_max_ms: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -59,11 +89,22 @@ pub struct Summary {
 
 impl Summary {
     pub fn of(w: &WindowStats) -> Summary {
+        let sched = w.scheduled > 0;
+        let unc = |q: f64| if sched { w.service.quantile_ms(q) } else { None };
         Summary {
             requests: w.requests,
             errors: w.error_count(),
             error_rate: w.error_rate(),
             throughput_rps: w.throughput_rps(),
+            scheduled: w.scheduled,
+            late: w.late,
+            dropped: w.dropped,
+            dropped_rate: w.dropped_rate(),
+            offered_rps: w.offered_rps(),
+            uncorrected_p50_ms: unc(0.5),
+            uncorrected_p95_ms: unc(0.95),
+            uncorrected_p99_ms: unc(0.99),
+            uncorrected_max_ms: if sched { w.service.max_ms() } else { None },
             p50_ms: w.latency.quantile_ms(0.5),
             p95_ms: w.latency.quantile_ms(0.95),
             p99_ms: w.latency.quantile_ms(0.99),
@@ -93,6 +134,16 @@ pub struct ClientSecond {
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub max_ms: Option<f64>,
+    /// Uncorrected (service-time) p95, when requests started on a schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncorrected_p95_ms: Option<f64>,
+    /// Starts scheduled in this second, and of them late and dropped ones.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scheduled: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub late: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
     pub routes: BTreeMap<String, RouteSecondSummary>,
 }
 
@@ -101,6 +152,8 @@ pub struct RouteSecondSummary {
     pub requests: u64,
     pub errors: u64,
     pub p95_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -152,6 +205,27 @@ impl AppCpuRun {
     }
 }
 
+/// How well the load generator kept its own schedule over measured load: of the starts a
+/// user was already waiting for, how many it sent later than the late tolerance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorReport {
+    pub starts: u64,
+    pub late: u64,
+    pub p99_lag_ms: Option<f64>,
+    pub max_lag_ms: Option<f64>,
+}
+
+impl GeneratorReport {
+    pub fn of(g: &crate::load::GeneratorLag) -> GeneratorReport {
+        GeneratorReport {
+            starts: g.starts,
+            late: g.late,
+            p99_lag_ms: g.p99_ms,
+            max_lag_ms: g.max_ms,
+        }
+    }
+}
+
 /// The content of report.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -192,6 +266,9 @@ pub struct RunReport {
     /// loop after [`RunReport::build`].
     #[serde(default)]
     pub app_cpu: Vec<AppCpuRun>,
+    /// The load generator's own timeliness (scheduled loads): whether it kept its schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorReport>,
     /// `validate --baseline`: the regression gate's comparison, shown in report.md and
     /// report.html. Not in report.json: the run directory's comparison.json carries it.
     #[serde(skip)]
@@ -235,6 +312,7 @@ fn client_series(obs: &Observations) -> Vec<ClientSecond> {
                             requests: w.requests,
                             errors: w.error_count(),
                             p95_ms: w.latency.quantile_ms(0.95),
+                            dropped: w.dropped,
                         },
                     )
                 })
@@ -247,6 +325,14 @@ fn client_series(obs: &Observations) -> Vec<ClientSecond> {
                 p95_ms: all.latency.quantile_ms(0.95),
                 p99_ms: all.latency.quantile_ms(0.99),
                 max_ms: all.latency.max_ms(),
+                uncorrected_p95_ms: if all.scheduled > 0 {
+                    all.service.quantile_ms(0.95)
+                } else {
+                    None
+                },
+                scheduled: all.scheduled,
+                late: all.late,
+                dropped: all.dropped,
                 routes,
             }
         })
@@ -369,6 +455,7 @@ impl RunReport {
             notes: input.notes,
             replicates: Vec::new(),
             app_cpu: Vec::new(),
+            generator: obs.generator.as_ref().map(GeneratorReport::of),
             comparison: None,
         }
     }

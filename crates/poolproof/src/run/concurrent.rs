@@ -159,7 +159,7 @@ async fn drive(
         .collect();
     let app_cpu = crate::app::cpu::LoadWindowSampler::start(handle.clone(), pids);
     let live = handle.clone();
-    progress.live(sc.load.duration.get(), move || live.progress());
+    progress.live(sc.load.measured(), move || live.progress());
     let hold = tokio::spawn(interrupt::hold_killswitch());
     let cpu_meter = crate::app::meter::CpuMeter::start();
     let outcome = attack.run().await;
@@ -193,6 +193,9 @@ async fn drive(
             // The sink cannot tell the arms' notifications apart: each arm sees them all.
             alerts: alerts.clone(),
             app_cpu: app_cpu.get_mut(a).map(std::mem::take).unwrap_or_default(),
+            // Concurrent arms run the closed model only (scenario validation).
+            stages: Vec::new(),
+            generator: sc.load.is_scheduled().then(|| outcome.generator.clone()),
         };
         per_arm.push(ArmMeasurement {
             obs,

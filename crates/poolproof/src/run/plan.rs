@@ -1,7 +1,7 @@
 //! The scenario's `load:` section as the load engine's plan, for a given set of targets.
 
-use crate::load::{HttpMethod, LoadPlan, Template, TransactionPlan};
-use crate::scenario::{Load, Method};
+use crate::load::{HttpMethod, LoadPlan, OpenPlan, RateSegment, Template, TransactionPlan};
+use crate::scenario::{Load, LoadModel, Method};
 use std::time::Duration;
 
 /// Per-request timeout: long enough for a fault's latency, short enough that a hung request
@@ -37,16 +37,52 @@ pub fn load_plan(
     }
     Ok(LoadPlan {
         targets,
-        users: load.users as usize,
+        users: load.carriers() as usize,
         ramp: load.ramp.get(),
         warmup: load.warmup.get(),
-        duration: load.duration.get(),
+        duration: load.measured(),
         // goose throttles in whole requests per second; a fractional limit rounds up to >= 1.
         rate_limit: load.rate_limit.map(|r| r.ceil().max(1.0) as u32),
+        open: open_plan(load),
         transactions,
         request_timeout: REQUEST_TIMEOUT,
         bearer_token,
     })
+}
+
+/// The open model's arrival schedule: the ramp from 0 to the first rate, the warm-up at it,
+/// then the stages (or the constant rate) over measured load.
+fn open_plan(load: &Load) -> Option<OpenPlan> {
+    if load.model != LoadModel::Open {
+        return None;
+    }
+    let stages = load.stage_spans();
+    let first = stages.first()?.2;
+    let (ramp, warmup) = (load.ramp.as_secs_f64(), load.warmup.as_secs_f64());
+    let mut segments = Vec::new();
+    if ramp > 0.0 {
+        segments.push(RateSegment {
+            start: -(ramp + warmup),
+            end: -warmup,
+            from: 0.0,
+            to: first,
+        });
+    }
+    if warmup > 0.0 {
+        segments.push(RateSegment {
+            start: -warmup,
+            end: 0.0,
+            from: first,
+            to: first,
+        });
+    }
+    segments.extend(stages.into_iter().map(|(start, end, from, to)| RateSegment {
+        start,
+        end,
+        from,
+        to,
+    }));
+    Some(OpenPlan { segments })
 }
 
 fn method(m: Method) -> HttpMethod {

@@ -379,7 +379,7 @@ async fn drive(
     let pids: Vec<u32> = instances.iter().filter_map(AppInstance::pid).collect();
     let app_cpu = crate::app::cpu::LoadWindowSampler::start(handle.clone(), vec![pids]);
     let live = handle.clone();
-    progress.live(sc.load.duration.get(), move || live.progress());
+    progress.live(sc.load.measured(), move || live.progress());
     // The fault timeline counts from the start of measured load, known once warm-up ends;
     // when the load stops (also early, on Ctrl-C) every active fault is undone.
     let (load_done, load_done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -430,6 +430,8 @@ async fn drive(
             .collect(),
         alerts,
         app_cpu,
+        stages: crate::observe::StageSpan::of(&sc.load),
+        generator: sc.load.is_scheduled().then_some(outcome.generator),
     };
     // A fault that could not be injected (or undone) leaves a run that did not test what
     // the scenario says: an infrastructure failure, not a verdict.

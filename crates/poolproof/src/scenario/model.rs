@@ -106,7 +106,7 @@ impl Scenario {
     /// Total time the load runs: ramp is part of warm-up accounting by the load engine;
     /// this is warm-up + measured duration.
     pub fn load_time(&self) -> std::time::Duration {
-        self.load.warmup.get() + self.load.duration.get()
+        self.load.warmup.get() + self.load.measured()
     }
     /// Load time over all arms and replicates (what a run costs in load alone).
     pub fn total_load_time(&self) -> std::time::Duration {
@@ -326,27 +326,135 @@ impl Default for Fixtures {
 }
 
 /// `load:` — the goose load profile.
+///
+/// Two models: `closed` (default: `users` loop, each sending its next request when the last
+/// completes, optionally paced by `rate_limit`) and `open` (requests start on a schedule,
+/// `rate` or `stages`, whatever the server does, carried by at most `max_in_flight` users).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
-    /// Concurrent goose users (1..=10000).
+    /// `closed` (default) or `open`.
+    #[serde(default)]
+    pub model: LoadModel,
+    /// Closed model: concurrent goose users (1..=10000; required there, refused in `open`).
+    #[serde(default)]
     #[schemars(range(min = 1, max = 10_000))]
-    pub users: u32,
-    /// Time to start all users (default 0s: all at once).
+    pub users: Option<u32>,
+    /// Closed model: time to start all users. Open model: the arrival rate ramps from 0 to
+    /// its first rate over it. Default 0s.
     #[serde(default)]
     pub ramp: Duration,
-    /// Load before measurement, excluded from SLAs (default 0s).
+    /// Load before measurement, excluded from SLAs (default 0s). Open model: at the first
+    /// rate.
     #[serde(default)]
     pub warmup: Duration,
-    /// Measured load time (> 0).
+    /// Measured load time (> 0). Open model with `stages`: optional, the stages' sum (and if
+    /// given, it must equal it).
+    #[serde(default)]
     pub duration: Duration,
-    /// Requests per second across all users (optional; > 0).
+    /// Closed model: requests per second across all users (optional; > 0).
     #[serde(default)]
     #[schemars(range(min = 0.001, max = 1_000_000))]
     pub rate_limit: Option<f64>,
+    /// Open model: a constant arrival rate in requests per second (> 0). Either this or
+    /// `stages`.
+    #[serde(default)]
+    #[schemars(range(min = 0.001, max = 100_000))]
+    pub rate: Option<f64>,
+    /// Open model: a ramping arrival rate; each stage goes linearly from the previous stage's
+    /// rate (the first from its own) to its `rate` over its `for`; `for: 0s` is a step.
+    /// Either this or `rate`.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 100))]
+    pub stages: Option<Vec<Stage>>,
+    /// Open model: how many requests may be in flight at once (the goose users that carry
+    /// them, like k6's maxVUs; 1..=10000, default 100). A scheduled start that finds no free
+    /// user waits for one, counted late (its latency counts from the scheduled time); one
+    /// that waits longer than the request timeout (10 s) is dropped and counted.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 10_000))]
+    pub max_in_flight: Option<u32>,
     /// Weighted transactions (at least one).
     #[schemars(length(min = 1, max = 100))]
     pub transactions: Vec<Transaction>,
+}
+
+/// `load.model:` — how requests are started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadModel {
+    /// A fixed set of users, each sending its next request when the last completes.
+    #[default]
+    Closed,
+    /// Requests start on a schedule (`rate` or `stages`), independent of responses.
+    Open,
+}
+
+impl fmt::Display for LoadModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+        })
+    }
+}
+
+/// One stage of an open-model ramp.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// The arrival rate reached at the end of the stage, requests per second (> 0).
+    #[schemars(range(min = 0.001, max = 100_000))]
+    pub rate: f64,
+    /// How long the stage lasts (`0s`: a step to `rate`).
+    #[serde(rename = "for")]
+    pub duration: Duration,
+}
+
+/// Default `max_in_flight` of the open model.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 100;
+
+impl Load {
+    /// The measured load time: `duration`, or the stages' sum when it is not given.
+    pub fn measured(&self) -> std::time::Duration {
+        match &self.stages {
+            Some(st) if self.duration.is_zero() => st.iter().map(|s| s.duration.get()).sum(),
+            _ => self.duration.get(),
+        }
+    }
+    /// Open-model users (`max_in_flight`, default 100); closed-model `users`.
+    pub fn carriers(&self) -> u32 {
+        match self.model {
+            LoadModel::Open => self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+            LoadModel::Closed => self.users.unwrap_or(1),
+        }
+    }
+    /// Whether requests start on a schedule whose missed starts are counted: the open model,
+    /// or a closed model paced by `rate_limit`.
+    pub fn is_scheduled(&self) -> bool {
+        self.model == LoadModel::Open || self.rate_limit.is_some()
+    }
+    /// The open model's stages over measured load as (start s, end s, from rps, to rps), a
+    /// constant `rate` as one stage; empty for the closed model.
+    pub fn stage_spans(&self) -> Vec<(f64, f64, f64, f64)> {
+        if self.model != LoadModel::Open {
+            return Vec::new();
+        }
+        if let Some(r) = self.rate {
+            return vec![(0.0, self.measured().as_secs_f64(), r, r)];
+        }
+        let mut out = Vec::new();
+        let mut t = 0.0;
+        let mut prev = None;
+        for s in self.stages.iter().flatten() {
+            let from = prev.unwrap_or(s.rate);
+            let end = t + s.duration.as_secs_f64();
+            out.push((t, end, from, s.rate));
+            t = end;
+            prev = Some(s.rate);
+        }
+        out
+    }
 }
 
 /// One weighted request kind of the load.
@@ -562,6 +670,27 @@ pub struct Sla {
     /// when none of it does, otherwise inconclusive (exit 4).
     #[serde(default)]
     pub confidence: Option<Percent>,
+    /// Latency metrics only: `corrected` (default: from each request's scheduled start, so
+    /// queueing in the load generator counts) or `uncorrected` (service time, from the
+    /// actual send). They differ only when requests start on a schedule.
+    #[serde(default)]
+    pub timing: Option<Timing>,
+    /// Open model with `stages`: look at this stage only (1-based), e.g. latency at the one
+    /// rate both arms carry.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
+    pub stage: Option<u32>,
+}
+
+/// Which latency an SLA judges (wrk2's corrected and uncorrected).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    /// From the scheduled start (the default).
+    #[default]
+    Corrected,
+    /// From the actual send: the service time alone.
+    Uncorrected,
 }
 
 impl Sla {
@@ -579,6 +708,12 @@ impl Sla {
         }
         if self.phase != Phase::Load {
             s.push_str(&format!("@{}", self.phase));
+        }
+        if let Some(n) = self.stage {
+            s.push_str(&format!("@stage{n}"));
+        }
+        if self.timing == Some(Timing::Uncorrected) {
+            s.push_str("(uncorrected)");
         }
         format!("{s} {} {}", self.comparator, self.threshold)
     }
@@ -647,11 +782,18 @@ pub enum Metric {
     /// A/B: app CPU per request (treatment) / app CPU per request (baseline) − 1, from the
     /// app processes' CPU time (/proc schedstat) over client-completed requests.
     CpuPerRequestIncrease,
+    /// Scheduled starts that were dropped (never sent), as a share of all scheduled starts.
+    DroppedRequests,
+    /// Scheduled starts per second (what was offered; compare with `throughput`).
+    OfferedRate,
+    /// Open model: the highest stage rate at which every per-second latency, error and
+    /// dropped-request SLA of the scenario holds in every second of the stage.
+    MaxSustainedRate,
 }
 
 impl Metric {
     /// Every metric, in documentation order.
-    pub const ALL: [Metric; 21] = [
+    pub const ALL: [Metric; 24] = [
         Self::LatencyP50,
         Self::LatencyP95,
         Self::LatencyP99,
@@ -673,6 +815,9 @@ impl Metric {
         Self::ConnectionOverheadReduction,
         Self::ThroughputLoss,
         Self::CpuPerRequestIncrease,
+        Self::DroppedRequests,
+        Self::OfferedRate,
+        Self::MaxSustainedRate,
     ];
 
     /// The snake_case name used in scenarios and reports.
@@ -699,6 +844,9 @@ impl Metric {
             Self::ConnectionOverheadReduction => "connection_overhead_reduction",
             Self::ThroughputLoss => "throughput_loss",
             Self::CpuPerRequestIncrease => "cpu_per_request_increase",
+            Self::DroppedRequests => "dropped_requests",
+            Self::OfferedRate => "offered_rate",
+            Self::MaxSustainedRate => "max_sustained_rate",
         }
     }
 
@@ -718,11 +866,14 @@ impl Metric {
             Self::ErrorRate
             | Self::PoolEfficiency
             | Self::PoolUtilization
-            | Self::CpuPerRequestIncrease => &[K::Percent],
+            | Self::CpuPerRequestIncrease
+            | Self::DroppedRequests => &[K::Percent],
             Self::Throughput
             | Self::HealthScore
             | Self::DuplicateNotifications
-            | Self::FallbackActivations => &[K::Number],
+            | Self::FallbackActivations
+            | Self::OfferedRate
+            | Self::MaxSustainedRate => &[K::Number],
             Self::P95Improvement | Self::ConnectionOverheadReduction | Self::ThroughputLoss => {
                 &[K::Percent, K::Ratio]
             }
@@ -741,7 +892,22 @@ impl Metric {
                 | Self::ErrorRate
                 | Self::Throughput
                 | Self::ServerLatencyP95
+                | Self::DroppedRequests
+                | Self::OfferedRate
         )
+    }
+
+    /// Whether the metric is a client-side latency (`timing:` applies).
+    pub fn is_latency(self) -> bool {
+        matches!(
+            self,
+            Self::LatencyP50 | Self::LatencyP95 | Self::LatencyP99 | Self::LatencyMax
+        )
+    }
+
+    /// Whether the metric needs requests started on a schedule (open model or `rate_limit`).
+    pub fn needs_schedule(self) -> bool {
+        matches!(self, Self::DroppedRequests | Self::OfferedRate)
     }
 
     /// Whether the metric is about alert notifications (`alert:` / `channel:` apply).

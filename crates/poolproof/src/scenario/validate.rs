@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 
 use super::locate::Seg;
-use super::model::{ArmsMode, Fault, FaultKind, Metric, Provider, Scenario, Sla};
+use super::model::{
+    ArmsMode, Fault, FaultKind, Load, LoadModel, Metric, Provider, Scenario, Sla,
+};
 use super::target::{ExternalApp, Target};
 use super::types::Threshold;
 
@@ -14,6 +16,12 @@ pub mod limits {
     pub const MAX_USERS: u32 = 10_000;
     /// `load.rate_limit` (requests per second)
     pub const MAX_RATE: f64 = 1_000_000.0;
+    /// `load.rate` and `load.stages[].rate` (open model, requests per second): each start
+    /// is a timer wake-up in one process; far beyond what one poolproof process sustains
+    /// (about 10-20k/s on 2 cores), still a guard against a typo's extra zeros.
+    pub const MAX_OPEN_RATE: f64 = 100_000.0;
+    /// `load.stages`
+    pub const MAX_STAGES: usize = 100;
     /// `app.instances`
     pub const MAX_INSTANCES: u32 = 16;
     /// `replicates`
@@ -197,17 +205,17 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
 
     // load
     let l = &s.load;
-    check(l.users, 1, MAX_USERS, &[k("load"), k("users")])?;
-    if l.duration.is_zero() {
+    check_model(l)?;
+    if l.measured().is_zero() {
         return Err(root.issue(&[k("load"), k("duration")], "must be more than 0s"));
     }
-    if l.ramp.get() > l.warmup.get() + l.duration.get() {
+    if l.model == LoadModel::Closed && l.ramp.get() > l.warmup.get() + l.measured() {
         return Err(root.issue(
             &[k("load"), k("ramp")],
             format!(
                 "ramp ({}) is longer than warmup + duration ({})",
                 l.ramp,
-                super::types::Duration::new(l.warmup.get() + l.duration.get())
+                super::types::Duration::new(l.warmup.get() + l.measured())
             ),
         ));
     }
@@ -274,7 +282,7 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
         ));
     }
     for (i, f) in s.faults.iter().enumerate() {
-        check_fault(f, i, l.duration)?;
+        check_fault(f, i, super::types::Duration::new(l.measured()))?;
     }
 
     // arms
@@ -344,17 +352,144 @@ fn check_concurrent(s: &Scenario) -> Result<(), Issue> {
             message: "concurrent arms share Postgres and Redis, so a fault would hit every arm at once: use arms_mode: interleaved with faults".into(),
         });
     }
+    if s.load.model == LoadModel::Open {
+        return Err(Issue {
+            path: vec![k("load"), k("model")],
+            message: "the open model does not run arms side by side yet (one schedule would favour the faster arm): use arms_mode: interleaved".into(),
+        });
+    }
     let apps = s.arms.len() as u32 * s.app.instances;
-    if !s.load.users.is_multiple_of(apps) {
+    let users = s.load.users.unwrap_or(0);
+    if !users.is_multiple_of(apps) {
         return Err(Issue {
             path: vec![k("load"), k("users")],
             message: format!(
                 "with arms_mode: concurrent the users split evenly over {apps} apps ({} arms x {} instances): use a multiple of {apps}, got {}",
                 s.arms.len(),
                 s.app.instances,
-                s.load.users
+                users
             ),
         });
+    }
+    Ok(())
+}
+
+/// The load model's own fields: `users` (and `rate_limit`) for closed, `rate` or `stages`
+/// and `max_in_flight` for open, never the other model's.
+fn check_model(l: &Load) -> Result<(), Issue> {
+    use limits::*;
+    let at = |f: &str| vec![k("load"), k(f)];
+    let rate_ok = |r: f64| r.is_finite() && r > 0.0 && r <= MAX_OPEN_RATE;
+    let rate_msg = |r: f64| {
+        format!("an arrival rate must be more than 0 and at most {MAX_OPEN_RATE} requests/second, got {r}")
+    };
+    match l.model {
+        LoadModel::Closed => {
+            for (field, set) in [
+                ("rate", l.rate.is_some()),
+                ("stages", l.stages.is_some()),
+                ("max_in_flight", l.max_in_flight.is_some()),
+            ] {
+                if set {
+                    return Err(Issue {
+                        path: at(field),
+                        message: format!("{field} applies to model: open (the closed model has users and an optional rate_limit); add model: open"),
+                    });
+                }
+            }
+            let Some(users) = l.users else {
+                return Err(Issue {
+                    path: vec![k("load")],
+                    message: "the closed model needs users: (or model: open with rate: or stages:)".into(),
+                });
+            };
+            check(users, 1, MAX_USERS, &at("users"))?;
+        }
+        LoadModel::Open => {
+            if l.users.is_some() {
+                return Err(Issue {
+                    path: at("users"),
+                    message: "users applies to the closed model; the open model starts requests at rate: and carries them with at most max_in_flight: users".into(),
+                });
+            }
+            if l.rate_limit.is_some() {
+                return Err(Issue {
+                    path: at("rate_limit"),
+                    message: "rate_limit applies to the closed model; the open model's rate is rate: (or stages:)".into(),
+                });
+            }
+            match (l.rate, &l.stages) {
+                (Some(_), Some(_)) => {
+                    return Err(Issue {
+                        path: at("stages"),
+                        message: "give rate: (constant) or stages: (ramping), not both".into(),
+                    })
+                }
+                (None, None) => {
+                    return Err(Issue {
+                        path: at("model"),
+                        message: "the open model needs rate: (requests per second) or stages:".into(),
+                    })
+                }
+                (Some(r), None) if !rate_ok(r) => {
+                    return Err(Issue {
+                        path: at("rate"),
+                        message: rate_msg(r),
+                    })
+                }
+                (Some(_), None) => {
+                    if l.duration.is_zero() {
+                        return Err(Issue {
+                            path: at("duration"),
+                            message: "must be more than 0s".into(),
+                        });
+                    }
+                }
+                (None, Some(stages)) => {
+                    if stages.is_empty() {
+                        return Err(Issue {
+                            path: at("stages"),
+                            message: "at least one stage is needed: [{rate: N, for: 30s}, ...]"
+                                .into(),
+                        });
+                    }
+                    if stages.len() > MAX_STAGES {
+                        return Err(Issue {
+                            path: at("stages"),
+                            message: format!("at most {MAX_STAGES} stages"),
+                        });
+                    }
+                    for (i, st) in stages.iter().enumerate() {
+                        if !rate_ok(st.rate) {
+                            return Err(Issue {
+                                path: vec![k("load"), k("stages"), Seg::Index(i), k("rate")],
+                                message: rate_msg(st.rate),
+                            });
+                        }
+                    }
+                    let sum: std::time::Duration = stages.iter().map(|s| s.duration.get()).sum();
+                    if sum.is_zero() {
+                        return Err(Issue {
+                            path: at("stages"),
+                            message: "the stages last 0s in all: give them a for:".into(),
+                        });
+                    }
+                    if !l.duration.is_zero() && l.duration.get() != sum {
+                        return Err(Issue {
+                            path: at("duration"),
+                            message: format!(
+                                "the stages last {} but duration is {}: omit duration (it is the stages' sum) or make them agree",
+                                super::types::Duration::new(sum),
+                                l.duration
+                            ),
+                        });
+                    }
+                }
+            }
+            if let Some(m) = l.max_in_flight {
+                check(m, 1, MAX_USERS, &at("max_in_flight"))?;
+            }
+        }
     }
     Ok(())
 }
@@ -465,11 +600,13 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
                 message: format!("duplicate_notifications is a count, got {n}"),
             })
         }
-        (Metric::Throughput, Threshold::Number(n)) if n > limits::MAX_RATE => {
+        (Metric::Throughput | Metric::OfferedRate | Metric::MaxSustainedRate, Threshold::Number(n))
+            if n > limits::MAX_RATE =>
+        {
             return Err(Issue {
                 path: at("threshold"),
                 message: format!(
-                    "throughput above {} rps cannot be reached here, got {n}",
+                    "{m} above {} rps cannot be reached here, got {n}",
                     limits::MAX_RATE
                 ),
             })
@@ -497,6 +634,57 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
                     "unknown route {:?}: a route names a transaction ({known})",
                     super::types::shorten(route)
                 ),
+            });
+        }
+    }
+    if sla.timing.is_some() && !m.is_latency() {
+        return Err(Issue {
+            path: at("timing"),
+            message: format!(
+                "timing applies to latency_p50, latency_p95, latency_p99 and latency_max only, not {m}"
+            ),
+        });
+    }
+    if m.needs_schedule() && !s.load.is_scheduled() {
+        return Err(Issue {
+            path: at("metric"),
+            message: format!(
+                "{m} counts scheduled starts: use model: open, or a closed model with rate_limit"
+            ),
+        });
+    }
+    if m == Metric::MaxSustainedRate {
+        if s.load.model != LoadModel::Open {
+            return Err(Issue {
+                path: at("metric"),
+                message: "max_sustained_rate steps through arrival rates: use model: open with rate: or stages:".into(),
+            });
+        }
+        if sla.phase != super::model::Phase::Load || sla.stage.is_some() {
+            return Err(Issue {
+                path: at("metric"),
+                message: "max_sustained_rate looks at every stage of the whole load: remove phase and stage".into(),
+            });
+        }
+    }
+    if let Some(n) = sla.stage {
+        let stages = s.load.stages.as_ref().map_or(0, Vec::len);
+        if stages == 0 {
+            return Err(Issue {
+                path: at("stage"),
+                message: "stage selects one of load.stages (model: open with stages:), but there are none".into(),
+            });
+        }
+        if n == 0 || n as usize > stages {
+            return Err(Issue {
+                path: at("stage"),
+                message: format!("stage is 1-based and there are {stages} stages, got {n}"),
+            });
+        }
+        if !(m.supports_route() || m.is_ratio()) || m.is_server_side() {
+            return Err(Issue {
+                path: at("stage"),
+                message: format!("stage applies to client-side and ratio metrics only, not {m}"),
             });
         }
     }

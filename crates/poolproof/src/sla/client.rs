@@ -1,12 +1,16 @@
-//! Client-side SLA metrics: latency percentiles, error rate, throughput.
+//! Client-side SLA metrics: latency percentiles (corrected by default, or uncorrected),
+//! error rate, throughput, dropped requests and offered rate.
 
-use super::{phase_kind, Measure};
+use super::{sla_windows, Measure};
 use crate::observe::Observations;
-use crate::scenario::{Metric, Sla};
+use crate::scenario::{Metric, Sla, Timing};
 
 pub(crate) fn measure(sla: &Sla, obs: &Observations) -> Measure {
-    let phase = phase_kind(sla.phase);
-    let windows = obs.windows(phase);
+    let phase = super::phase_kind(sla.phase);
+    let windows = match sla_windows(sla, obs) {
+        Ok(w) => w,
+        Err(why) => return Measure::NoData(why),
+    };
     let scope = sla
         .route
         .as_deref()
@@ -38,11 +42,29 @@ pub(crate) fn measure(sla: &Sla, obs: &Observations) -> Measure {
         _ => None,
     };
     if let Some(q) = q {
-        return match w.latency.quantile_ms(q) {
-            Some(value) => Measure::Value {
+        let uncorrected = sla.timing == Some(Timing::Uncorrected);
+        let (h, other, label, other_label) = if uncorrected {
+            (&w.service, &w.latency, "uncorrected", "corrected")
+        } else {
+            (&w.latency, &w.service, "corrected", "uncorrected")
+        };
+        return match h.quantile_ms(q) {
+            // Without a schedule both figures are the same: say nothing about correction.
+            Some(value) if w.scheduled == 0 => Measure::Value {
                 value,
-                detail: format!("{} responses; {over}", w.latency.count()),
+                detail: format!("{} responses; {over}", h.count()),
             },
+            Some(value) => {
+                let mut detail = format!("{label}; {} responses; {over}", h.count());
+                if let Some(o) = other.quantile_ms(q) {
+                    detail.push_str(&format!("; {other_label}: {} ms", super::value::sig3(o)));
+                }
+                detail.push_str(&format!(
+                    "; {} of {} scheduled starts late, {} dropped",
+                    w.late, w.scheduled, w.dropped
+                ));
+                Measure::Value { value, detail }
+            }
             None => Measure::NoData(format!("no response received; {over}")),
         };
     }
@@ -72,6 +94,28 @@ pub(crate) fn measure(sla: &Sla, obs: &Observations) -> Measure {
                 detail: format!("{} successful; {over}", w.successes()),
             },
             None => Measure::NoData(format!("no time covered; {over}")),
+        },
+        Metric::DroppedRequests => match w.dropped_rate() {
+            Some(value) => Measure::Value {
+                value,
+                detail: format!(
+                    "{} of {} scheduled starts dropped, {} late; {over}",
+                    w.dropped, w.scheduled, w.late
+                ),
+            },
+            None => Measure::NoData(format!("no scheduled start; {over}")),
+        },
+        Metric::OfferedRate => match w.offered_rps() {
+            Some(value) => Measure::Value {
+                value,
+                detail: format!(
+                    "{} scheduled starts; throughput {} rps; {over}",
+                    w.scheduled,
+                    w.throughput_rps()
+                        .map_or("-".to_string(), super::value::sig3)
+                ),
+            },
+            None => Measure::NoData(format!("no scheduled start; {over}")),
         },
         other => Measure::NotEvaluated(format!("{} is not a client-side metric", other.as_str())),
     }

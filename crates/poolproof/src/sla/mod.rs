@@ -16,9 +16,17 @@
 //! - `server_latency_p95`: mean of the app's sampled p95 (its last 10 s, once a second); per
 //!   route, of the app's `routes[]` entry (its last 60 s) that the transaction's method and path
 //!   match (`GET /api/users/{{rand:1..9}}` is served by `GET /api/users/{id}`).
+//! - `dropped_requests`: scheduled starts never sent / scheduled starts (by scheduled time);
+//!   `offered_rate`: scheduled starts per second.
+//! - `max_sustained_rate`: see [`capacity`].
 //! - alert and A/B metrics: see [`alerts`] and [`ratios`].
+//!
+//! Latency metrics judge the corrected latency (from each request's scheduled start) unless
+//! the SLA says `timing: uncorrected`; `stage: N` narrows client and ratio SLAs to one stage
+//! of an open-model ramp.
 
 mod alerts;
+mod capacity;
 mod client;
 mod ratios;
 mod server;
@@ -154,6 +162,19 @@ pub(crate) fn phase_kind(p: Phase) -> PhaseKind {
     }
 }
 
+/// The windows an SLA looks at: its phase, narrowed to its `stage:` when it has one.
+pub(crate) fn sla_windows(sla: &Sla, obs: &Observations) -> Result<Vec<crate::observe::Window>, String> {
+    let windows = obs.windows(phase_kind(sla.phase));
+    let Some(n) = sla.stage else {
+        return Ok(windows);
+    };
+    let Some(stage) = obs.stages.get((n as usize).saturating_sub(1)) else {
+        return Err(format!("stage {n} was not run"));
+    };
+    let sw = stage.window();
+    Ok(windows.iter().filter_map(|w| w.intersect(&sw)).collect())
+}
+
 /// Evaluates one SLA. `all` is the scenario's full SLA list (recovery time uses the
 /// latency and error-rate SLAs as its definition of "recovered").
 pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
@@ -164,7 +185,13 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         | Metric::LatencyP99
         | Metric::LatencyMax
         | Metric::ErrorRate
-        | Metric::Throughput => client::measure(sla, input.obs),
+        | Metric::Throughput
+        | Metric::DroppedRequests
+        | Metric::OfferedRate => client::measure(sla, input.obs),
+        Metric::MaxSustainedRate => match capacity::sustained(all, input.obs) {
+            Ok((value, detail)) => Measure::Value { value, detail },
+            Err(why) => Measure::NoData(why),
+        },
         Metric::PoolEfficiency
         | Metric::PoolUtilization
         | Metric::AcquireWaitP95
@@ -179,7 +206,7 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         | Metric::CapacityRatio
         | Metric::ConnectionOverheadReduction
         | Metric::ThroughputLoss
-        | Metric::CpuPerRequestIncrease => ratios::measure(sla, &input),
+        | Metric::CpuPerRequestIncrease => ratios::measure(sla, all, &input),
     };
     let threshold = sla.threshold.canonical();
     let point = |value: f64| {

@@ -20,7 +20,7 @@ const SEED: u64 = 0x706f_6f6c_7072_6f6f;
 /// Per-pair values listed in the detail before it is cut short.
 const LISTED_PAIRS: usize = 8;
 
-pub(crate) fn measure(sla: &Sla, input: &EvalInput<'_>) -> Measure {
+pub(crate) fn measure(sla: &Sla, all: &[Sla], input: &EvalInput<'_>) -> Measure {
     if !sla.metric.is_ratio() {
         return Measure::NotEvaluated(format!("{} is not a ratio metric", sla.metric.as_str()));
     }
@@ -39,6 +39,11 @@ pub(crate) fn measure(sla: &Sla, input: &EvalInput<'_>) -> Measure {
     }
     let as_ratio = matches!(sla.threshold, Threshold::Ratio(_));
     let names = format!("{treatment} vs {baseline}");
+    if sla.metric == Metric::CapacityRatio && pairs.iter().any(|(_, t, _)| !t.stages.is_empty()) {
+        // The open model offers both arms the same rate: capacity is how high each arm's
+        // sustained rate goes, not what it happened to complete.
+        return sustained_ratio(sla, all, &pairs, &names);
+    }
     if input.arms_mode == ArmsMode::Concurrent && sla.metric != Metric::ConnectionOverheadReduction
     {
         return per_second(sla, &pairs, as_ratio, &names);
@@ -47,7 +52,7 @@ pub(crate) fn measure(sla: &Sla, input: &EvalInput<'_>) -> Measure {
     let mut first_detail = None;
     let mut skipped: Vec<String> = Vec::new();
     for (replicate, t, b) in &pairs {
-        let (tw, bw) = (t.windows(PhaseKind::Load), b.windows(PhaseKind::Load));
+        let (tw, bw) = (load_windows(sla, t), load_windows(sla, b));
         match pair_value(sla.metric, (t, &tw), (b, &bw), as_ratio, &names) {
             Ok((v, detail)) => {
                 values.push(v);
@@ -100,7 +105,7 @@ fn per_second(
     let (mut sum_clusters, mut value_clusters) = (Vec::new(), Vec::new());
     for (_, t, b) in pairs {
         let (s0, v0) = (sums.len(), values.len());
-        let (tw, bw) = (t.windows(PhaseKind::Load), b.windows(PhaseKind::Load));
+        let (tw, bw) = (load_windows(sla, t), load_windows(sla, b));
         let mut seconds = crate::observe::ClientSeries::seconds_in(&tw);
         let theirs = crate::observe::ClientSeries::seconds_in(&bw);
         seconds.retain(|s| theirs.contains(s));
@@ -214,12 +219,52 @@ fn whole_window(
     pairs
         .first()
         .and_then(|(r, t, b)| {
-            let (tw, bw) = (t.windows(PhaseKind::Load), b.windows(PhaseKind::Load));
+            let (tw, bw) = (load_windows(sla, t), load_windows(sla, b));
             pair_value(sla.metric, (t, &tw), (b, &bw), as_ratio, names)
                 .ok()
                 .map(|(_, d)| format!("; whole window of replicate {r}: {d}"))
         })
         .unwrap_or_default()
+}
+
+/// An arm's measured load, narrowed to the SLA's `stage:` when it has one.
+fn load_windows(sla: &Sla, o: &Observations) -> Vec<Window> {
+    super::sla_windows(sla, o).unwrap_or_else(|_| o.windows(PhaseKind::Load))
+}
+
+/// `capacity_ratio` in the open model: max sustained rate (treatment) / (baseline), per pair.
+fn sustained_ratio(
+    sla: &Sla,
+    all: &[Sla],
+    pairs: &[(u32, &Observations, &Observations)],
+    names: &str,
+) -> Measure {
+    let mut values = Vec::new();
+    let mut first = None;
+    let mut skipped = Vec::new();
+    for (r, t, b) in pairs {
+        match (super::capacity::sustained(all, t), super::capacity::sustained(all, b)) {
+            (Ok((tr, _)), Ok((br, _))) if br > 0.0 => {
+                values.push(tr / br);
+                first.get_or_insert(format!(
+                    "max sustained rate {} rps vs {} rps ({names})",
+                    sig3(tr),
+                    sig3(br)
+                ));
+            }
+            (Ok(_), Ok(_)) => skipped.push(format!(
+                "replicate {r}: the baseline sustained no stage ({names})"
+            )),
+            (Err(e), _) | (_, Err(e)) => skipped.push(format!("replicate {r}: {e}")),
+        }
+    }
+    let Some(mut detail) = first else {
+        return Measure::NoData(skipped.join("; "));
+    };
+    if !skipped.is_empty() {
+        detail.push_str(&format!("; skipped {}", skipped.join("; ")));
+    }
+    summarize(sla, &values, detail)
 }
 
 /// Puts the per-second detail on a measure.

@@ -25,7 +25,9 @@ impl Unit {
             Threshold::Percent(_) => Unit::Fraction,
             Threshold::Ratio(_) => Unit::Multiple,
             Threshold::Number(_) => match metric {
-                Metric::Throughput => Unit::RequestsPerSecond,
+                Metric::Throughput | Metric::OfferedRate | Metric::MaxSustainedRate => {
+                    Unit::RequestsPerSecond
+                }
                 Metric::HealthScore => Unit::Score,
                 _ => Unit::Count,
             },

@@ -180,6 +180,30 @@ fn summary_values(s: &Summary) -> [String; 9] {
     ]
 }
 
+/// Rows shown when requests started on a schedule: what was offered and what became of it,
+/// and the uncorrected (service-time) latencies beside the corrected ones above.
+const SCHEDULE_ROWS: [&str; 7] = [
+    "offered (rps)",
+    "scheduled",
+    "late",
+    "dropped",
+    "p50 uncorrected",
+    "p95 uncorrected",
+    "p99 uncorrected",
+];
+
+fn schedule_values(s: &Summary) -> [String; 7] {
+    [
+        rps(s.offered_rps),
+        s.scheduled.to_string(),
+        s.late.to_string(),
+        format!("{} ({})", s.dropped, pct(s.dropped_rate)),
+        ms(s.uncorrected_p50_ms),
+        ms(s.uncorrected_p95_ms),
+        ms(s.uncorrected_p99_ms),
+    ]
+}
+
 /// A table with one column per named summary.
 fn summaries_table(h: &mut String, cols: &[(&str, &Summary)]) {
     h.push_str("<table><tr><th></th>");
@@ -195,6 +219,16 @@ fn summaries_table(h: &mut String, cols: &[(&str, &Summary)]) {
         }
         h.push_str("</tr>");
     }
+    if cols.iter().any(|(_, s)| s.scheduled > 0) {
+        let values: Vec<[String; 7]> = cols.iter().map(|(_, s)| schedule_values(s)).collect();
+        for (i, row) in SCHEDULE_ROWS.iter().enumerate() {
+            let _ = write!(h, "<tr><th>{row}</th>");
+            for v in &values {
+                let _ = write!(h, r#"<td class="num">{}</td>"#, escape(&v[i]));
+            }
+            h.push_str("</tr>");
+        }
+    }
     h.push_str("</table>");
 }
 
@@ -203,6 +237,9 @@ fn summary_section(h: &mut String, r: &RunReport) {
     let mut cols: Vec<(&str, &Summary)> = vec![("all routes", &r.summary)];
     cols.extend(r.routes.iter().map(|x| (x.name.as_str(), &x.summary)));
     summaries_table(h, &cols);
+    if r.summary.scheduled > 0 {
+        h.push_str("<p>p50 to max are <b>corrected</b> latencies: from each request's scheduled start, so waiting in the load generator counts; the <b>uncorrected</b> rows are service times from the actual send.</p>");
+    }
     h.push_str("</section>");
 }
 

@@ -1,0 +1,189 @@
+//! The open model's arrival schedule: when the i-th request is due (piecewise-linear rate,
+//! solved exactly per slot) and which route it takes (smooth weighted round-robin, so the
+//! weights hold exactly over every cycle and a dropped start has a definite route).
+
+use super::plan::RateSegment;
+use std::time::Duration;
+
+/// A start later than this after its scheduled time counts as late. Timer wake-ups on a busy
+/// 2-core host are typically 0.1-2 ms late; 10 ms is beyond scheduling noise and far below
+/// any latency an SLA here judges.
+pub const LATE_TOLERANCE: Duration = Duration::from_millis(10);
+
+/// A start that found no free user for this long is dropped rather than sent: by then it
+/// would be a timeout whatever the server did (it is the request timeout).
+pub const DROP_AFTER_DEFAULT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    start: f64,
+    end: f64,
+    from: f64,
+    to: f64,
+    /// Slots due before this segment.
+    n_start: f64,
+    /// Slots due within it.
+    n: f64,
+}
+
+/// Slot times and routes of an open-model attack.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    segs: Vec<Seg>,
+    /// Slots due over the whole schedule (`0..total`).
+    total: u64,
+    /// Route index of slot `i` is `cycle[i % cycle.len()]`.
+    cycle: Vec<usize>,
+}
+
+impl Schedule {
+    /// A schedule over `segments` (consecutive) and transactions of these weights (each >= 1).
+    pub fn new(segments: &[RateSegment], weights: &[usize]) -> Schedule {
+        let mut segs = Vec::with_capacity(segments.len());
+        let mut n_start = 0.0;
+        for s in segments {
+            let dur = (s.end - s.start).max(0.0);
+            let n = (s.from + s.to) / 2.0 * dur;
+            segs.push(Seg {
+                start: s.start,
+                end: s.end,
+                from: s.from,
+                to: s.to,
+                n_start,
+                n,
+            });
+            n_start += n;
+        }
+        Schedule {
+            segs,
+            total: n_start.ceil() as u64,
+            cycle: weighted_cycle(weights),
+        }
+    }
+
+    /// How many slots the schedule holds.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The scheduled offset (seconds from the start of measured load) of slot `i`, `None`
+    /// past the end of the schedule.
+    pub fn time(&self, i: u64) -> Option<f64> {
+        if i >= self.total {
+            return None;
+        }
+        let x = i as f64;
+        let seg = self
+            .segs
+            .iter()
+            .find(|s| s.n > 0.0 && x < s.n_start + s.n)
+            .or_else(|| self.segs.iter().rev().find(|s| s.n > 0.0))?;
+        let x = (x - seg.n_start).max(0.0);
+        let dur = seg.end - seg.start;
+        // n(τ) = a τ + (b − a) τ² / (2D) = x, solved in the form that stays exact when b = a
+        // and when a = 0: τ = 2x / (a + sqrt(a² + 4kx)), k = (b − a) / (2D).
+        let (a, b) = (seg.from, seg.to);
+        let k = (b - a) / (2.0 * dur);
+        let tau = if x == 0.0 {
+            0.0
+        } else {
+            let disc = (a * a + 4.0 * k * x).max(0.0);
+            2.0 * x / (a + disc.sqrt())
+        };
+        Some(seg.start + tau.clamp(0.0, dur))
+    }
+
+    /// The route (transaction index) of slot `i`.
+    pub fn route(&self, i: u64) -> usize {
+        if self.cycle.is_empty() {
+            return 0;
+        }
+        self.cycle[(i % self.cycle.len() as u64) as usize]
+    }
+}
+
+/// Smooth weighted round-robin (nginx's): over one cycle of `sum(weights)` slots each index
+/// appears exactly its weight times, spread out rather than in runs.
+pub(crate) fn weighted_cycle(weights: &[usize]) -> Vec<usize> {
+    let total: usize = weights.iter().sum();
+    let mut current = vec![0i64; weights.len()];
+    let mut out = Vec::with_capacity(total);
+    for _ in 0..total {
+        for (c, w) in current.iter_mut().zip(weights) {
+            *c += *w as i64;
+        }
+        let Some((best, _)) = current
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+        else {
+            break;
+        };
+        current[best] -= total as i64;
+        out.push(best);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(start: f64, end: f64, from: f64, to: f64) -> RateSegment {
+        RateSegment {
+            start,
+            end,
+            from,
+            to,
+        }
+    }
+
+    #[test]
+    fn a_constant_rate_spaces_slots_evenly() {
+        let s = Schedule::new(&[seg(-1.0, 2.0, 100.0, 100.0)], &[1]);
+        assert_eq!(s.total(), 300);
+        assert_eq!(s.time(0), Some(-1.0));
+        assert!((s.time(150).unwrap() - 0.5).abs() < 1e-9);
+        assert!((s.time(299).unwrap() - 1.99).abs() < 1e-9);
+        assert_eq!(s.time(300), None);
+    }
+
+    #[test]
+    fn a_linear_ramp_matches_the_integral_of_its_rate() {
+        // 0 -> 200 rps over 2 s: 200 slots; n(t) = 50 t², so slot 50 is due at t = 1.
+        let s = Schedule::new(&[seg(0.0, 2.0, 0.0, 200.0), seg(2.0, 3.0, 200.0, 200.0)], &[1]);
+        assert_eq!(s.total(), 400);
+        assert!((s.time(50).unwrap() - 1.0).abs() < 1e-9);
+        assert!((s.time(200).unwrap() - 2.0).abs() < 1e-9);
+        assert!((s.time(300).unwrap() - 2.5).abs() < 1e-9);
+        // A falling ramp too: 200 -> 0 over 2 s, n(t) = 200 t - 50 t²; n(1) = 150.
+        let d = Schedule::new(&[seg(0.0, 2.0, 200.0, 0.0)], &[1]);
+        assert!((d.time(150).unwrap() - 1.0).abs() < 1e-9);
+        // Slot times never go backwards.
+        let mut last = f64::MIN;
+        for i in 0..s.total() {
+            let t = s.time(i).unwrap();
+            assert!(t >= last, "slot {i} at {t} before {last}");
+            last = t;
+        }
+    }
+
+    #[test]
+    fn zero_length_steps_are_skipped_and_routes_follow_the_weights_exactly() {
+        let s = Schedule::new(
+            &[
+                seg(0.0, 1.0, 10.0, 10.0),
+                seg(1.0, 1.0, 10.0, 50.0),
+                seg(1.0, 2.0, 50.0, 50.0),
+            ],
+            &[3, 1],
+        );
+        assert_eq!(s.total(), 60);
+        assert!((s.time(10).unwrap() - 1.0).abs() < 1e-9);
+        assert!((s.time(35).unwrap() - 1.5).abs() < 1e-9);
+        let routes: Vec<usize> = (0..8).map(|i| s.route(i)).collect();
+        assert_eq!(routes.iter().filter(|r| **r == 1).count(), 2);
+        assert_eq!(weighted_cycle(&[3, 1]), vec![0, 0, 1, 0]);
+        assert_eq!(weighted_cycle(&[1, 1, 1]), vec![0, 1, 2]);
+    }
+}
