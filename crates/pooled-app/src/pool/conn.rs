@@ -48,7 +48,7 @@ impl DbConn {
             inner: Inner::Direct(Some(c)),
             db,
             broken: false,
-            fallback_permit: fallback_permit,
+            fallback_permit,
         }
     }
 

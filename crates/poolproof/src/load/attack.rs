@@ -3,7 +3,8 @@
 
 use super::handle::LoadHandle;
 use super::plan::{LoadPlan, TransactionPlan};
-use super::recorder::{GeneratorLag, Recorder};
+use super::recorder::Recorder;
+use crate::observe::GeneratorLag;
 use super::schedule::LATE_TOLERANCE;
 use crate::observe::SlotFate;
 use crate::observe::{ClientSeries, ErrorKind, Window};

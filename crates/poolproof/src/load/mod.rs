@@ -22,7 +22,6 @@ mod schedule;
 pub mod template;
 
 pub use attack::{Attack, LoadError, LoadOutcome};
-pub use recorder::GeneratorLag;
 pub use handle::{LoadHandle, LoadPhase, LoadProgress};
 pub use plan::{HttpMethod, LoadPlan, OpenPlan, RateSegment, TransactionPlan};
 pub use schedule::{Schedule, DROP_AFTER_DEFAULT, LATE_TOLERANCE};

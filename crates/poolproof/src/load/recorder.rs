@@ -5,7 +5,9 @@
 
 use super::plan::OpenPlan;
 use super::schedule::{Schedule, LATE_TOLERANCE};
-use crate::observe::{ClientSeries, ErrorKind, LatencyHistogram, SlotFate, Window};
+use crate::observe::{
+    ClientSeries, ErrorKind, GeneratorLag, LatencyHistogram, SlotFate, Window,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -37,18 +39,6 @@ pub(crate) struct Recorder {
     /// How late users that were waiting for their slot woke up, over measured load: the
     /// generator's own lag (CPU saturation, a late timer), not the server's.
     lag: Mutex<LatencyHistogram>,
-}
-
-/// The generator's own timeliness over measured load: how late users that were already
-/// waiting for a scheduled start actually sent it.
-#[derive(Debug, Clone, Default)]
-pub struct GeneratorLag {
-    /// Starts whose user was waiting for them (the generator alone decided their timing).
-    pub starts: u64,
-    /// Of those, the ones sent later than the late tolerance.
-    pub late: u64,
-    pub p99_ms: Option<f64>,
-    pub max_ms: Option<f64>,
 }
 
 /// Spaces request starts `1 / rate` apart across all users (closed model with a rate

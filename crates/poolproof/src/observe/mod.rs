@@ -17,6 +17,18 @@ pub use timeline::{AlertDelivery, AlertTransition, FaultEvent, PhaseKind, Window
 
 use serde::{Deserialize, Serialize};
 
+/// The load generator's own timeliness (measured by `load`, judged by `run`) over measured load: how late users that were already
+/// waiting for a scheduled start actually sent it.
+#[derive(Debug, Clone, Default)]
+pub struct GeneratorLag {
+    /// Starts whose user was waiting for them (the generator alone decided their timing).
+    pub starts: u64,
+    /// Of those, the ones sent later than the late tolerance.
+    pub late: u64,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
 /// Everything measured in one run (one arm, one replicate).
 #[derive(Debug, Clone, Default)]
 pub struct Observations {
@@ -39,7 +51,7 @@ pub struct Observations {
     pub stages: Vec<StageSpan>,
     /// How late the generator itself started requests it had a free user for (scheduled
     /// loads only).
-    pub generator: Option<crate::load::GeneratorLag>,
+    pub generator: Option<GeneratorLag>,
 }
 
 /// One stage of an open-model arrival rate: linear from `from_rps` to `rps` over

@@ -216,7 +216,7 @@ pub struct GeneratorReport {
 }
 
 impl GeneratorReport {
-    pub fn of(g: &crate::load::GeneratorLag) -> GeneratorReport {
+    pub fn of(g: &crate::observe::GeneratorLag) -> GeneratorReport {
         GeneratorReport {
             starts: g.starts,
             late: g.late,
