@@ -183,22 +183,29 @@ fn max(v: &[f64]) -> Option<f64> {
     v.iter().copied().reduce(f64::max)
 }
 
-/// 1 − Δopened / Δacquisitions over the phase, summed over instances.
-/// Switches to fallback within the phase: the difference of the app's `fallback_activations`
-/// counter between an instance's first and last sample, plus one for an instance already in
-/// fallback at its first sample (it switched before the phase but is still there).
-fn fallback_activations(samples: &[&ServerSample], within: &str) -> Measure {
+/// The samples with pool stats of each instance, in time order.
+fn pool_series<'a>(samples: &[&'a ServerSample]) -> BTreeMap<usize, Vec<&'a ServerSample>> {
     let mut by_instance: BTreeMap<usize, Vec<&ServerSample>> = BTreeMap::new();
     for s in samples.iter().filter(|s| s.pool.is_some()) {
         by_instance.entry(s.instance).or_default().push(s);
     }
+    for list in by_instance.values_mut() {
+        list.sort_by(|a, b| a.t.total_cmp(&b.t));
+    }
+    by_instance
+}
+
+/// Switches to fallback within the phase: the difference of the app's `fallback_activations`
+/// counter between an instance's first and last sample, plus one for an instance already in
+/// fallback at its first sample (it switched before the phase but is still there).
+fn fallback_activations(samples: &[&ServerSample], within: &str) -> Measure {
+    let by_instance = pool_series(samples);
     if by_instance.is_empty() {
         return Measure::NoData(format!("no pool stats in the {within}"));
     }
     let mut switches = 0u64;
     let mut in_fallback = 0usize;
-    for list in by_instance.values_mut() {
-        list.sort_by(|a, b| a.t.total_cmp(&b.t));
+    for list in by_instance.values() {
         let (Some(first), Some(last)) = (
             list.first().and_then(|s| s.pool.as_ref()),
             list.last().and_then(|s| s.pool.as_ref()),
@@ -222,17 +229,14 @@ fn fallback_activations(samples: &[&ServerSample], within: &str) -> Measure {
     }
 }
 
+/// 1 − Δopened / Δacquisitions over the phase, summed over instances.
 fn efficiency(samples: &[&ServerSample], within: &str) -> Measure {
-    let mut by_instance: BTreeMap<usize, Vec<&ServerSample>> = BTreeMap::new();
-    for s in samples.iter().filter(|s| s.pool.is_some()) {
-        by_instance.entry(s.instance).or_default().push(s);
-    }
+    let by_instance = pool_series(samples);
     if by_instance.is_empty() {
         return Measure::NoData(format!("no pool stats in the {within}"));
     }
     let (mut d_acq, mut d_open) = (0u64, 0u64);
-    for list in by_instance.values_mut() {
-        list.sort_by(|a, b| a.t.total_cmp(&b.t));
+    for list in by_instance.values() {
         let (Some(first), Some(last)) = (
             list.first().and_then(|s| s.pool.as_ref()),
             list.last().and_then(|s| s.pool.as_ref()),
