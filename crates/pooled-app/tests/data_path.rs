@@ -196,9 +196,9 @@ async fn overload_sheds_with_503_and_stays_pooled() {
     }
     assert_eq!(pool["mode"], "pooled", "{pool}");
     assert_eq!(pool["fallback_activations"], 0, "{pool}");
-    assert_eq!(
-        pool["pool_exhausted"].as_u64(),
-        Some(shed.len() as u64),
+    // Every shed request counted (the health check's own round trips can be refused too).
+    assert!(
+        pool["pool_exhausted"].as_u64().unwrap_or(0) >= shed.len() as u64,
         "{pool}"
     );
     // The pool's 4 plus fallback's cap (the pool size): never more, whatever the overload.
