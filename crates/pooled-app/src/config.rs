@@ -568,10 +568,18 @@ mod tests {
             ("HTTP_HEADER_TIMEOUT_MS", "0", "an integer 1..=3600000"),
             ("HTTP_IDLE_TIMEOUT_MS", "5s", "an integer 1..=3600000"),
             ("HTTP_BODY_TIMEOUT_MS", "-1", "an integer 1..=3600000"),
-            ("HTTP_REQUEST_TIMEOUT_MS", "99999999999", "an integer 1..=3600000"),
+            (
+                "HTTP_REQUEST_TIMEOUT_MS",
+                "99999999999",
+                "an integer 1..=3600000",
+            ),
             ("HTTP_MAX_CONNECTIONS", "0", "an integer 1..=1000000"),
             ("HTTP_MAX_BODY_BYTES", "lots", "an integer 1..=1073741824"),
-            ("DATABASE_FALLBACK_MAX_CONNECTIONS", "0", "an integer 1..=1000"),
+            (
+                "DATABASE_FALLBACK_MAX_CONNECTIONS",
+                "0",
+                "an integer 1..=1000",
+            ),
         ] {
             let mut v = base();
             v.push((var, value));

@@ -71,12 +71,9 @@ impl IntoResponse for ApiError {
         };
         let body = Json(serde_json::json!({ "error": self.to_string() }));
         match self {
-            ApiError::PoolExhausted => (
-                status,
-                [(header::RETRY_AFTER, RETRY_AFTER_SECS)],
-                body,
-            )
-                .into_response(),
+            ApiError::PoolExhausted => {
+                (status, [(header::RETRY_AFTER, RETRY_AFTER_SECS)], body).into_response()
+            }
             _ => (status, body).into_response(),
         }
     }

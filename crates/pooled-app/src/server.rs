@@ -99,9 +99,7 @@ where
                 response
             }
         });
-        let conn = builder
-            .serve_connection(io, service)
-            .into_owned();
+        let conn = builder.serve_connection(io, service).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -112,7 +110,10 @@ where
     }
     drop(listener);
     let grace = limits.request_timeout + Duration::from_secs(1);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             grace_ms = grace.as_millis() as u64,
             "connections still open after the shutdown grace period; closing them"

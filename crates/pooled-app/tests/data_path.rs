@@ -22,7 +22,10 @@ async fn responds_all_succeed(pool_size: &str) {
     let app = TestApp::start(vars(
         &pg.url(),
         None,
-        &[("DATABASE_POOL_SIZE", pool_size), ("DATABASE_POOL_MIN", "0")],
+        &[
+            ("DATABASE_POOL_SIZE", pool_size),
+            ("DATABASE_POOL_MIN", "0"),
+        ],
     ))
     .await;
     let statuses = app.respond_load(300, 24).await;
@@ -107,10 +110,7 @@ async fn concurrent_answers_leave_status_and_match_coherent() {
 
 /// The most connections `application_name = 'pooled-app'` holds on Postgres, sampled every 5 ms
 /// until `stop`.
-fn watch_app_connections(
-    db: sqlx::PgPool,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<i64> {
+fn watch_app_connections(db: sqlx::PgPool, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<i64> {
     tokio::spawn(async move {
         let mut most = 0;
         while !stop.load(Ordering::Acquire) {
@@ -189,9 +189,16 @@ async fn overload_sheds_with_503_and_stays_pooled() {
         outcomes.len()
     );
     assert!(other.is_empty(), "neither 200 nor 503: {other:?}");
-    assert!(!shed.is_empty(), "the overload never exhausted the pool: {pool}");
+    assert!(
+        !shed.is_empty(),
+        "the overload never exhausted the pool: {pool}"
+    );
     for (_, retry, body) in &shed {
-        assert_eq!(retry.as_deref(), Some("1"), "a 503 without Retry-After: {body}");
+        assert_eq!(
+            retry.as_deref(),
+            Some("1"),
+            "a 503 without Retry-After: {body}"
+        );
         assert!(body.contains("pool exhausted"), "{body}");
     }
     assert_eq!(pool["mode"], "pooled", "{pool}");
@@ -263,12 +270,18 @@ async fn slow_and_silent_clients_are_cut_off() {
         }
     };
     dribble.abort();
-    assert!(cut.is_some(), "a partial-header connection stayed open for {limit:?}");
+    assert!(
+        cut.is_some(),
+        "a partial-header connection stayed open for {limit:?}"
+    );
 
     // Connected and silent: the idle timeout.
     let mut silent = TcpStream::connect(app.addr).await.expect("connect");
     let took = closed_after(&mut silent, limit).await;
-    assert!(took.is_some(), "a silent connection stayed open for {limit:?}");
+    assert!(
+        took.is_some(),
+        "a silent connection stayed open for {limit:?}"
+    );
 
     // A keep-alive connection after one answered request, then silent: the idle timeout.
     let mut kept = TcpStream::connect(app.addr).await.expect("connect");
@@ -322,7 +335,10 @@ async fn health_answers_while_2000_slow_header_connections_are_attempted() {
     let app = TestApp::start(vars(
         &pg.url(),
         None,
-        &[("HTTP_HEADER_TIMEOUT_MS", "1000"), ("HTTP_IDLE_TIMEOUT_MS", "1000")],
+        &[
+            ("HTTP_HEADER_TIMEOUT_MS", "1000"),
+            ("HTTP_IDLE_TIMEOUT_MS", "1000"),
+        ],
     ))
     .await;
     let addr = app.addr;
@@ -337,7 +353,10 @@ async fn health_answers_while_2000_slow_header_connections_are_attempted() {
         // Keep them until the server cuts them off.
         let mut closed = 0usize;
         for mut s in held {
-            if closed_after(&mut s, Duration::from_secs(10)).await.is_some() {
+            if closed_after(&mut s, Duration::from_secs(10))
+                .await
+                .is_some()
+            {
                 closed += 1;
             }
         }

@@ -61,7 +61,12 @@ fn a_postgres_stall_at_a_fixed_rate_shows_in_the_corrected_tail_and_the_late_cou
     let scheduled = s["scheduled"].as_u64().unwrap_or(0);
     assert!((1150..=1250).contains(&scheduled), "scheduled {scheduled}");
     // The fault really happened, and the generator kept its own clock.
-    assert_eq!(r["faults"].as_array().map(Vec::len), Some(1), "{}", r["faults"]);
+    assert_eq!(
+        r["faults"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r["faults"]
+    );
     let g = &r["generator"];
     assert!(g["starts"].as_u64().unwrap_or(0) > 0, "{g}");
 }
@@ -91,5 +96,8 @@ fn the_closed_model_counts_the_paced_slots_it_missed_during_the_stall() {
     // Offered is what was scheduled; throughput is what was carried.
     let offered = s["offered_rps"].as_f64().unwrap_or(0.0);
     let throughput = s["throughput_rps"].as_f64().unwrap_or(0.0);
-    assert!(offered > throughput + 5.0, "offered {offered}, throughput {throughput}");
+    assert!(
+        offered > throughput + 5.0,
+        "offered {offered}, throughput {throughput}"
+    );
 }

@@ -158,7 +158,11 @@ fn monitoring_overhead_with_a_gross_cost_in_the_monitored_arm_fails_its_slas() {
 fn write_heavy_passes_and_its_twin_with_a_1ms_queue_fails_its_error_sla() {
     let text = shipped("write-heavy.yaml");
     let (code, out) = validate("write-heavy", &text);
-    assert_eq!(code, Some(0), "the shipped write-heavy scenario must pass:\n{out}");
+    assert_eq!(
+        code,
+        Some(0),
+        "the shipped write-heavy scenario must pass:\n{out}"
+    );
     // A 1 ms queue on the 4-connection pool: requests that find every connection busy are shed
     // (503 pool exhausted), which the error SLA is there to catch.
     let twin = replace_once(
@@ -176,7 +180,11 @@ fn write_heavy_passes_and_its_twin_with_a_1ms_queue_fails_its_error_sla() {
 fn overload_passes_and_its_twin_that_queues_instead_of_shedding_fails() {
     let text = shipped("overload.yaml");
     let (code, out) = validate("overload", &text);
-    assert_eq!(code, Some(0), "the shipped overload scenario must pass:\n{out}");
+    assert_eq!(
+        code,
+        Some(0),
+        "the shipped overload scenario must pass:\n{out}"
+    );
     assert_row(&out, "fallback_activations <= 0", "met");
     // A 3 s queue: nothing is shed, requests wait their turn instead.
     let twin = replace_once(

@@ -218,12 +218,11 @@ impl Db {
         let stats = &self.inner.stats;
         let waiting = Waiting::enter(&stats.waiting);
         let start = Instant::now();
-        let result = match tokio::time::timeout(self.inner.settings.acquire_timeout, pool.acquire())
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(sqlx::Error::PoolTimedOut),
-        };
+        let result =
+            match tokio::time::timeout(self.inner.settings.acquire_timeout, pool.acquire()).await {
+                Ok(r) => r,
+                Err(_) => Err(sqlx::Error::PoolTimedOut),
+            };
         let waited = start.elapsed();
         drop(waiting);
         match result {

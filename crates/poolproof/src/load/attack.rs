@@ -4,8 +4,8 @@
 use super::handle::LoadHandle;
 use super::plan::{LoadPlan, TransactionPlan};
 use super::recorder::Recorder;
-use crate::observe::GeneratorLag;
 use super::schedule::LATE_TOLERANCE;
+use crate::observe::GeneratorLag;
 use crate::observe::SlotFate;
 use crate::observe::{ClientSeries, ErrorKind, Window};
 use goose::config::GooseConfiguration;
@@ -343,7 +343,9 @@ async fn one_request(
         .expect_status_code(tx.expect_status)
         .set_request_builder(builder)
         .build();
-    let queued = scheduled.map_or(Duration::ZERO, |s| Instant::now().saturating_duration_since(s));
+    let queued = scheduled.map_or(Duration::ZERO, |s| {
+        Instant::now().saturating_duration_since(s)
+    });
     // Err only for a request that could not be built (goose throttle is off): nothing was sent.
     let response = user.request(request).await?;
     let to_headers = Duration::from_micros(response.request.response_time_micros());

@@ -125,8 +125,7 @@ impl LoadPlan {
             }
             for s in &open.segments {
                 let rate_ok = |r: f64| r.is_finite() && r >= 0.0;
-                if !(rate_ok(s.from) && rate_ok(s.to)) || s.from + s.to <= 0.0 || s.end < s.start
-                {
+                if !(rate_ok(s.from) && rate_ok(s.to)) || s.from + s.to <= 0.0 || s.end < s.start {
                     return Err(format!(
                         "load: invalid arrival segment {s:?} (rates must be positive)"
                     ));

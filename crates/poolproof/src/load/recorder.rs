@@ -5,9 +5,7 @@
 
 use super::plan::OpenPlan;
 use super::schedule::{Schedule, LATE_TOLERANCE};
-use crate::observe::{
-    ClientSeries, ErrorKind, GeneratorLag, LatencyHistogram, SlotFate, Window,
-};
+use crate::observe::{ClientSeries, ErrorKind, GeneratorLag, LatencyHistogram, SlotFate, Window};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};

@@ -151,7 +151,10 @@ mod tests {
     #[test]
     fn a_linear_ramp_matches_the_integral_of_its_rate() {
         // 0 -> 200 rps over 2 s: 200 slots; n(t) = 50 t², so slot 50 is due at t = 1.
-        let s = Schedule::new(&[seg(0.0, 2.0, 0.0, 200.0), seg(2.0, 3.0, 200.0, 200.0)], &[1]);
+        let s = Schedule::new(
+            &[seg(0.0, 2.0, 0.0, 200.0), seg(2.0, 3.0, 200.0, 200.0)],
+            &[1],
+        );
         assert_eq!(s.total(), 400);
         assert!((s.time(50).unwrap() - 1.0).abs() < 1e-9);
         assert!((s.time(200).unwrap() - 2.0).abs() < 1e-9);

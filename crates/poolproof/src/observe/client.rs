@@ -150,7 +150,9 @@ impl ClientSeries {
         });
         // Avoid allocating the route name on the hot path once the entry exists.
         if !bucket.routes.contains_key(route) {
-            bucket.routes.insert(route.to_string(), RouteSecond::default());
+            bucket
+                .routes
+                .insert(route.to_string(), RouteSecond::default());
         }
         bucket.routes.get_mut(route)
     }
@@ -386,7 +388,11 @@ mod tests {
                 Some((Duration::from_millis(corrected), Duration::from_millis(2))),
                 None,
             );
-            let fate = if i < 10 { SlotFate::Late } else { SlotFate::OnTime };
+            let fate = if i < 10 {
+                SlotFate::Late
+            } else {
+                SlotFate::OnTime
+            };
             s.record_slot("a", 0.5, fate);
         }
         for _ in 0..25 {
@@ -403,7 +409,10 @@ mod tests {
         m.merge(&s);
         m.merge(&s);
         let w = m.window(&[Window::new(0.0, 2.0)], Some("a"));
-        assert_eq!((w.scheduled, w.late, w.dropped, w.requests), (250, 20, 50, 200));
+        assert_eq!(
+            (w.scheduled, w.late, w.dropped, w.requests),
+            (250, 20, 50, 200)
+        );
         assert_eq!(w.service.count(), 200);
     }
 

@@ -90,7 +90,13 @@ pub struct Summary {
 impl Summary {
     pub fn of(w: &WindowStats) -> Summary {
         let sched = w.scheduled > 0;
-        let unc = |q: f64| if sched { w.service.quantile_ms(q) } else { None };
+        let unc = |q: f64| {
+            if sched {
+                w.service.quantile_ms(q)
+            } else {
+                None
+            }
+        };
         Summary {
             requests: w.requests,
             errors: w.error_count(),

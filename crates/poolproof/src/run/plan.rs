@@ -76,12 +76,16 @@ fn open_plan(load: &Load) -> Option<OpenPlan> {
             to: first,
         });
     }
-    segments.extend(stages.into_iter().map(|(start, end, from, to)| RateSegment {
-        start,
-        end,
-        from,
-        to,
-    }));
+    segments.extend(
+        stages
+            .into_iter()
+            .map(|(start, end, from, to)| RateSegment {
+                start,
+                end,
+                from,
+                to,
+            }),
+    );
     Some(OpenPlan { segments })
 }
 

@@ -4,9 +4,7 @@
 use std::collections::HashSet;
 
 use super::locate::Seg;
-use super::model::{
-    ArmsMode, Fault, FaultKind, Load, LoadModel, Metric, Provider, Scenario, Sla,
-};
+use super::model::{ArmsMode, Fault, FaultKind, Load, LoadModel, Metric, Provider, Scenario, Sla};
 use super::target::{ExternalApp, Target};
 use super::types::Threshold;
 
@@ -400,7 +398,8 @@ fn check_model(l: &Load) -> Result<(), Issue> {
             let Some(users) = l.users else {
                 return Err(Issue {
                     path: vec![k("load")],
-                    message: "the closed model needs users: (or model: open with rate: or stages:)".into(),
+                    message: "the closed model needs users: (or model: open with rate: or stages:)"
+                        .into(),
                 });
             };
             check(users, 1, MAX_USERS, &at("users"))?;
@@ -428,7 +427,8 @@ fn check_model(l: &Load) -> Result<(), Issue> {
                 (None, None) => {
                     return Err(Issue {
                         path: at("model"),
-                        message: "the open model needs rate: (requests per second) or stages:".into(),
+                        message: "the open model needs rate: (requests per second) or stages:"
+                            .into(),
                     })
                 }
                 (Some(r), None) if !rate_ok(r) => {
@@ -600,9 +600,10 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
                 message: format!("duplicate_notifications is a count, got {n}"),
             })
         }
-        (Metric::Throughput | Metric::OfferedRate | Metric::MaxSustainedRate, Threshold::Number(n))
-            if n > limits::MAX_RATE =>
-        {
+        (
+            Metric::Throughput | Metric::OfferedRate | Metric::MaxSustainedRate,
+            Threshold::Number(n),
+        ) if n > limits::MAX_RATE => {
             return Err(Issue {
                 path: at("threshold"),
                 message: format!(

@@ -17,8 +17,7 @@ pub(crate) fn sustained(all: &[Sla], obs: &Observations) -> Result<(f64, String)
         .iter()
         .filter(|s| s.phase == Phase::Load)
         .filter(|s| {
-            s.metric.is_latency()
-                || matches!(s.metric, Metric::ErrorRate | Metric::DroppedRequests)
+            s.metric.is_latency() || matches!(s.metric, Metric::ErrorRate | Metric::DroppedRequests)
         })
         .collect();
     if refs.is_empty() {
@@ -51,10 +50,7 @@ pub(crate) fn sustained(all: &[Sla], obs: &Observations) -> Result<(f64, String)
         held += 1;
         best = Some(best.map_or(stage.rps, |b: f64| b.max(stage.rps)));
     }
-    let mut detail = format!(
-        "{held} stage(s) held every second of {} SLA(s)",
-        refs.len()
-    );
+    let mut detail = format!("{held} stage(s) held every second of {} SLA(s)", refs.len());
     if let Some(f) = failure {
         detail.push_str(&format!("; {f}"));
     }
@@ -87,7 +83,8 @@ fn breach(refs: &[&Sla], obs: &Observations, t: i64) -> Option<String> {
             (Metric::DroppedRequests, _) => Some(stats.dropped_rate().unwrap_or(0.0)),
             _ => None,
         };
-        let ok = value.is_some_and(|v| v.is_finite() && s.comparator.holds(v, s.threshold.canonical()));
+        let ok =
+            value.is_some_and(|v| v.is_finite() && s.comparator.holds(v, s.threshold.canonical()));
         if !ok {
             let got = value.map_or("nothing completed".to_string(), |v| {
                 super::format_value(v, super::Unit::of(s.metric, &s.threshold))
@@ -143,12 +140,19 @@ mod tests {
         ];
         let (rate, detail) = sustained(&all, &obs()).unwrap();
         assert_eq!(rate, 200.0, "{detail}");
-        assert!(detail.contains("stage 3 (300 rps) did not hold"), "{detail}");
+        assert!(
+            detail.contains("stage 3 (300 rps) did not hold"),
+            "{detail}"
+        );
         // A looser bar holds every stage.
-        let loose = vec![sla("{metric: latency_p95, comparator: '<=', threshold: 1s}")];
+        let loose = vec![sla(
+            "{metric: latency_p95, comparator: '<=', threshold: 1s}",
+        )];
         assert_eq!(sustained(&loose, &obs()).unwrap().0, 400.0);
         // A bar nothing meets: no stage held.
-        let strict = vec![sla("{metric: latency_p50, comparator: '<=', threshold: 1ms}")];
+        let strict = vec![sla(
+            "{metric: latency_p50, comparator: '<=', threshold: 1ms}",
+        )];
         assert_eq!(sustained(&strict, &obs()).unwrap().0, 0.0);
     }
 
@@ -158,7 +162,9 @@ mod tests {
         assert!(sustained(&only, &obs()).is_err());
         let mut closed = obs();
         closed.stages.clear();
-        let lat = vec![sla("{metric: latency_p95, comparator: '<=', threshold: 1s}")];
+        let lat = vec![sla(
+            "{metric: latency_p95, comparator: '<=', threshold: 1s}",
+        )];
         assert!(sustained(&lat, &closed).is_err());
     }
 }

@@ -163,7 +163,10 @@ pub(crate) fn phase_kind(p: Phase) -> PhaseKind {
 }
 
 /// The windows an SLA looks at: its phase, narrowed to its `stage:` when it has one.
-pub(crate) fn sla_windows(sla: &Sla, obs: &Observations) -> Result<Vec<crate::observe::Window>, String> {
+pub(crate) fn sla_windows(
+    sla: &Sla,
+    obs: &Observations,
+) -> Result<Vec<crate::observe::Window>, String> {
     let windows = obs.windows(phase_kind(sla.phase));
     let Some(n) = sla.stage else {
         return Ok(windows);

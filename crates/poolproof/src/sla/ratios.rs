@@ -243,7 +243,10 @@ fn sustained_ratio(
     let mut first = None;
     let mut skipped = Vec::new();
     for (r, t, b) in pairs {
-        match (super::capacity::sustained(all, t), super::capacity::sustained(all, b)) {
+        match (
+            super::capacity::sustained(all, t),
+            super::capacity::sustained(all, b),
+        ) {
             (Ok((tr, _)), Ok((br, _))) if br > 0.0 => {
                 values.push(tr / br);
                 first.get_or_insert(format!(
