@@ -3,7 +3,7 @@
 //! tail (latency from each request's scheduled start) and in the late/dropped counts, where
 //! the closed model's uncorrected view hides it (coordinated omission, issue 11).
 
-mod support;
+use crate::support;
 
 fn report(dir: &std::path::Path, name: &str) -> serde_json::Value {
     let runs = dir.join("reports").join(name);

@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-mod support;
-use support::validate_in;
+use crate::support;
+use crate::support::validate_in;
 
 const SCENARIO: &str = r#"name: concurrent-arms
 description: a cheap and a costly arm side by side

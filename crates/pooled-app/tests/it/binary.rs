@@ -1,13 +1,13 @@
 //! The real `pooled-app` binary against real Postgres and Redis: it serves, writes one JSON log line per
 //! request with the report's field names and no secret, and exits 0 on SIGTERM after a graceful shutdown.
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::services;
+use crate::support::services;
 
 /// Kills the child if the test fails before it exits.
 struct Guard(Option<Child>);

@@ -374,7 +374,8 @@ fn reports_are_written_and_json_round_trips_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let rep = build_report(&observations());
     let summary = dir.path().join("step-summary.md");
-    // SAFETY-free: set_var is safe in edition 2021; this test binary reads it only here.
+    // set_var is safe in edition 2021; nextest runs each test in its own process, so no other
+    // test sees it.
     std::env::set_var("GITHUB_STEP_SUMMARY", &summary);
     let paths = report::write_all(
         &rep,

@@ -1,11 +1,11 @@
 //! Redis frozen for 10 s under load: no request fails, the health score drops and recovers, the
 //! metrics collection resumes and the Redis view ends up complete (every request counted once).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_paused_ten_seconds_under_load() {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod support;
-use support::workspace_root;
+use crate::support;
+use crate::support::workspace_root;
 
 /// The scenario text of a short run; `slas` is the YAML of the `slas:` list.
 fn scenario(name: &str, duration: &str, slas: &str) -> String {

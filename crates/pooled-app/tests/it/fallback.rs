@@ -3,12 +3,12 @@
 //! Postgres comes back it returns to pooled mode and serves again. A Postgres restart under an idle
 //! pool is absorbed: dead connections are detected and replaced.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use support::app::{vars, TestApp};
-use support::services;
+use crate::support::app::{vars, TestApp};
+use crate::support::services;
 
 const FAST: &[(&str, &str)] = &[
     ("DATABASE_ACQUIRE_TIMEOUT_MS", "300"),

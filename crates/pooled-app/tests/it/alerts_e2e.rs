@@ -2,11 +2,11 @@
 //! for Slack and Resend. The latency breach is real traffic against a rule whose threshold every
 //! request exceeds (p95 ≥ 0.05 ms): the breach starts with the first request.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn rule(id: &str, window: &str, for_: &str, cooldown: &str) -> String {
     format!(

@@ -2,8 +2,8 @@
 //! `poolproof` binary against real services and pooled-app: each must fail its SLAs with
 //! exit 1 (a verdict), not pass and not crash.
 
-mod support;
-use support::{validate, workspace_root};
+use crate::support;
+use crate::support::{validate, workspace_root};
 
 fn shipped(name: &str) -> String {
     std::fs::read_to_string(workspace_root().join("scenarios").join(name))

@@ -2,7 +2,7 @@
 //! (no Redis), conflicting concurrent writes, overload beyond what the pool and its queue can
 //! take, and slow or silent HTTP clients.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use sqlx::postgres::PgPoolOptions;
-use support::app::{vars, TestApp};
-use support::services;
+use crate::support::app::{vars, TestApp};
+use crate::support::services;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,10 +1,10 @@
 //! Pooled vs unpooled against a real Postgres and Redis: 1,000 `POST /api/buddy/respond` with no error
 //! in both modes; pool efficiency ≥ 99 % pooled and 0 % unpooled, read from `/api/performance/pool`.
 
-mod support;
+use crate::support;
 
-use support::app::{vars, TestApp};
-use support::services;
+use crate::support::app::{vars, TestApp};
+use crate::support::services;
 
 const REQUESTS: i64 = 1000;
 const CONCURRENCY: usize = 16;

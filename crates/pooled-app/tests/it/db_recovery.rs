@@ -4,7 +4,7 @@
 //! after it, requests succeed again within a bounded time and the pool layer is back in pooled
 //! mode with nothing left counted as waiting.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use poolproof_services::proxy::{Direction, TcpProxy};
 use serde_json::Value;
-use support::app::{vars, TestApp};
-use support::services;
+use crate::support::app::{vars, TestApp};
+use crate::support::services;
 use tokio::time::Instant;
 
 /// The load tests measure recovery times: one at a time, so they do not slow each other down.

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-mod support;
-use support::workspace_root;
+use crate::support;
+use crate::support::workspace_root;
 
 /// 16 concurrent users at 120 requests/s on a DB-bound route; the pool size comes from
 /// $GATE_POOL_SIZE. Every Postgres answer is delayed 5 ms by the fault proxy (a database a

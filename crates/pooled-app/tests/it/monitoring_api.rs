@@ -2,13 +2,13 @@
 //! Prometheus text checked by promtool, the dashboard page rendered by headless Chromium, and the
 //! start-up error for a bad rules file.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,12 +1,12 @@
 //! Redis is optional and never blocks a request: with Redis stopped (also at start-up) requests are still
 //! served from Postgres and every lookup counts as a miss; when Redis is back, hits return.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use support::app::{vars, TestApp};
-use support::services;
+use crate::support::app::{vars, TestApp};
+use crate::support::services;
 
 /// GETs `/api/users/{id}` and returns the middleware's (hits, misses) for that request.
 async fn user(app: &TestApp, id: i64) -> (u32, u32) {

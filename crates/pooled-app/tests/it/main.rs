@@ -1,0 +1,17 @@
+//! The crate's integration tests, linked into one binary: one link instead of one per file
+//! (cold CI builds and disk). Each file below is one area; nextest still runs every test
+//! in its own process, so tests keep their own environment.
+
+mod common;
+mod support;
+mod alerts_e2e;
+mod binary;
+mod config_errors;
+mod data_path;
+mod db_recovery;
+mod fallback;
+mod monitoring_api;
+mod pooling;
+mod redis_down;
+mod redis_pause;
+mod summary_exact;
