@@ -19,6 +19,7 @@
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod exposition;
 pub mod cache;
 pub mod clock;
 pub mod config;
