@@ -19,11 +19,11 @@
 pub mod alerts;
 pub mod api;
 pub mod app;
-pub mod exposition;
 pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod exposition;
 pub mod health;
 pub mod metrics;
 pub mod middleware;

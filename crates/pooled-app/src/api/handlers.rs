@@ -214,11 +214,7 @@ pub async fn dashboard(State(m): State<Monitoring>) -> Response {
 
 /// `/metrics`: OpenMetrics when the scraper asks for it (Prometheus does), else text 0.0.4.
 pub async fn prometheus(State(m): State<Monitoring>, headers: HeaderMap) -> Response {
-    let om = text004::wants_openmetrics(
-        headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let om = text004::wants_openmetrics(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let ct = if om {
         text004::OPENMETRICS
     } else {
@@ -328,7 +324,9 @@ mod tests {
             .contains("`window`"));
         assert!(parse_scope(Some("cluster"), Some("3601")).is_err());
         assert!(parse_scope(Some("cluster"), Some("1.5")).is_err());
-        assert!(parse_scope(None, Some("30")).unwrap_err().contains("scope=cluster"));
+        assert!(parse_scope(None, Some("30"))
+            .unwrap_err()
+            .contains("scope=cluster"));
         assert!(parse_scope(Some("all"), None)
             .unwrap_err()
             .contains("`scope`"));

@@ -137,7 +137,10 @@ mod tests {
         assert_eq!(index(0), 0);
         assert_eq!(index(100), 0);
         assert_eq!(index(101), 1);
-        assert_eq!(index(2_000_000), BOUNDS_US.iter().position(|&b| b == 2_000_000).unwrap());
+        assert_eq!(
+            index(2_000_000),
+            BOUNDS_US.iter().position(|&b| b == 2_000_000).unwrap()
+        );
         assert_eq!(index(10_000_001), N - 1);
         assert_eq!(bound_seconds(N - 1), f64::MAX);
         assert_eq!(bucket_around(0.0042), (0.003, 0.005));

@@ -21,17 +21,30 @@ pub fn gauge<V: EncodeGaugeValue>(
 ) -> R {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, v) in samples {
-        m.encode_family(labels)?.encode_gauge(v)?;
+        if labels.is_empty() {
+            m.encode_gauge(v)?;
+        } else {
+            m.encode_family(labels)?.encode_gauge(v)?;
+        }
     }
     Ok(())
 }
 
 /// A counter family; `name` without `_total` (the encoder appends it to the samples).
-pub fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, samples: &[(Labels, u64)]) -> R {
+pub fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(Labels, u64)],
+) -> R {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in samples {
-        m.encode_family(labels)?
-            .encode_counter::<NoLabelSet, u64, f64>(v, None)?;
+        if labels.is_empty() {
+            m.encode_counter::<NoLabelSet, u64, f64>(v, None)?;
+        } else {
+            m.encode_family(labels)?
+                .encode_counter::<NoLabelSet, u64, f64>(v, None)?;
+        }
     }
     Ok(())
 }

@@ -18,11 +18,11 @@ use tokio::task::JoinHandle;
 use super::baseline::{Baseline, BaselineSlot};
 use super::bucket::{Bucket, LiveBucket};
 use super::histogram::{self, Hist, Latency};
-use crate::exposition::buckets::Counts;
 use super::inbox::{Inbox, Raw};
 use super::rolling::Rolling;
 use super::store::{FlushItem, StoreStatus};
 use crate::clock::{unix_ms, unix_now};
+use crate::exposition::buckets::Counts;
 
 /// One finished request (the convenience form of [`MetricsCollector::record`]; the middleware
 /// hands its record over by reference without building one).
@@ -491,10 +491,7 @@ fn drain(shared: &Shared, live: &mut Live) {
         let table = &mut labels[i];
         for (method, route) in d.new_routes {
             let route = route.as_ref().map(MatchedPath::as_str);
-            let label = format!(
-                "{method} {}",
-                route.unwrap_or(crate::middleware::UNMATCHED)
-            );
+            let label = format!("{method} {}", route.unwrap_or(crate::middleware::UNMATCHED));
             let app = !is_monitoring_route(&label);
             let series = match http
                 .iter()

@@ -71,13 +71,21 @@ fn promtool_test_rules_fails_on_a_wrong_threshold() {
     );
     assert_ne!(rules, moved);
     std::fs::write(tmp.path().join("rules.yml"), moved).unwrap();
-    std::fs::copy(src.join("rules.test.yml"), tmp.path().join("rules.test.yml")).unwrap();
+    std::fs::copy(
+        src.join("rules.test.yml"),
+        tmp.path().join("rules.test.yml"),
+    )
+    .unwrap();
     let out = Command::new(&promtool)
         .args(["test", "rules", "rules.test.yml"])
         .current_dir(tmp.path())
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("PooledAppRequestLatencyCritical"), "{text}");
 }
@@ -87,17 +95,18 @@ fn alertmanager_config_routes_by_severity() {
     let (_, amtool) = tools();
     let dir = workspace_root().join("deploy/alertmanager");
     let out = run_ok(&amtool, &["check-config", "alertmanager.yml"], &dir);
-    assert!(out.contains("SUCCESS") && out.contains("1 inhibit rules"), "{out}");
+    assert!(
+        out.contains("SUCCESS") && out.contains("1 inhibit rules"),
+        "{out}"
+    );
     for (labels, receiver) in [
-        (["severity=critical", "metric=request_p95"], "slack-and-email"),
+        (
+            ["severity=critical", "metric=request_p95"],
+            "slack-and-email",
+        ),
         (["severity=warning", "metric=request_p95"], "slack"),
     ] {
-        let mut args = vec![
-            "config",
-            "routes",
-            "test",
-            "--config.file=alertmanager.yml",
-        ];
+        let mut args = vec!["config", "routes", "test", "--config.file=alertmanager.yml"];
         let verify = format!("--verify.receivers={receiver}");
         args.push(&verify);
         args.extend(labels);
@@ -167,7 +176,8 @@ fn alerting_rules_are_the_apps_six_default_rules() {
             Metric::RequestP95 => {
                 let p95 = recorded("instance:pooled_app_request_duration_seconds:p95_20s");
                 assert!(p95.starts_with("histogram_quantile(0.95,"), "{p95}");
-                let buckets = recorded("instance:pooled_app_request_duration_seconds_bucket:rate20s");
+                let buckets =
+                    recorded("instance:pooled_app_request_duration_seconds_bucket:rate20s");
                 assert!(buckets.contains(&window), "{buckets}");
                 assert!(
                     expr.ends_with(&format!(">= {}", t / 1000.0)),
@@ -183,7 +193,11 @@ fn alerting_rules_are_the_apps_six_default_rules() {
                 } else {
                     format!("le=~`{}`", le.to_string().replace('.', "\\."))
                 };
-                assert!(expr.contains(&le_match), "{}: {expr} lacks {le_match}", rule.id.0);
+                assert!(
+                    expr.contains(&le_match),
+                    "{}: {expr} lacks {le_match}",
+                    rule.id.0
+                );
             }
             Metric::ErrorRate => {
                 for r in [
@@ -192,7 +206,11 @@ fn alerting_rules_are_the_apps_six_default_rules() {
                 ] {
                     assert!(recorded(r).contains(&window), "{r}");
                 }
-                assert!(expr.contains(&format!(">= {t} and ")), "{}: {expr}", rule.id.0);
+                assert!(
+                    expr.contains(&format!(">= {t} and ")),
+                    "{}: {expr}",
+                    rule.id.0
+                );
                 assert!(
                     expr.ends_with(&format!(
                         "* {} >= {}",

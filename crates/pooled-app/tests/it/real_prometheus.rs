@@ -162,7 +162,8 @@ fn agreement_interval_is_the_bucket_or_its_neighbours_near_an_edge() {
     assert_eq!(agreement(0.00005), (0.0, 0.0001));
 }
 
-const APP_ROUTES: &str = r#"http_route!~"/api/performance/.*|/metrics|/healthz|/readyz|/dashboard.*""#;
+const APP_ROUTES: &str =
+    r#"http_route!~"/api/performance/.*|/metrics|/healthz|/readyz|/dashboard.*""#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prometheus_p95_over_two_instances_matches_the_apps_merged_p95() {
@@ -201,7 +202,11 @@ async fn prometheus_p95_over_two_instances_matches_the_apps_merged_p95() {
         if up.len() == 2 {
             break;
         }
-        assert!(Instant::now() < end, "targets not up: {up:?}\n{}", prom.log());
+        assert!(
+            Instant::now() < end,
+            "targets not up: {up:?}\n{}",
+            prom.log()
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     tokio::time::sleep(Duration::from_secs(35)).await;
