@@ -1,6 +1,10 @@
 //! Cost of the request middleware per request, in-process: the same router driven with tower `oneshot`
 //! bare, with the middleware (log line off), with a histogram-recording observer attached, and with the
-//! JSON log line written (to a sink). The difference to `bare` is the middleware's cost.
+//! JSON log line written (to a sink), and with the real metrics collector as the observer (its
+//! inbox; the collector records histograms off the request path). The difference to `bare` is
+//! the middleware's cost. The `record` group prices one record into the `/metrics` buckets
+//! (atomic, as the pool's paths do; plain, as the collector's drain does) against the pool's
+//! existing mutex-guarded HDR record.
 //!
 //! Run: `cargo bench -p pooled-app --bench middleware`
 
@@ -13,6 +17,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use criterion::{criterion_group, criterion_main, Criterion};
 use hdrhistogram::Histogram;
+use pooled_app::exposition::buckets::{AtomicCounts, Counts};
+use pooled_app::metrics::{CollectorConfig, MetricsCollector};
 use pooled_app::middleware::{instrument, Instrumentation, RequestObserver, RequestRecord};
 use tower::ServiceExt;
 
@@ -45,7 +51,17 @@ fn bench(c: &mut Criterion) {
     let observer: Arc<dyn RequestObserver> = Arc::new(HdrObserver(Mutex::new(
         Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
     )));
-    let variants: [(&str, Router); 4] = [
+    let (collector, task) = {
+        let _g = rt.enter();
+        MetricsCollector::start(
+            CollectorConfig::new("bench".into()),
+            None,
+            Arc::default(),
+            None,
+        )
+    };
+    let collector: Arc<dyn RequestObserver> = Arc::new(collector);
+    let variants: [(&str, Router); 5] = [
         ("bare", base()),
         (
             "middleware_nolog",
@@ -59,6 +75,14 @@ fn bench(c: &mut Criterion) {
             with(Instrumentation {
                 log_requests: false,
                 observers: Arc::new(vec![observer.clone()]),
+                ..Default::default()
+            }),
+        ),
+        (
+            "middleware_collector_nolog",
+            with(Instrumentation {
+                log_requests: false,
+                observers: Arc::new(vec![collector]),
                 ..Default::default()
             }),
         ),
@@ -96,6 +120,37 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+    drop(task);
+
+    let mut group = c.benchmark_group("record");
+    group
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    let atomic = AtomicCounts::default();
+    let mut plain = Counts::default();
+    let hdr = Mutex::new(Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds"));
+    let mut x = 1u64;
+    // Durations spread over the whole range, so the bucket search is not always the same.
+    let mut next = move || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        100 + (x >> 40) % 50_000
+    };
+    group.bench_function("atomic_counts", |b| {
+        b.iter(|| atomic.record(Duration::from_micros(std::hint::black_box(next()))))
+    });
+    group.bench_function("counts", |b| {
+        b.iter(|| plain.record_us(std::hint::black_box(next())))
+    });
+    group.bench_function("hdr_mutex", |b| {
+        b.iter(|| {
+            if let Ok(mut h) = hdr.lock() {
+                h.saturating_record(std::hint::black_box(next()));
+            }
+        })
+    });
     group.finish();
 }
 

@@ -8,9 +8,9 @@
 use serde::Serialize;
 
 use super::bucket::{Bucket, LiveBucket};
-use super::collector::{KindStats, RouteStats, Stats};
+use super::collector::{pct, KindStats, RouteStats, Stats};
 use super::histogram::Latency;
-use super::store::keys;
+use super::store::{self, keys};
 use crate::clock::unix_now;
 use crate::redis_link::{LinkError, RedisLink};
 
@@ -45,14 +45,6 @@ pub struct ClusterRealtime {
     pub query_kinds: Vec<KindStats>,
 }
 
-fn pct(a: u64, b: u64) -> f64 {
-    if b == 0 {
-        0.0
-    } else {
-        (a as f64 * 10_000.0 / b as f64).round() / 100.0
-    }
-}
-
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
@@ -63,16 +55,7 @@ async fn seconds(
     from: u64,
     now: u64,
 ) -> Result<(Vec<String>, Vec<Bucket>), LinkError> {
-    let instances: Vec<String> = link
-        .run(move |mut c| async move {
-            redis::cmd("ZRANGEBYSCORE")
-                .arg(keys::INSTANCES)
-                .arg(from)
-                .arg("+inf")
-                .query_async(&mut c)
-                .await
-        })
-        .await?;
+    let instances = store::instances_since(link, from).await?;
     if instances.is_empty() {
         return Ok((instances, Vec::new()));
     }

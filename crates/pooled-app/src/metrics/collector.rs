@@ -408,7 +408,8 @@ fn window_stats(overall: &Hist, errors: u64, db: &Hist) -> WindowStats {
     }
 }
 
-fn pct(part: u64, whole: u64) -> f64 {
+/// `part` as a percentage of `whole`, rounded to 2 decimals (0 when `whole` is 0).
+pub(super) fn pct(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {

@@ -251,17 +251,19 @@ async fn endpoints_shapes_token_and_prometheus_text() {
 
     // /metrics: Prometheus text 0.0.4 for a plain client, clean under promtool; OpenMetrics for
     // a scraper that asks for it (what Prometheus does).
-    let r = c
-        .get(format!("{}/metrics", app.base))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
-    let text = r.text().await.unwrap();
+    let scrape = |accept: &'static str| {
+        let req = c
+            .get(format!("{}/metrics", app.base))
+            .bearer_auth(API_TOKEN)
+            .header("accept", accept);
+        async move {
+            let r = req.send().await.unwrap();
+            let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+            (ct, r.text().await.unwrap())
+        }
+    };
+    let (ct, text) = scrape("*/*").await;
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
     check_metrics_text(&text, ok);
     let promtool = ensure("ensure-promtool.sh");
     let mut child = Command::new(promtool)
@@ -294,21 +296,12 @@ async fn endpoints_shapes_token_and_prometheus_text() {
         [OTEL_COUNT_FINDING],
         "promtool check metrics: {msg}"
     );
-    let r = c
-        .get(format!("{}/metrics", app.base))
-        .bearer_auth(API_TOKEN)
-        .header(
-            "accept",
-            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/openmetrics-text; version=1.0.0"));
-    let om = r.text().await.unwrap();
+    let (ct, om) =
+        scrape("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5").await;
+    assert!(
+        ct.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{ct}"
+    );
     assert!(om.ends_with("# EOF\n"), "{om}");
     assert!(om.contains("# TYPE db_client_connection_timeouts counter\n"));
     assert!(om.contains("# UNIT http_server_request_duration_seconds seconds\n"));
