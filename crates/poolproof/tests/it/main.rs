@@ -6,6 +6,7 @@ mod support;
 mod compare_cli;
 mod concurrent_arms;
 mod faults_services;
+mod generators;
 mod html_report;
 mod invalid_scenarios;
 mod load_generator;

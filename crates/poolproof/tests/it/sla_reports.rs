@@ -134,6 +134,7 @@ fn observations() -> Observations {
         app_cpu: Vec::new(),
         stages: Vec::new(),
         generator: None,
+        shards: Vec::new(),
     }
 }
 
