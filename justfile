@@ -18,6 +18,9 @@ test: services
     set -euo pipefail
     # Container tests must not silently skip where the engine and images are there.
     if {{images_ok}}; then export POOLPROOF_EXPECT_CONTAINERS=1; fi
+    # Prometheus, promtool and amtool for the /metrics, rules and real-Prometheus tests: installed
+    # once here rather than by several test processes at a time.
+    ci/ensure-promtool.sh >/dev/null
     cargo clippy --release --workspace --all-targets -- -D warnings
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --release --workspace --no-fail-fast

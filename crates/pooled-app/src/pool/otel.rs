@@ -9,8 +9,11 @@
 //! sqlx keeps open). `used` counts pooled connections lent out; in fallback and unpooled mode
 //! there is no pool (counts 0, `pooled_app_pool_fallback_mode` says why) while `wait_time`
 //! (the connect then), `create_time` and `use_time` still record the direct connections.
-//! `create_time` covers the connects made inside an acquisition or the first fill, not those
-//! of sqlx's background top-up (see `CONNECT_CLOCK`).
+//! `create_time` covers the connections the layer opens itself (unpooled, fallback, and the
+//! overload check's probe connect): sqlx 0.8 opens pool connections with no hook before the
+//! connect, so their time is not observable. (Timing them from a task-local clock set around
+//! each acquisition was tried and slowed the fallback probe's recovery from ~2 s to ~14 s in
+//! `db_recovery::recovers_after_database_latency_ends`; it was removed.)
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
@@ -111,7 +114,7 @@ impl Collector for PoolMetrics {
         for (name, help, counts) in [
             (
                 "db_client_connection_create_time",
-                "Time to open a connection.",
+                "Time to open a connection the layer opens itself (direct connections; sqlx times none of the pool's).",
                 &s.create_time,
             ),
             (

@@ -218,7 +218,9 @@ async fn prometheus_p95_over_two_instances_matches_the_apps_merged_p95() {
         .get("/api/performance/metrics/realtime?scope=cluster&window=30")
         .await;
     assert_eq!(code, 200, "{cl}");
-    assert_eq!(cl["timestamp"].as_f64().unwrap(), t, "{cl}");
+    // The app cut its window at its own clock's second: Prometheus cuts at the same one (the
+    // request may have reached the app after T on a busy host).
+    let t = cl["timestamp"].as_f64().unwrap();
     let mut instances: Vec<&str> = cl["instances"]
         .as_array()
         .unwrap()
