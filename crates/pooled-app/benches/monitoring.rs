@@ -23,7 +23,7 @@
 //!
 //! Run: `cargo bench -p pooled-app --bench monitoring` (about 4 minutes).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
