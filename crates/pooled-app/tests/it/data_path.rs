@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use sqlx::postgres::PgPoolOptions;
 use crate::support::app::{vars, TestApp};
 use crate::support::services;
+use futures::StreamExt;
+use sqlx::postgres::PgPoolOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use poolproof_services::proxy::{Direction, TcpProxy};
-use serde_json::Value;
 use crate::support::app::{vars, TestApp};
 use crate::support::services;
+use poolproof_services::proxy::{Direction, TcpProxy};
+use serde_json::Value;
 use tokio::time::Instant;
 
 /// The load tests measure recovery times: one at a time, so they do not slow each other down.

@@ -2,10 +2,9 @@
 //! (cold CI builds and disk). Each file below is one area; nextest still runs every test
 //! in its own process, so tests keep their own environment.
 
-mod common;
-mod support;
 mod alerts_e2e;
 mod binary;
+mod common;
 mod config_errors;
 mod data_path;
 mod db_recovery;
@@ -15,3 +14,4 @@ mod pooling;
 mod redis_down;
 mod redis_pause;
 mod summary_exact;
+mod support;
