@@ -8,7 +8,8 @@
 //!    [`provider`] starts Postgres and Redis (or points at a deployed app), [`app`] starts
 //!    and stops the pooled-app instances;
 //! 3. [`load`] drives goose against them while [`faults`] plays the fault timeline,
-//!    [`sampler`] polls the app's monitoring endpoints and [`sink`] receives its alerts;
+//!    [`silence`] creates the scenario's alert silences, [`sampler`] polls the app's
+//!    monitoring endpoints and [`sink`] receives its alerts;
 //! 4. everything measured lands in [`observe::Observations`];
 //! 5. [`sla`] turns observations into verdicts (with [`stats`] for intervals);
 //! 6. [`report`] writes report.json, report.md, junit.xml and report.html;
@@ -34,6 +35,7 @@ pub mod report;
 pub mod run;
 pub mod sampler;
 pub mod scenario;
+pub mod silence;
 pub mod sink;
 pub mod sla;
 pub mod stats;

@@ -463,14 +463,20 @@ impl Engine {
                 }
                 Step::Firing => {
                     let AlertState::Firing {
-                        since_ms, notice, ..
+                        since_ms,
+                        notice,
+                        clear_since_ms,
                     } = &mut st.state
                     else {
                         continue;
                     };
                     let since_ms = *since_ms;
+                    let in_grace = clear_since_ms.is_some();
                     match (notice.clone(), mute) {
-                        // The mute that held the firing back has ended: send it now.
+                        // The mute that held the firing back has ended: send it now — unless
+                        // the condition is already over and only keep_firing_for holds the
+                        // alert (it would be a firing announcing something that has passed).
+                        (Notice::Muted(_), None) if in_grace => {}
                         (Notice::Muted(_), None) => {
                             *notice = Notice::Send;
                             st.last_notified_ms = Some(now_ms);
@@ -848,6 +854,33 @@ mod tests {
         );
         // The late firing keeps its episode's start (idempotency key).
         assert_eq!(events[3].fired_ms, 3000);
+    }
+
+    #[test]
+    fn a_muted_alert_kept_firing_after_its_condition_is_not_sent_when_the_mute_ends() {
+        // The warning keeps firing 3 s after its condition; the critical resolves at once when
+        // both conditions end at 4 s: the warning is not released in its grace period.
+        let rules = PAIR.replace(
+            "severity: warning\n    cooldown: 10m\n",
+            "severity: warning\n    cooldown: 10m\n    keep_firing_for: 3s\n",
+        );
+        let (_, events) = run_with(
+            &rules,
+            &[(Metric::RequestP95, "100 2500x3 100x5")],
+            1000,
+            8_000,
+            &[],
+            &[],
+        );
+        assert_eq!(
+            brief(&events),
+            vec![
+                b(2, "crit", "firing", "sent"),
+                b(2, "warn", "firing", "inhibited by crit"),
+                b(4, "crit", "resolved", "sent"),
+                b(7, "warn", "resolved", "inhibited by crit"),
+            ]
+        );
     }
 
     #[test]

@@ -79,10 +79,13 @@ pub fn parse_new(body: &[u8], known: &[String], now_ms: u64) -> Result<Silence, 
     let n: NewSilence = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path.is_empty() {
-            format!("body: {inner}")
-        } else {
+        // A field's path for a wrong value; the body for broken JSON or a missing field.
+        let field = inner.classify() == serde_json::error::Category::Data
+            && !matches!(path.as_str(), "." | "?" | "");
+        if field {
             format!("{path}: {inner}")
+        } else {
+            format!("body: {inner}")
         }
     })?;
     de.end().map_err(|e| format!("body: {e}"))?;
@@ -314,6 +317,7 @@ mod tests {
         for (body, starts) in [
             ("not json", "body: expected ident"),
             ("", "body: EOF while parsing"),
+            ("{", "body: EOF while parsing an object"),
             (
                 r#"{"alert": "lat_warning"}"#,
                 "body: missing field `ends_at`",
