@@ -201,9 +201,11 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         | Metric::HealthScore
         | Metric::ServerLatencyP95
         | Metric::FallbackActivations => server::measure(sla, input.obs, input.transactions),
-        Metric::AlertLatency | Metric::AlertResolution | Metric::DuplicateNotifications => {
-            alerts::measure(sla, input.obs)
-        }
+        Metric::AlertLatency
+        | Metric::AlertResolution
+        | Metric::DuplicateNotifications
+        | Metric::NotificationsWhileInhibited
+        | Metric::NotificationsWhileSilenced => alerts::measure(sla, input.obs),
         Metric::RecoveryTime => alerts::recovery_time(all, input.obs),
         Metric::P95Improvement
         | Metric::CapacityRatio
