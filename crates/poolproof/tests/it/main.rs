@@ -18,5 +18,6 @@ mod scenario_twins;
 mod schema;
 mod sink;
 mod sla_reports;
+mod sources;
 mod timeline_local;
 mod validate_e2e;
