@@ -50,7 +50,9 @@ pub enum AppError {
         timeout: Duration,
         last: String,
     },
-    #[error("app instance {instance} not ready at {url} within {timeout:?} (last: {last}); log: {log}")]
+    #[error(
+        "app instance {instance} not ready at {url} within {timeout:?} (last: {last}); log: {log}"
+    )]
     NotReady {
         instance: usize,
         url: String,

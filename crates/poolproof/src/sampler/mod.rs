@@ -165,7 +165,9 @@ impl Sampler {
                         };
                         let scrape = async {
                             match &sources.prometheus {
-                                Some(path) => Some(scrape(client, base, path, token, interval).await),
+                                Some(path) => {
+                                    Some(scrape(client, base, path, token, interval).await)
+                                }
                                 None => None,
                             }
                         };
@@ -377,7 +379,11 @@ mod tests {
         assert!(live.len() >= 5, "expected >= 5 ticks, got {}", live.len());
         let first = live[0];
         assert_eq!(
-            first.pool.as_ref().and_then(|f| f.json()).and_then(|v| v["in_use"].as_u64()),
+            first
+                .pool
+                .as_ref()
+                .and_then(|f| f.json())
+                .and_then(|v| v["in_use"].as_u64()),
             Some(1)
         );
         assert_eq!(
@@ -391,8 +397,16 @@ mod tests {
         assert!(matches!(&first.realtime, Some(Fetched::Gap(r)) if r.contains("HTTP 500")));
         // After the server went away, the samples are gaps, not a crash.
         let last = live[live.len() - 1];
-        assert!(matches!(&last.pool, Some(Fetched::Gap(_))), "{:?}", last.pool);
-        assert!(matches!(&last.metrics, Some(Scraped::Gap(_))), "{:?}", last.metrics);
+        assert!(
+            matches!(&last.pool, Some(Fetched::Gap(_))),
+            "{:?}",
+            last.pool
+        );
+        assert!(
+            matches!(&last.metrics, Some(Scraped::Gap(_))),
+            "{:?}",
+            last.metrics
+        );
         // The unreachable instance is sampled too, as gaps.
         assert!(samples
             .iter()
@@ -411,7 +425,10 @@ mod tests {
         assert_eq!(server.server_p95_ms, None);
         assert_eq!(server.errors.len(), 1, "{:?}", server.errors);
         let otel = server.otel.expect("the /metrics scrape");
-        assert_eq!((otel.used, otel.max, otel.pending), (Some(4.0), Some(8.0), None));
+        assert_eq!(
+            (otel.used, otel.max, otel.pending),
+            (Some(4.0), Some(8.0), None)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,8 +14,7 @@ pub const REALTIME: &str = "/api/performance/metrics/realtime";
 
 /// Fills the pooled-app fields of a server sample from its three answers.
 pub(super) fn fill(raw: &RawSample, sample: &mut crate::observe::ServerSample) {
-    let (Some(pool), Some(health), Some(realtime)) = (&raw.pool, &raw.health, &raw.realtime)
-    else {
+    let (Some(pool), Some(health), Some(realtime)) = (&raw.pool, &raw.health, &raw.realtime) else {
         return;
     };
     for f in [pool, health, realtime] {

@@ -235,9 +235,14 @@ not a line
     fn parses_labels_escapes_and_special_values() {
         let lines = parse(TEXT);
         let weird = lines.iter().find(|l| l.name == "weird").unwrap();
-        assert_eq!(weird.labels, vec![("a".to_string(), "x\"y, z}".to_string())]);
+        assert_eq!(
+            weird.labels,
+            vec![("a".to_string(), "x\"y, z}".to_string())]
+        );
         assert_eq!(weird.value, 1.0);
-        assert!(lines.iter().any(|l| l.value.is_infinite() || l.label("le") == Some("+Inf")));
+        assert!(lines
+            .iter()
+            .any(|l| l.value.is_infinite() || l.label("le") == Some("+Inf")));
         assert!(!lines.iter().any(|l| l.name == "not"));
     }
 
@@ -250,7 +255,10 @@ not a line
         assert_eq!(pool.pending, Some(0.0));
         assert_eq!(pool.timeouts, Some(2.0));
         let wait = pool.wait.unwrap();
-        assert_eq!(wait.buckets, vec![(0.001, 90.0), (0.01, 99.0), (f64::INFINITY, 100.0)]);
+        assert_eq!(
+            wait.buckets,
+            vec![(0.001, 90.0), (0.01, 99.0), (f64::INFINITY, 100.0)]
+        );
         assert_eq!((wait.count, wait.sum), (100.0, 0.25));
         let none = otel_pool(&parse("other_metric 1\n"));
         assert_eq!(none, OtelPool::default());

@@ -275,18 +275,11 @@ impl Launch {
             Self::PooledApp { ready } | Self::Command { ready, .. } => ready,
         }
     }
-    /// A short name for progress lines (`pooled-app`, or the program's file name).
+    /// A short name for progress lines (`pooled-app`, or the program as the scenario gives it).
     pub fn name(&self) -> String {
         match self {
             Self::PooledApp { .. } => "pooled-app".to_owned(),
-            Self::Command { argv, .. } => argv
-                .first()
-                .map(|p| {
-                    std::path::Path::new(p)
-                        .file_name()
-                        .map_or_else(|| p.clone(), |n| n.to_string_lossy().into_owned())
-                })
-                .unwrap_or_default(),
+            Self::Command { argv, .. } => argv.first().cloned().unwrap_or_default(),
         }
     }
 }

@@ -1007,12 +1007,13 @@ fn check_launch(
 
 /// An HTTP path poolproof requests itself (`ready`, `metrics_path`).
 fn check_path(p: &str, path: &[Seg]) -> Result<(), Issue> {
-    if !p.starts_with('/') || p.len() > 1024 || p.chars().any(|c| c.is_whitespace() || c.is_control())
+    if !p.starts_with('/')
+        || p.len() > 1024
+        || p.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(Issue {
             path: path.to_vec(),
-            message: "a path must start with \"/\" and hold no spaces or control characters"
-                .into(),
+            message: "a path must start with \"/\" and hold no spaces or control characters".into(),
         });
     }
     Ok(())

@@ -119,7 +119,9 @@ mod tests {
     #[test]
     fn sessions_per_request_and_peak_connections() {
         // 5 sessions per second between t=0.5 and t=9.5, 20 requests per second.
-        let o = obs((0..10).map(|t| at(t as f64 + 0.5, 100 + 5 * t, 3 + t % 4)).collect());
+        let o = obs((0..10)
+            .map(|t| at(t as f64 + 0.5, 100 + 5 * t, 3 + t % 4))
+            .collect());
         let s = sla(Metric::DbSessionsOpenedPerRequest);
         assert_eq!(s.comparator, Comparator::Le);
         assert_eq!(s.phase, Phase::Load);
@@ -145,7 +147,10 @@ mod tests {
             ..DbSample::default()
         };
         let o = obs(vec![gap]);
-        for m in [Metric::DbSessionsOpenedPerRequest, Metric::DbConnectionsPeak] {
+        for m in [
+            Metric::DbSessionsOpenedPerRequest,
+            Metric::DbConnectionsPeak,
+        ] {
             match measure(&sla(m), &o) {
                 Measure::NoData(why) => assert!(why.contains("cannot connect"), "{why}"),
                 _ => panic!("{m}: expected no data"),

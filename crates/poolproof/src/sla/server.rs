@@ -131,7 +131,11 @@ pub(crate) fn measure(sla: &Sla, obs: &Observations, transactions: &[Transaction
                 None => none("health score"),
             }
         }
-        Metric::ServerLatencyP95 if !samples.iter().any(|s| s.server_p95_ms.is_some() || !s.route_p95_ms.is_empty()) => {
+        Metric::ServerLatencyP95
+            if !samples
+                .iter()
+                .any(|s| s.server_p95_ms.is_some() || !s.route_p95_ms.is_empty()) =>
+        {
             http_p95(sla.route.as_deref(), &samples, transactions, &within)
         }
         Metric::ServerLatencyP95 => match &sla.route {
@@ -347,11 +351,28 @@ fn http_p95(
             "{} counted no requests to {what} in the {within}",
             names::HTTP_DURATION
         )),
-        None => Measure::NoData(format!(
-            "no server p95 in the {within}: looked for pooled-app's {} and {}_bucket{{http_request_method, http_route}} on /metrics",
-            crate::sampler::REALTIME,
-            names::HTTP_DURATION
-        )),
+        None => {
+            let mut seen: Vec<&str> = samples
+                .iter()
+                .flat_map(|s| s.http.keys().map(String::as_str))
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen.truncate(8);
+            if seen.is_empty() {
+                Measure::NoData(format!(
+                    "no server p95 in the {within}: looked for pooled-app's {} and {}_bucket{{http_request_method, http_route}} on /metrics",
+                    crate::sampler::REALTIME,
+                    names::HTTP_DURATION
+                ))
+            } else {
+                Measure::NoData(format!(
+                    "no server p95 for {what} in the {within}: {} reported only {}",
+                    names::HTTP_DURATION,
+                    seen.join(", ")
+                ))
+            }
+        }
     }
 }
 
@@ -456,7 +477,139 @@ fn efficiency(samples: &[&ServerSample], within: &str) -> Measure {
 
 #[cfg(test)]
 mod tests {
-    use super::route_match;
+    use super::*;
+    use crate::observe::{OtelPool, Window};
+
+    fn hist(le_counts: &[(f64, f64)]) -> PromHistogram {
+        PromHistogram {
+            buckets: le_counts.to_vec(),
+            count: le_counts.last().map_or(0.0, |b| b.1),
+            sum: 0.0,
+        }
+    }
+
+    /// Two instances scraped for 5 ticks: 20 acquisitions and 10 requests a tick each, every
+    /// one below 1 ms except one in ten between 10 and 20 ms; `used` 2 of 10, 5 at t=2.
+    fn scraped() -> Observations {
+        let mut server = Vec::new();
+        for tick in 0..5 {
+            for instance in 0..2 {
+                let n = f64::from(tick) * 20.0;
+                let r = f64::from(tick) * 10.0;
+                server.push(ServerSample {
+                    t: f64::from(tick) + 0.5,
+                    instance,
+                    otel: Some(OtelPool {
+                        used: Some(if tick == 2 && instance == 1 { 5.0 } else { 2.0 }),
+                        max: Some(10.0),
+                        pending: Some(f64::from(tick % 2)),
+                        wait: Some(hist(&[(0.001, n * 0.9), (0.02, n), (f64::INFINITY, n)])),
+                        ..OtelPool::default()
+                    }),
+                    http: [(
+                        "GET /api/users/{id}".to_string(),
+                        hist(&[(0.005, r * 0.9), (0.1, r), (f64::INFINITY, r)]),
+                    )]
+                    .into_iter()
+                    .collect(),
+                    ..ServerSample::default()
+                });
+            }
+        }
+        Observations {
+            load: Window::new(0.0, 5.0),
+            server,
+            ..Observations::default()
+        }
+    }
+
+    fn sla(text: &str) -> Sla {
+        serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn value(m: Measure) -> f64 {
+        match m {
+            Measure::Value { value, .. } => value,
+            Measure::NoData(why) | Measure::NotEvaluated(why) => panic!("no value: {why}"),
+            Measure::Paired { .. } => panic!("paired"),
+        }
+    }
+
+    #[test]
+    fn prometheus_figures_stand_in_for_pooled_apps_api() {
+        let o = scraped();
+        let tx: Vec<Transaction> = serde_yaml::from_str(
+            "[{name: profile, path: '/api/users/{{rand:1..9}}'}, {name: other, path: /x}]",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tx[0].path.as_str(), "/api/users/{{rand:1..9}}");
+        assert_eq!(
+            route_match("GET", tx[0].path.as_str(), "GET /api/users/{id}"),
+            Some(3)
+        );
+        let m = |t: &str| measure(&sla(t), &o, &tx);
+        assert_eq!(
+            value(m(
+                "{metric: pool_utilization, comparator: '<=', threshold: 90%}"
+            )),
+            0.5
+        );
+        // Ticks sum their instances: 0+0, 1+1, ...
+        assert_eq!(
+            value(m(
+                "{metric: pending_requests, comparator: '<=', threshold: 3}"
+            )),
+            2.0
+        );
+        // 160 acquisitions over the phase, 10 % of them in (1 ms, 20 ms]: p95 halfway there.
+        let wait = value(m(
+            "{metric: acquire_wait_p95, comparator: '<=', threshold: 5ms}",
+        ));
+        assert!((wait - 10.5).abs() < 1e-9, "{wait}");
+        let p95 = value(m(
+            "{metric: server_latency_p95, comparator: '<=', threshold: 50ms}",
+        ));
+        assert!((p95 - 52.5).abs() < 1e-9, "{p95}");
+        let routed = value(m(
+            "{metric: server_latency_p95, comparator: '<=', threshold: 50ms, route: profile}",
+        ));
+        assert!((routed - 52.5).abs() < 1e-9, "{routed}");
+        match m("{metric: server_latency_p95, comparator: '<=', threshold: 50ms, route: other}") {
+            Measure::NoData(why) => assert!(why.contains("`GET /x`"), "{why}"),
+            _ => panic!("a route the app never served has no data"),
+        }
+    }
+
+    #[test]
+    fn missing_names_are_no_data_naming_them() {
+        let o = Observations {
+            load: Window::new(0.0, 5.0),
+            server: vec![ServerSample {
+                t: 1.0,
+                otel: Some(OtelPool::default()),
+                ..ServerSample::default()
+            }],
+            ..Observations::default()
+        };
+        for (metric, name) in [
+            ("pool_utilization", "db_client_connection_max"),
+            ("pending_requests", "db_client_connection_pending_requests"),
+            ("acquire_wait_p95", "db_client_connection_wait_time"),
+            (
+                "server_latency_p95",
+                "http_server_request_duration_seconds_bucket",
+            ),
+        ] {
+            let threshold = if metric.ends_with("p95") { "5ms" } else { "1" };
+            let s = sla(&format!(
+                "{{metric: {metric}, comparator: '<=', threshold: {threshold}}}"
+            ));
+            match measure(&s, &o, &[]) {
+                Measure::NoData(why) => assert!(why.contains(name), "{metric}: {why}"),
+                _ => panic!("{metric}: expected no data"),
+            }
+        }
+    }
 
     #[test]
     fn transaction_paths_match_route_labels() {
