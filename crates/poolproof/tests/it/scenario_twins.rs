@@ -266,7 +266,7 @@ fn alert_inhibition_passes_and_its_twin_without_inhibition_and_with_the_wrong_si
 
 #[test]
 fn asyncpg_pooling_passes_and_its_twin_with_a_pool_of_one_fails() {
-    support::ensure_asyncpg_app();
+    crate::support::ensure_asyncpg_app();
     let text = shipped("asyncpg-pooling.yaml");
     let (code, out) = validate("asyncpg-pooling", &text);
     assert_eq!(
@@ -287,7 +287,7 @@ fn asyncpg_pooling_passes_and_its_twin_with_a_pool_of_one_fails() {
 
 #[test]
 fn stack_ab_compares_pooled_app_with_asyncpg_app_at_the_same_load() {
-    support::ensure_asyncpg_app();
+    crate::support::ensure_asyncpg_app();
     let text = shipped("stack-ab.yaml");
     let (code, out) = validate("stack-ab", &text);
     assert_eq!(
