@@ -357,10 +357,7 @@ impl Coordinator {
         LoadError::Shard(message)
     }
 
-    fn merge(
-        &self,
-        rec: &Recorder,
-    ) -> Result<(LoadOutcome, Vec<ShardFigures>), LoadError> {
+    fn merge(&self, rec: &Recorder) -> Result<(LoadOutcome, Vec<ShardFigures>), LoadError> {
         let shards = self
             .shared
             .shards

@@ -108,7 +108,8 @@ impl LoadHandle {
     /// Marks a remote load as over after its generators failed: what waits on its timeline
     /// stops waiting.
     pub(crate) fn abandon(&self) {
-        self.rec.stop(Instant::now(), "poolproof: generators failed");
+        self.rec
+            .stop(Instant::now(), "poolproof: generators failed");
         self.rec.finished.store(true, Ordering::SeqCst);
     }
 
