@@ -212,16 +212,25 @@ fn cmd_validate(args: &ValidateArgs) -> Exit {
     }
     if args.generators.is_some() || args.generator_engine.is_some() {
         for s in &mut scenarios {
-            let mut g = s.scenario.load.generators.clone().unwrap_or(scenario::Generators {
-                count: 1,
-                engine: scenario::GeneratorEngine::Local,
-                start_after: None,
-                advertise: None,
-            });
+            let mut g = s
+                .scenario
+                .load
+                .generators
+                .clone()
+                .unwrap_or(scenario::Generators {
+                    count: 1,
+                    engine: scenario::GeneratorEngine::Local,
+                    start_after: None,
+                    advertise: None,
+                });
             g.count = args.generators.unwrap_or(g.count);
             g.engine = args.generator_engine.unwrap_or(g.engine);
             if let Err(issue) = scenario::validate::check_generators(&s.scenario, &g) {
-                eprintln!("{}: --generators/--generator-engine: {}", s.path.display(), issue.message);
+                eprintln!(
+                    "{}: --generators/--generator-engine: {}",
+                    s.path.display(),
+                    issue.message
+                );
                 return Exit::Invalid;
             }
             s.scenario.load.generators = Some(g);
@@ -304,7 +313,10 @@ fn cmd_generate() -> Exit {
         }
     };
     crate::load::install_log_bridge();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("generator shard: cannot start the async runtime: {e}");
@@ -335,11 +347,7 @@ fn cmd_render(args: &RenderArgs) -> Exit {
             return Exit::Invalid;
         }
     };
-    let count = loaded
-        .load
-        .generators
-        .as_ref()
-        .map_or(1, |g| g.count);
+    let count = loaded.load.generators.as_ref().map_or(1, |g| g.count);
     print_out(&crate::generators::kubernetes_manifest(
         &args.name,
         count,

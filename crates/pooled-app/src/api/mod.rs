@@ -1,15 +1,16 @@
 //! Dashboard API: `/api/performance/{metrics/realtime, metrics/summary, health/status,
-//! alerts/active, dashboard}`, Prometheus `/metrics`, `/healthz`, `/readyz` and the dashboard
+//! alerts/active, alerts/silences, dashboard}`, Prometheus `/metrics`, `/healthz`, `/readyz` and the dashboard
 //! page, sharing one [`Monitoring`] state. Behind a bearer token when one is configured.
 
 pub mod auth;
 pub mod handlers;
 pub mod page;
 pub mod prometheus;
+pub mod silences;
 
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::Router;
 
 use crate::alerts::Alerts;
@@ -50,6 +51,14 @@ pub fn router<S: Clone + Send + Sync + 'static>(m: Monitoring) -> Router<S> {
         .route(
             "/api/performance/alerts/active",
             get(handlers::alerts_active),
+        )
+        .route(
+            "/api/performance/alerts/silences",
+            get(silences::list).post(silences::create),
+        )
+        .route(
+            "/api/performance/alerts/silences/{id}",
+            delete(silences::remove),
         )
         .route("/api/performance/dashboard", get(handlers::dashboard))
         .route("/metrics", get(handlers::prometheus))

@@ -145,7 +145,7 @@ fn alerting_rules_are_the_apps_six_default_rules() {
         .flat_map(|g| g["rules"].as_sequence().unwrap())
         .filter(|r| r.get("alert").is_some())
         .collect();
-    let defaults = default_rules();
+    let defaults = default_rules().rules;
     assert_eq!(alerts.len(), defaults.len());
     assert_eq!(defaults.len(), 6);
     // What the expression must contain for each metric and threshold.

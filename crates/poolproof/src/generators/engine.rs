@@ -44,7 +44,10 @@ fn err(engine: &'static str, message: impl Into<String>) -> EngineError {
 }
 
 /// Starts `spec.count` shards on `engine`.
-pub async fn launch(engine: GeneratorEngine, spec: &LaunchSpec<'_>) -> Result<Launched, EngineError> {
+pub async fn launch(
+    engine: GeneratorEngine,
+    spec: &LaunchSpec<'_>,
+) -> Result<Launched, EngineError> {
     match engine {
         GeneratorEngine::Local => LocalShards::start(spec).map(Launched::Local),
         GeneratorEngine::Swarm => SwarmJob::start(spec).await.map(Launched::Swarm),
@@ -131,7 +134,12 @@ impl LocalShards {
                 let pid = child.id();
                 let last = std::fs::read_to_string(&*log)
                     .ok()
-                    .and_then(|s| s.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
+                    .and_then(|s| {
+                        s.lines()
+                            .rev()
+                            .find(|l| !l.trim().is_empty())
+                            .map(str::to_string)
+                    })
                     .unwrap_or_default();
                 out.push((local_name(pid), format!("{status}; last log line: {last}")));
             }
@@ -162,10 +170,18 @@ async fn run(engine: &'static str, program: &str, args: &[&str]) -> Result<Strin
         .map_err(|e| err(engine, format!("{program}: {e}")))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        let line = stderr
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
         return Err(err(
             engine,
-            format!("`{program} {}` failed ({}): {line}", args.first().copied().unwrap_or(""), out.status),
+            format!(
+                "`{program} {}` failed ({}): {line}",
+                args.first().copied().unwrap_or(""),
+                out.status
+            ),
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -178,14 +194,22 @@ pub const IMAGE_REPO: &str = "poolproof/generator";
 /// imported from a root filesystem like the Postgres and Redis images (no registry here).
 pub async fn ensure_image(engine: &'static str) -> Result<String, EngineError> {
     let exe = std::env::current_exe().map_err(|e| err(engine, format!("own binary: {e}")))?;
-    let meta = std::fs::metadata(&exe).map_err(|e| err(engine, format!("{}: {e}", exe.display())))?;
+    let meta =
+        std::fs::metadata(&exe).map_err(|e| err(engine, format!("{}: {e}", exe.display())))?;
     let stamp = meta
         .modified()
         .ok()
         .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    let tag = format!("{IMAGE_REPO}:{}-{:x}", env!("CARGO_PKG_VERSION"), stamp ^ meta.len());
-    if run(engine, "docker", &["image", "inspect", &tag]).await.is_ok() {
+    let tag = format!(
+        "{IMAGE_REPO}:{}-{:x}",
+        env!("CARGO_PKG_VERSION"),
+        stamp ^ meta.len()
+    );
+    if run(engine, "docker", &["image", "inspect", &tag])
+        .await
+        .is_ok()
+    {
         return Ok(tag);
     }
     let root = tempfile::tempdir().map_err(|e| err(engine, format!("temp dir: {e}")))?;
@@ -204,6 +228,12 @@ pub async fn ensure_image(engine: &'static str) -> Result<String, EngineError> {
         let real = std::fs::canonicalize(&lib).unwrap_or_else(|_| lib.clone());
         copy(&real, &lib)?;
     }
+    // rustls (reqwest, goose) loads the system's CA certificates even for plain HTTP.
+    for certs in ["/etc/ssl/certs/ca-certificates.crt"] {
+        if Path::new(certs).exists() {
+            copy(Path::new(certs), Path::new(certs))?;
+        }
+    }
     std::fs::create_dir_all(root.path().join("tmp"))
         .map_err(|e| err(engine, format!("tmp: {e}")))?;
     let script = format!(
@@ -211,6 +241,25 @@ pub async fn ensure_image(engine: &'static str) -> Result<String, EngineError> {
         root.path().display()
     );
     run(engine, "bash", &["-o", "pipefail", "-c", &script]).await?;
+    // One image per build of the binary: earlier builds' images are dead weight (one in use
+    // by another run refuses removal, which is fine).
+    if let Ok(tags) = run(
+        engine,
+        "docker",
+        &[
+            "image",
+            "ls",
+            IMAGE_REPO,
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ],
+    )
+    .await
+    {
+        for old in tags.lines().filter(|t| *t != tag) {
+            let _ = run(engine, "docker", &["image", "rm", old]).await;
+        }
+    }
     Ok(tag)
 }
 
@@ -219,7 +268,7 @@ pub async fn ensure_image(engine: &'static str) -> Result<String, EngineError> {
 fn shared_library_path(line: &str) -> Option<PathBuf> {
     let line = line.trim();
     let path = match line.split_once("=>") {
-        Some((_, rest)) => rest.trim().split_whitespace().next()?,
+        Some((_, rest)) => rest.split_whitespace().next()?,
         None => line.split_whitespace().next()?,
     };
     path.starts_with('/').then(|| PathBuf::from(path))
@@ -235,10 +284,20 @@ pub struct SwarmJob {
 impl SwarmJob {
     async fn start(spec: &LaunchSpec<'_>) -> Result<SwarmJob, EngineError> {
         const E: &str = "swarm";
-        let state = run(E, "docker", &["info", "--format", "{{.Swarm.LocalNodeState}}"]).await?;
+        let state = run(
+            E,
+            "docker",
+            &["info", "--format", "{{.Swarm.LocalNodeState}}"],
+        )
+        .await?;
         let created_swarm = state != "active";
         if created_swarm {
-            run(E, "docker", &["swarm", "init", "--advertise-addr", "127.0.0.1"]).await?;
+            run(
+                E,
+                "docker",
+                &["swarm", "init", "--advertise-addr", "127.0.0.1"],
+            )
+            .await?;
         }
         let mut job = SwarmJob {
             service: spec.run_name.clone(),
@@ -253,18 +312,32 @@ impl SwarmJob {
             E,
             "docker",
             &[
-                "service", "create", "--detach", "--quiet",
-                "--name", &job.service,
-                "--mode", "replicated-job",
-                "--replicas", &replicas,
-                "--max-concurrent", &replicas,
-                "--restart-condition", "none",
-                "--network", "host",
-                "--label", &owner,
-                "--container-label", &owner,
-                "--env", &coordinator,
-                "--env", &key,
-                "--env", "POOLPROOF_GENERATOR_NAME={{.Task.ID}}",
+                "service",
+                "create",
+                "--detach",
+                "--quiet",
+                "--name",
+                &job.service,
+                "--mode",
+                "replicated-job",
+                "--replicas",
+                &replicas,
+                "--max-concurrent",
+                &replicas,
+                "--restart-condition",
+                "none",
+                "--network",
+                "host",
+                "--label",
+                &owner,
+                "--container-label",
+                &owner,
+                "--env",
+                &coordinator,
+                "--env",
+                &key,
+                "--env",
+                "POOLPROOF_GENERATOR_NAME={{.Task.ID}}",
                 &image,
                 "generate",
             ],
@@ -281,52 +354,85 @@ impl SwarmJob {
         let Ok(out) = run(
             "swarm",
             "docker",
-            &["service", "ps", "--no-trunc", "--format", "{{.ID}}\t{{.CurrentState}}\t{{.Error}}", &self.service],
+            &[
+                "service",
+                "ps",
+                "--no-trunc",
+                "--format",
+                "{{.ID}}\t{{.CurrentState}}\t{{.Error}}",
+                &self.service,
+            ],
         )
         .await
         else {
             return Vec::new();
         };
-        out.lines()
-            .filter_map(|l| {
-                let mut f = l.splitn(3, '\t');
-                let (id, state, error) = (f.next()?, f.next()?, f.next().unwrap_or(""));
-                let ended = ["Failed", "Rejected", "Shutdown", "Orphaned", "Remove"]
-                    .iter()
-                    .any(|s| state.starts_with(s));
-                ended.then(|| (id.to_string(), format!("task {state}: {error}")))
-            })
-            .collect()
+        let mut ended = Vec::new();
+        for l in out.lines() {
+            let mut f = l.splitn(3, '\t');
+            let (Some(id), Some(state)) = (f.next(), f.next()) else {
+                continue;
+            };
+            let error = f.next().unwrap_or("");
+            if ["Failed", "Rejected", "Shutdown", "Orphaned", "Remove"]
+                .iter()
+                .any(|s| state.starts_with(s))
+            {
+                // The task's last words: the service is removed after the run.
+                let last = run(
+                    "swarm",
+                    "docker",
+                    &["service", "logs", "--raw", "--tail", "3", id],
+                )
+                .await
+                .ok()
+                .and_then(|s| s.lines().last().map(str::to_string))
+                .unwrap_or_default();
+                ended.push((
+                    id.to_string(),
+                    format!("task {state}: {error}; last log line: {last}"),
+                ));
+            }
+        }
+        ended
     }
 }
 
 impl Drop for SwarmJob {
     fn drop(&mut self) {
-        if !self.service.is_empty() {
+        let quiet = |args: &[&str]| {
             let _ = Command::new("docker")
-                .args(["service", "rm", &self.service])
+                .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
-            // `service rm` returns before the tasks' containers are gone.
+        };
+        if !self.service.is_empty() {
+            quiet(&["service", "rm", &self.service]);
+            // `service rm` returns before the tasks' containers are gone: remove them too.
+            let filter = format!("label=com.docker.swarm.service.name={}", self.service);
             for _ in 0..100 {
                 let left = Command::new("docker")
-                    .args(["ps", "-aq", "--filter", &format!("label=com.docker.swarm.service.name={}", self.service)])
+                    .args(["ps", "-aq", "--filter", &filter])
                     .output()
-                    .map(|o| !o.stdout.is_empty())
-                    .unwrap_or(false);
-                if !left {
+                    .map(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                if left.is_empty() {
                     break;
                 }
+                let mut args = vec!["rm", "-f"];
+                args.extend(left.iter().map(String::as_str));
+                quiet(&args);
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
         }
         if self.created_swarm {
-            let _ = Command::new("docker")
-                .args(["swarm", "leave", "--force"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            quiet(&["swarm", "leave", "--force"]);
         }
     }
 }
@@ -395,11 +501,27 @@ impl KubeJob {
             job: spec.run_name.clone(),
         };
         let literal = format!("--from-literal=key={}", spec.key);
-        run(E, "kubectl", &["create", "secret", "generic", &format!("{}-key", job.job), &literal]).await?;
+        run(
+            E,
+            "kubectl",
+            &[
+                "create",
+                "secret",
+                "generic",
+                &format!("{}-key", job.job),
+                &literal,
+            ],
+        )
+        .await?;
         let manifest = kubernetes_manifest(&job.job, spec.count, &image, &spec.coordinator_url);
         let file = tempfile::NamedTempFile::new().map_err(|e| err(E, format!("temp file: {e}")))?;
         std::fs::write(file.path(), manifest).map_err(|e| err(E, format!("manifest: {e}")))?;
-        run(E, "kubectl", &["apply", "-f", &file.path().to_string_lossy()]).await?;
+        run(
+            E,
+            "kubectl",
+            &["apply", "-f", &file.path().to_string_lossy()],
+        )
+        .await?;
         Ok(job)
     }
 
@@ -408,7 +530,14 @@ impl KubeJob {
         let Ok(out) = run(
             "kubernetes",
             "kubectl",
-            &["get", "pods", "-l", &selector, "-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\t\"}{.status.phase}{\"\\n\"}{end}"],
+            &[
+                "get",
+                "pods",
+                "-l",
+                &selector,
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}{\"\\t\"}{.status.phase}{\"\\n\"}{end}",
+            ],
         )
         .await
         else {
@@ -425,7 +554,10 @@ impl KubeJob {
 
 impl Drop for KubeJob {
     fn drop(&mut self) {
-        for what in [format!("job/{}", self.job), format!("secret/{}-key", self.job)] {
+        for what in [
+            format!("job/{}", self.job),
+            format!("secret/{}-key", self.job),
+        ] {
             let _ = Command::new("kubectl")
                 .args(["delete", "--ignore-not-found", "--wait=false", &what])
                 .stdout(Stdio::null())

@@ -40,8 +40,9 @@ impl ShardEnv {
     /// `POOLPROOF_SHARD`/`JOB_COMPLETION_INDEX` and `POOLPROOF_GENERATOR_NAME`.
     pub fn from_env() -> Result<ShardEnv, ShardError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let coordinator = var("POOLPROOF_COORDINATOR")
-            .ok_or_else(|| ShardError("POOLPROOF_COORDINATOR is not set (the coordinator's URL)".into()))?;
+        let coordinator = var("POOLPROOF_COORDINATOR").ok_or_else(|| {
+            ShardError("POOLPROOF_COORDINATOR is not set (the coordinator's URL)".into())
+        })?;
         if !coordinator.starts_with("http://") {
             return Err(ShardError(format!(
                 "POOLPROOF_COORDINATOR: `{coordinator}` is not an http:// URL"
@@ -51,7 +52,9 @@ impl ShardEnv {
             .ok_or_else(|| ShardError("POOLPROOF_RUN_KEY is not set".into()))?;
         let requested = match var("POOLPROOF_SHARD").or_else(|| var("JOB_COMPLETION_INDEX")) {
             Some(v) => Some(v.parse().map_err(|_| {
-                ShardError(format!("POOLPROOF_SHARD/JOB_COMPLETION_INDEX: `{v}` is not a shard index"))
+                ShardError(format!(
+                    "POOLPROOF_SHARD/JOB_COMPLETION_INDEX: `{v}` is not a shard index"
+                ))
             })?),
             None => None,
         };
@@ -154,7 +157,9 @@ async fn register(link: &Link) -> Result<Welcome, ShardError> {
     loop {
         match link.post::<_, Welcome>("/v1/hello", &hello).await {
             Ok(w) => return Ok(w),
-            Err(e) if Instant::now() < until && !e.0.contains(" 409 ") && !e.0.contains(" 401 ") => {
+            Err(e)
+                if Instant::now() < until && !e.0.contains(" 409 ") && !e.0.contains(" 401 ") =>
+            {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => return Err(e),

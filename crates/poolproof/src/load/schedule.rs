@@ -206,12 +206,20 @@ mod tests {
         for k in 0..3 {
             let s = whole.clone().sharded(k, 3);
             for i in 0..s.total() {
-                union.push(((s.time(i).unwrap() * 1e9) as u64 + 2_000_000_000, s.route(i)));
+                union.push((
+                    (s.time(i).unwrap() * 1e9) as u64 + 2_000_000_000,
+                    s.route(i),
+                ));
             }
         }
         union.sort_unstable();
         let all: Vec<(u64, usize)> = (0..whole.total())
-            .map(|i| ((whole.time(i).unwrap() * 1e9) as u64 + 2_000_000_000, whole.route(i)))
+            .map(|i| {
+                (
+                    (whole.time(i).unwrap() * 1e9) as u64 + 2_000_000_000,
+                    whole.route(i),
+                )
+            })
             .collect();
         assert_eq!(union.len(), all.len());
         assert_eq!(union, {

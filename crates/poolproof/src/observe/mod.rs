@@ -3,7 +3,8 @@
 //! Every time is an offset in seconds from the start of measured load (warm-up and ramp are
 //! negative). The load module fills [`ClientSeries`]; the run's sampler pushes one
 //! [`ServerSample`] per instance per second; the fault timeline pushes [`FaultEvent`]s with
-//! their actual start and end; the webhook sink pushes [`AlertDelivery`]s.
+//! their actual start and end; the webhook sink pushes [`AlertDelivery`]s; the silence timeline
+//! pushes [`SilenceEvent`]s.
 
 mod client;
 mod histogram;
@@ -12,8 +13,8 @@ mod timeline;
 
 pub use client::{ClientSeries, ErrorKind, RouteSecond, SecondBucket, SlotFate, WindowStats};
 pub use histogram::LatencyHistogram;
-pub use server::{PoolStats, ServerSample};
-pub use timeline::{AlertDelivery, AlertTransition, FaultEvent, PhaseKind, Window};
+pub use server::{DbSample, OtelPool, PoolStats, PromHistogram, ServerSample};
+pub use timeline::{AlertDelivery, AlertTransition, FaultEvent, PhaseKind, SilenceEvent, Window};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,8 @@ pub struct Observations {
     pub client: ClientSeries,
     /// Server-side samples, once a second per app instance, in arrival order.
     pub server: Vec<ServerSample>,
+    /// The database's own figures, once a second (`postgres` source).
+    pub db: Vec<DbSample>,
     /// Ramp-up and warm-up before measured load (negative offsets); excluded from SLAs.
     pub warmup: Option<Window>,
     /// The measured load window, `[0, duration)`.
@@ -44,6 +47,8 @@ pub struct Observations {
     pub faults: Vec<FaultEvent>,
     /// Alert notifications received by the webhook sink.
     pub alerts: Vec<AlertDelivery>,
+    /// Alert silences the scenario created, as they were in force at the app.
+    pub silences: Vec<SilenceEvent>,
     /// CPU time of this arm's app processes (summed over instances) at the start of measured
     /// load and every second of it (`crate::app::cpu`); empty for an external app.
     pub app_cpu: Vec<AppCpuSample>,
@@ -170,6 +175,16 @@ impl Observations {
             cpu_ns,
             requests: self.client.window(windows, None).requests,
         })
+    }
+
+    /// Database samples whose time lies in any of `windows`.
+    pub fn db_samples_in<'a>(
+        &'a self,
+        windows: &'a [Window],
+    ) -> impl Iterator<Item = &'a DbSample> + 'a {
+        self.db
+            .iter()
+            .filter(move |s| windows.iter().any(|w| w.contains(s.t)))
     }
 
     /// Server samples whose time lies in any of `windows`.

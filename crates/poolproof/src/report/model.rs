@@ -166,6 +166,9 @@ pub struct RouteSecondSummary {
 pub struct Series {
     pub client: Vec<ClientSecond>,
     pub server: Vec<ServerSample>,
+    /// The database's samples (`postgres` source).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub db: Vec<crate::observe::DbSample>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -447,6 +450,7 @@ impl RunReport {
             series: Series {
                 client: client_series(obs),
                 server: obs.server.clone(),
+                db: obs.db.clone(),
             },
             arm_series: input
                 .arms
@@ -457,6 +461,7 @@ impl RunReport {
                         Series {
                             client: client_series(o),
                             server: o.server.clone(),
+                            db: o.db.clone(),
                         },
                     )
                 })

@@ -28,9 +28,13 @@ fn report_json(reports: &Path) -> serde_json::Value {
 fn three_local_shards_merge_exactly_and_each_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out) = validate_in(dir.path(), "sharded-load", &shipped());
-    assert_eq!(code, Some(0), "{out}");
+    // A verdict (the SLAs' latency depends on how busy this host is); what is checked here is
+    // the merge and the per-shard figures.
+    assert!(matches!(code, Some(0 | 1 | 4)), "{out}");
     let r = report_json(&dir.path().join("reports"));
-    let shards = r["generators"].as_array().expect("generators in report.json");
+    let shards = r["generators"]
+        .as_array()
+        .expect("generators in report.json");
     assert_eq!(shards.len(), 3, "{shards:?}");
     let mut names: Vec<&str> = shards.iter().map(|s| s["name"].as_str().unwrap()).collect();
     names.sort_unstable();
@@ -39,7 +43,10 @@ fn three_local_shards_merge_exactly_and_each_is_reported() {
     // Exact merge: the run's requests are the shards' requests, summed.
     let sum: u64 = shards.iter().map(|s| s["requests"].as_u64().unwrap()).sum();
     assert_eq!(r["summary"]["requests"].as_u64().unwrap(), sum);
-    let scheduled: u64 = shards.iter().map(|s| s["scheduled"].as_u64().unwrap()).sum();
+    let scheduled: u64 = shards
+        .iter()
+        .map(|s| s["scheduled"].as_u64().unwrap())
+        .sum();
     assert_eq!(r["summary"]["scheduled"].as_u64().unwrap(), scheduled);
     // Each took a third of the 300/s schedule (every third slot), and its clock agreed.
     for s in shards {
@@ -121,26 +128,38 @@ fn a_killed_swarm_shard_fails_the_run_with_exit_3_by_name_and_leaves_nothing_beh
     std::thread::sleep(Duration::from_secs(20));
     docker(&["kill", &running[1]]).expect("docker kill a shard");
     let out = child.wait_with_output().expect("poolproof ends");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(
         text.contains("generator shard ")
-            && (text.contains("ended without reporting") || text.contains("stopped sending heartbeats")),
+            && (text.contains("ended without reporting")
+                || text.contains("stopped sending heartbeats")),
         "the message names the shard: {text}"
     );
-    assert_eq!(docker(&["ps", "-aq", "--filter", &label]).unwrap(), "", "containers left");
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &label]).unwrap(),
+        "",
+        "containers left"
+    );
     let services = docker(&["service", "ls", "-q", "--filter", &label]).unwrap_or_default();
     assert_eq!(services, "", "services left");
     let swarm_after = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).unwrap();
-    assert_eq!(swarm_after, swarm_before, "the swarm state the run created is gone");
+    assert_eq!(
+        swarm_after, swarm_before,
+        "the swarm state the run created is gone"
+    );
 }
 
 fn ensure_kubectl() -> PathBuf {
     let out = Command::new(workspace_root().join("ci/ensure-kubectl.sh"))
         .output()
         .expect("run ci/ensure-kubectl.sh");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
@@ -151,14 +170,15 @@ fn subset(ours: &serde_yaml::Value, theirs: &serde_yaml::Value, at: &str) {
         (Value::Mapping(a), Value::Mapping(b)) => {
             for (k, v) in a {
                 let key = k.as_str().unwrap_or("?");
-                let other = b
-                    .get(k)
-                    .unwrap_or_else(|| panic!("kubectl dropped {at}.{key}: not a field of its type"));
+                let other = b.get(k).unwrap_or_else(|| {
+                    panic!("kubectl dropped {at}.{key}: not a field of its type")
+                });
                 subset(v, other, &format!("{at}.{key}"));
             }
         }
         (Value::Sequence(a), Value::Sequence(b)) => {
-            assert_eq!(a.len(), b.len(), "{at}");
+            // `set env` appends its variable to the container's env.
+            assert!(a.len() <= b.len(), "{at}: kubectl dropped items");
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
                 subset(x, y, &format!("{at}[{i}]"));
             }
@@ -174,11 +194,22 @@ fn the_kubernetes_indexed_job_passes_kubectl_client_side_decoding() {
     let scenario = dir.path().join("s.yaml");
     std::fs::write(&scenario, shipped()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_poolproof"))
-        .args(["generators", "render", "--engine", "kubernetes", "--image", "registry.example/poolproof:1"])
+        .args([
+            "generators",
+            "render",
+            "--engine",
+            "kubernetes",
+            "--image",
+            "registry.example/poolproof:1",
+        ])
         .arg(&scenario)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let manifest = String::from_utf8(out.stdout).unwrap();
     let file = dir.path().join("job.yaml");
     std::fs::write(&file, &manifest).unwrap();
@@ -190,13 +221,28 @@ fn the_kubernetes_indexed_job_passes_kubectl_client_side_decoding() {
         .arg("POOLPROOF_CHECK=1")
         .output()
         .unwrap();
-    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let ours: serde_yaml::Value = serde_yaml::from_str(&manifest).unwrap();
     let theirs: serde_yaml::Value = serde_yaml::from_slice(&checked.stdout).unwrap();
     subset(&ours, &theirs, "");
     assert_eq!(ours["spec"]["completionMode"], "Indexed");
     assert_eq!(ours["spec"]["completions"], 3);
-    assert!(!manifest.contains("POOLPROOF_RUN_KEY\n              value"), "the key comes from a Secret");
+    let env = ours["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .unwrap();
+    let key = env
+        .iter()
+        .find(|e| e["name"] == "POOLPROOF_RUN_KEY")
+        .unwrap();
+    assert!(
+        key.get("value").is_none(),
+        "the run key is never in the manifest"
+    );
+    assert_eq!(key["valueFrom"]["secretKeyRef"]["key"], "key");
     // A broken manifest does fail the same check.
     let broken = manifest.replace("completions: 3", "completions: [3]");
     std::fs::write(&file, broken).unwrap();
@@ -206,5 +252,8 @@ fn the_kubernetes_indexed_job_passes_kubectl_client_side_decoding() {
         .arg("POOLPROOF_CHECK=1")
         .output()
         .unwrap();
-    assert!(!bad.status.success(), "kubectl accepted a list for completions");
+    assert!(
+        !bad.status.success(),
+        "kubectl accepted a list for completions"
+    );
 }
