@@ -131,6 +131,7 @@ fn observations() -> Observations {
             alert(6.6, "email", AlertTransition::Firing),
             alert(9.0, "slack", AlertTransition::Resolved),
         ],
+        silences: Vec::new(),
         app_cpu: Vec::new(),
         stages: Vec::new(),
         generator: None,
