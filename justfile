@@ -7,9 +7,11 @@ images_ok := 'docker image inspect "${POOLPROOF_POSTGRES_IMAGE:-poolproof/postgr
 default:
     @just --list
 
-# Real Postgres and Redis for tests: Docker engine + local images, else local processes.
+# Real Postgres and Redis for tests: Docker engine + local images, else local processes;
+# and asyncpg-app's pinned Python packages (fixtures/apps/asyncpg-app/.venv).
 services:
     ci/services.sh
+    ci/ensure-asyncpg-app.sh >/dev/null
     cargo run --quiet --release -p poolproof-services -- sweep
 
 # Everything CI checks: lints and the whole test suite against real services.

@@ -100,6 +100,8 @@ pub struct PoolHooks {
     pub pool: Option<Arc<dyn PoolProbe>>,
     pub queries: Option<Arc<dyn QueryTimeSource>>,
     pub pool_json: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
+    /// The pool's metrics for `/metrics`.
+    pub pool_metrics: Option<Arc<dyn prometheus_client::collector::Collector>>,
 }
 
 /// The running stack.
@@ -238,6 +240,7 @@ impl MonitoringStack {
             redis,
             pool: hooks.pool,
             pool_json: hooks.pool_json,
+            pool_metrics: hooks.pool_metrics,
             token: s.api_token.map(Arc::from),
             retention_hours: s.retention.as_secs_f64() / 3600.0,
             summary_cache: Arc::new(SummaryCache::default()),
@@ -308,6 +311,7 @@ mod db_hooks {
             pool_json: Some(Arc::new(move || {
                 serde_json::to_value(d.stats()).unwrap_or(serde_json::Value::Null)
             })),
+            pool_metrics: Some(Arc::new(db.metrics())),
         }
     }
 }

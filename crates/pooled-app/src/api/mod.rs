@@ -29,6 +29,8 @@ pub struct Monitoring {
     pub pool: Option<Arc<dyn PoolProbe>>,
     /// The pool's own `/pool` answer (app-data), embedded in `/dashboard`.
     pub pool_json: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
+    /// The pool's `db_client_*` families for `/metrics`.
+    pub pool_metrics: Option<Arc<dyn prometheus_client::collector::Collector>>,
     pub token: Option<Arc<str>>,
     pub retention_hours: f64,
     pub summary_cache: Arc<handlers::SummaryCache>,

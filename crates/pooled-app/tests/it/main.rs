@@ -12,6 +12,8 @@ mod db_recovery;
 mod fallback;
 mod monitoring_api;
 mod pooling;
+mod prometheus_rules;
+mod real_prometheus;
 mod redis_down;
 mod redis_pause;
 mod summary_exact;

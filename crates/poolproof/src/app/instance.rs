@@ -1,5 +1,5 @@
-//! One running `pooled-app` process: spawned in its own process group with its output in a log
-//! file, polled on `/readyz` until ready, and killed (the whole group) on stop or drop; a
+//! One running app process (pooled-app or the scenario's `app.command`): spawned in its own
+//! process group with its output in a log file, polled on its readiness path until ready, and killed (the whole group) on stop or drop; a
 //! stopped instance's log is trimmed to its first and last part ([`super::log_trim`]).
 
 use super::AppError;
@@ -32,6 +32,8 @@ pub struct InstanceSpec {
     pub binary: PathBuf,
     /// Command-line arguments (pooled-app takes none; configuration is its environment).
     pub args: Vec<String>,
+    /// The readiness path polled until it answers 200 (`/readyz` for pooled-app).
+    pub ready: String,
     /// The complete environment overrides (DATABASE_URL, BIND_ADDR, scenario env, arm env...).
     pub env: BTreeMap<String, String>,
     /// Port the instance binds on 127.0.0.1 (must match BIND_ADDR in `env`).
@@ -45,6 +47,7 @@ pub struct AppInstance {
     pub number: usize,
     pub url: String,
     pub log_path: PathBuf,
+    ready: String,
     child: Option<Child>,
     pgid: Option<Pid>,
 }
@@ -106,6 +109,7 @@ impl AppInstance {
             number: spec.number,
             url: format!("http://127.0.0.1:{}", spec.port),
             log_path: spec.log_path.clone(),
+            ready: spec.ready.clone(),
             child: Some(child),
             pgid,
         })
@@ -116,8 +120,8 @@ impl AppInstance {
         self.child.as_ref().and_then(|c| c.id())
     }
 
-    /// Polls `GET /readyz` until it answers 200 (pass or warn), the process exits, or `timeout`
-    /// passes.
+    /// Polls `GET <ready path>` until it answers 200 (pass or warn), the process exits, or
+    /// `timeout` passes.
     pub async fn wait_ready(
         &mut self,
         client: &reqwest::Client,
@@ -134,14 +138,14 @@ impl AppInstance {
                     });
                 }
             }
-            let last = match probe_ready(client, &self.url).await {
+            let last = match probe_ready(client, &self.url, &self.ready).await {
                 Ok(()) => return Ok(()),
                 Err(last) => last,
             };
             if Instant::now() >= deadline {
                 return Err(AppError::NotReady {
                     instance: self.number,
-                    url: self.url.clone(),
+                    url: format!("{}{}", self.url, self.ready),
                     timeout,
                     last,
                     log: self.log_path.clone(),
@@ -202,16 +206,17 @@ impl Drop for AppInstance {
     }
 }
 
-/// Polls `GET <base>/readyz` of an app poolproof did not start (external provider) until it
+/// Polls `GET <base><ready>` of an app poolproof did not start (external provider) until it
 /// answers 200 or `timeout` passes.
 pub async fn wait_ready_url(
     client: &reqwest::Client,
     base: &str,
+    ready: &str,
     timeout: Duration,
 ) -> Result<(), AppError> {
     let deadline = Instant::now() + timeout;
     loop {
-        let last = match probe_ready(client, base).await {
+        let last = match probe_ready(client, base, ready).await {
             Ok(()) => return Ok(()),
             Err(last) => last,
         };
@@ -227,9 +232,9 @@ pub async fn wait_ready_url(
 }
 
 /// One readiness probe: Ok on 200, else a short reason.
-async fn probe_ready(client: &reqwest::Client, base: &str) -> Result<(), String> {
+async fn probe_ready(client: &reqwest::Client, base: &str, ready: &str) -> Result<(), String> {
     match client
-        .get(format!("{base}/readyz"))
+        .get(format!("{base}{ready}"))
         .timeout(Duration::from_secs(2))
         .send()
         .await

@@ -1,7 +1,9 @@
-//! Bringing up the system under test: locate (or build) the `pooled-app` binary, start N
-//! instances with the scenario's environment, wait until each is ready, and stop them all.
+//! Bringing up the system under test: prepare its database (`fixtures.sql`), locate (or build)
+//! the `pooled-app` binary or take the scenario's `app.command`, start N instances with the
+//! scenario's environment, wait until each is ready, and stop them all.
 
 pub mod cpu;
+pub mod fixtures;
 pub mod host;
 mod instance;
 mod locate;
@@ -48,7 +50,9 @@ pub enum AppError {
         timeout: Duration,
         last: String,
     },
-    #[error("app instance {instance} not ready at {url}/readyz within {timeout:?} (last: {last}); log: {log}")]
+    #[error(
+        "app instance {instance} not ready at {url} within {timeout:?} (last: {last}); log: {log}"
+    )]
     NotReady {
         instance: usize,
         url: String,
@@ -69,6 +73,7 @@ mod tests {
             number: 1,
             binary: PathBuf::from(binary),
             args: args.iter().map(|a| a.to_string()).collect(),
+            ready: "/readyz".to_owned(),
             env: BTreeMap::from([("BIND_ADDR".to_owned(), format!("127.0.0.1:{port}"))]),
             port,
             log_path: dir.join("app-1.log"),

@@ -57,6 +57,29 @@ pub struct LoadHandle {
 }
 
 impl LoadHandle {
+    /// A handle on load that generator shards run elsewhere, on a timeline that starts (its
+    /// ramp) at `origin`: the fault timeline, samplers and progress follow it as they follow
+    /// a local attack; the coordinator fills its live counters from the shards' heartbeats.
+    pub fn remote(plan: &super::LoadPlan, origin: Instant) -> LoadHandle {
+        let weights: Vec<usize> = plan.transactions.iter().map(|t| t.weight).collect();
+        let rec = Recorder::new(
+            plan.route_names(),
+            &weights,
+            plan.ramp,
+            plan.warmup,
+            plan.duration,
+            None,
+            None,
+            None,
+            plan.request_timeout,
+            None,
+            1,
+        );
+        rec.set_origin(origin);
+        rec.remote.store(true, Ordering::SeqCst);
+        LoadHandle { rec: Arc::new(rec) }
+    }
+
     /// The instant measured load starts (`None` before the first request was sent).
     /// Fault timelines schedule their `at` offsets from it.
     pub fn measure_start(&self) -> Option<Instant> {
@@ -80,6 +103,14 @@ impl LoadHandle {
     /// How long measured load lasts (unless stopped early).
     pub fn measured_duration(&self) -> Duration {
         self.rec.duration
+    }
+
+    /// Marks a remote load as over after its generators failed: what waits on its timeline
+    /// stops waiting.
+    pub(crate) fn abandon(&self) {
+        self.rec
+            .stop(Instant::now(), "poolproof: generators failed");
+        self.rec.finished.store(true, Ordering::SeqCst);
     }
 
     /// Asks the attack to stop now (the outcome keeps what was measured).

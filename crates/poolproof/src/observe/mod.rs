@@ -13,7 +13,7 @@ mod timeline;
 
 pub use client::{ClientSeries, ErrorKind, RouteSecond, SecondBucket, SlotFate, WindowStats};
 pub use histogram::LatencyHistogram;
-pub use server::{PoolStats, ServerSample};
+pub use server::{DbSample, OtelPool, PoolStats, PromHistogram, ServerSample};
 pub use timeline::{AlertDelivery, AlertTransition, FaultEvent, PhaseKind, SilenceEvent, Window};
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,8 @@ pub struct Observations {
     pub client: ClientSeries,
     /// Server-side samples, once a second per app instance, in arrival order.
     pub server: Vec<ServerSample>,
+    /// The database's own figures, once a second (`postgres` source).
+    pub db: Vec<DbSample>,
     /// Ramp-up and warm-up before measured load (negative offsets); excluded from SLAs.
     pub warmup: Option<Window>,
     /// The measured load window, `[0, duration)`.
@@ -55,6 +57,8 @@ pub struct Observations {
     /// How late the generator itself started requests it had a free user for (scheduled
     /// loads only).
     pub generator: Option<GeneratorLag>,
+    /// Sharded load: each generator shard's figures (empty for load run in process).
+    pub shards: Vec<crate::generators::ShardFigures>,
 }
 
 /// One stage of an open-model arrival rate: linear from `from_rps` to `rps` over
@@ -171,6 +175,16 @@ impl Observations {
             cpu_ns,
             requests: self.client.window(windows, None).requests,
         })
+    }
+
+    /// Database samples whose time lies in any of `windows`.
+    pub fn db_samples_in<'a>(
+        &'a self,
+        windows: &'a [Window],
+    ) -> impl Iterator<Item = &'a DbSample> + 'a {
+        self.db
+            .iter()
+            .filter(move |s| windows.iter().any(|w| w.contains(s.t)))
     }
 
     /// Server samples whose time lies in any of `windows`.

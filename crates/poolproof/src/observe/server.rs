@@ -1,5 +1,5 @@
-//! Server-side samples: what the run's sampler reads from the app's monitoring endpoints
-//! once a second per instance.
+//! Server-side samples: what the run's sampler reads once a second from each app instance
+//! (pooled-app's JSON API, the app's Prometheus `/metrics`) and from the database.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -62,4 +62,164 @@ pub struct ServerSample {
     pub mode: Option<String>,
     /// Endpoints that failed for this sample, one short line each (no secrets).
     pub errors: Vec<String>,
+    /// The OpenTelemetry pool metrics of the app's `/metrics` (`prometheus` source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otel: Option<OtelPool>,
+    /// `http_server_request_duration_seconds` by route (`METHOD /route`), cumulative since
+    /// the app started (`prometheus` source).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub http: BTreeMap<String, PromHistogram>,
+}
+
+/// The OpenTelemetry connection-pool metrics of one scrape, summed over the instance's pools;
+/// `None` where the app does not expose the name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OtelPool {
+    /// `db_client_connection_count{db_client_connection_state="used"}`
+    pub used: Option<f64>,
+    /// `db_client_connection_count{db_client_connection_state="idle"}`
+    pub idle: Option<f64>,
+    /// `db_client_connection_max`
+    pub max: Option<f64>,
+    /// `db_client_connection_pending_requests`
+    pub pending: Option<f64>,
+    /// `db_client_connection_timeouts_total` (cumulative)
+    pub timeouts: Option<f64>,
+    /// `db_client_connection_wait_time` histogram, seconds (cumulative)
+    pub wait: Option<PromHistogram>,
+}
+
+/// A Prometheus histogram: cumulative bucket counts by upper bound (`le`, ascending, the last
+/// `+Inf`), with its `_count` and `_sum`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PromHistogram {
+    /// (upper bound, cumulative count), ascending.
+    pub buckets: Vec<(f64, f64)>,
+    pub count: f64,
+    pub sum: f64,
+}
+
+impl PromHistogram {
+    /// What was observed between `earlier` and `self` (both cumulative, from one process):
+    /// bucket by bucket, never below zero (a restarted app resets its counters).
+    pub fn since(&self, earlier: &PromHistogram) -> PromHistogram {
+        let before = |le: f64| {
+            earlier
+                .buckets
+                .iter()
+                .find(|(b, _)| *b == le)
+                .map_or(0.0, |(_, c)| *c)
+        };
+        PromHistogram {
+            buckets: self
+                .buckets
+                .iter()
+                .map(|(le, c)| (*le, (c - before(*le)).max(0.0)))
+                .collect(),
+            count: (self.count - earlier.count).max(0.0),
+            sum: (self.sum - earlier.sum).max(0.0),
+        }
+    }
+
+    /// Adds another histogram's counts (same bucket bounds; a bound only one side has is
+    /// kept as it is).
+    pub fn add(&mut self, other: &PromHistogram) {
+        for (le, c) in &other.buckets {
+            match self.buckets.iter_mut().find(|(b, _)| b == le) {
+                Some(slot) => slot.1 += c,
+                None => self.buckets.push((*le, *c)),
+            }
+        }
+        self.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        self.count += other.count;
+        self.sum += other.sum;
+    }
+
+    /// Observations counted (the `+Inf` bucket, else `_count`).
+    pub fn total(&self) -> f64 {
+        self.buckets.last().map_or(self.count, |(_, c)| *c)
+    }
+
+    /// The q-quantile as Prometheus' `histogram_quantile` estimates it: linear within the
+    /// bucket that holds rank q × total, from its lower bound (0 for the first); a rank in
+    /// the `+Inf` bucket gives the highest finite bound. `None` without observations.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.total();
+        if total <= 0.0 || !q.is_finite() {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total;
+        let mut lower = 0.0;
+        let mut below = 0.0;
+        for (le, c) in &self.buckets {
+            if *c >= rank {
+                if le.is_infinite() {
+                    return Some(lower);
+                }
+                let in_bucket = c - below;
+                let frac = if in_bucket > 0.0 {
+                    (rank - below) / in_bucket
+                } else {
+                    1.0
+                };
+                return Some(lower + (le - lower) * frac);
+            }
+            lower = if le.is_finite() { *le } else { lower };
+            below = *c;
+        }
+        Some(lower)
+    }
+}
+
+/// One sample of the database (`postgres` source), at `t` seconds from the start of measured
+/// load.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DbSample {
+    pub t: f64,
+    /// `pg_stat_database.sessions` of the app's database (cumulative), less the sessions the
+    /// sampler itself opened after its first.
+    pub sessions: Option<u64>,
+    /// Client connections to the database in `pg_stat_activity`, the sampler's own excepted.
+    pub connections: Option<u64>,
+    /// Why this sample has no figures (one short line, no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PromHistogram;
+
+    fn h(buckets: &[(f64, f64)]) -> PromHistogram {
+        PromHistogram {
+            buckets: buckets.to_vec(),
+            count: buckets.last().map_or(0.0, |b| b.1),
+            sum: 0.0,
+        }
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_histogram_quantile() {
+        let x = h(&[(0.1, 50.0), (0.2, 100.0), (f64::INFINITY, 100.0)]);
+        assert_eq!(x.quantile(0.5), Some(0.1));
+        assert!((x.quantile(0.75).unwrap() - 0.15).abs() < 1e-12);
+        // Ranks in the +Inf bucket give the highest finite bound.
+        let tail = h(&[(0.1, 10.0), (f64::INFINITY, 100.0)]);
+        assert_eq!(tail.quantile(0.95), Some(0.1));
+        assert_eq!(h(&[]).quantile(0.95), None);
+    }
+
+    #[test]
+    fn differences_and_sums_of_cumulative_histograms() {
+        let a = h(&[(0.1, 5.0), (f64::INFINITY, 6.0)]);
+        let b = h(&[(0.1, 15.0), (f64::INFINITY, 26.0)]);
+        let d = b.since(&a);
+        assert_eq!(d.buckets, vec![(0.1, 10.0), (f64::INFINITY, 20.0)]);
+        let mut total = d.clone();
+        total.add(&d);
+        assert_eq!(total.buckets, vec![(0.1, 20.0), (f64::INFINITY, 40.0)]);
+        assert_eq!(total.total(), 40.0);
+        // A restarted app's counters go back: never a negative count.
+        assert_eq!(a.since(&b).total(), 0.0);
+    }
 }

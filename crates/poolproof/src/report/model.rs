@@ -167,6 +167,9 @@ pub struct RouteSecondSummary {
 pub struct Series {
     pub client: Vec<ClientSecond>,
     pub server: Vec<ServerSample>,
+    /// The database's samples (`postgres` source).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub db: Vec<crate::observe::DbSample>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -279,6 +282,9 @@ pub struct RunReport {
     /// The load generator's own timeliness (scheduled loads): whether it kept its schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<GeneratorReport>,
+    /// Sharded load: every generator shard's rate, lag, CPU and clock offset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generators: Vec<crate::generators::ShardFigures>,
     /// `validate --baseline`: the regression gate's comparison, shown in report.md and
     /// report.html. Not in report.json: the run directory's comparison.json carries it.
     #[serde(skip)]
@@ -449,6 +455,7 @@ impl RunReport {
             series: Series {
                 client: client_series(obs),
                 server: obs.server.clone(),
+                db: obs.db.clone(),
             },
             arm_series: input
                 .arms
@@ -459,6 +466,7 @@ impl RunReport {
                         Series {
                             client: client_series(o),
                             server: o.server.clone(),
+                            db: o.db.clone(),
                         },
                     )
                 })
@@ -467,6 +475,7 @@ impl RunReport {
             replicates: Vec::new(),
             app_cpu: Vec::new(),
             generator: obs.generator.as_ref().map(GeneratorReport::of),
+            generators: obs.shards.clone(),
             comparison: None,
         }
     }

@@ -8,7 +8,7 @@ use crate::app::meter::CpuUsage;
 use crate::app::{self, AppInstance, InstanceSpec};
 use crate::observe::Observations;
 use crate::provider::Provisioned;
-use crate::scenario::Scenario;
+use crate::scenario::{Launch, Scenario};
 use crate::sink::WebhookSink;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,10 +20,11 @@ pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The sampler's period.
 pub(super) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
-/// One arm: its name and the env it sets on top of `app.env`.
+/// One arm: its name, the env it sets on top of `app.env`, and how its app starts.
 pub(super) struct ArmSpec {
     pub(super) name: String,
     pub(super) env: BTreeMap<String, String>,
+    pub(super) launch: Launch,
 }
 
 /// What one arm (or, in concurrent mode, the run-wide part of every arm) needs to start and
@@ -33,7 +34,12 @@ pub(super) struct ArmContext<'a> {
     pub(super) provisioned: &'a Provisioned,
     pub(super) run_dir: &'a Path,
     pub(super) client: &'a reqwest::Client,
+    /// pooled-app's binary, located when some arm runs it.
     pub(super) binary: Option<&'a Path>,
+    /// How this arm's app starts.
+    pub(super) launch: &'a Launch,
+    /// The server-side sources its samplers read.
+    pub(super) sources: &'a crate::sampler::SourceSet,
     pub(super) sink: Option<&'a Arc<WebhookSink>>,
     pub(super) arm: &'a str,
     pub(super) arm_env: &'a BTreeMap<String, String>,
@@ -57,9 +63,20 @@ pub(super) fn start_instances(
     redis_url: Option<&str>,
     n: usize,
 ) -> Result<Vec<AppInstance>, RunError> {
-    let binary = ctx
-        .binary
-        .ok_or_else(|| RunError::Infra("no app binary".into()))?;
+    let (program, args, port_env) = match ctx.launch {
+        Launch::PooledApp { .. } => {
+            let binary = ctx
+                .binary
+                .ok_or_else(|| RunError::Infra("no pooled-app binary".into()))?;
+            (binary.to_path_buf(), Vec::new(), None)
+        }
+        Launch::Command { argv, port_env, .. } => {
+            let (program, args) = argv
+                .split_first()
+                .ok_or_else(|| RunError::Usage("app.command is empty".into()))?;
+            (program.into(), args.to_vec(), Some(port_env.as_str()))
+        }
+    };
     let sink = ctx.sink.map(|s| SinkUrls {
         slack: s.slack_url(),
         resend: s.resend_url(),
@@ -72,7 +89,7 @@ pub(super) fn start_instances(
     let mut instances = Vec::with_capacity(n);
     for number in 1..=n {
         let port = app::free_port().map_err(RunError::infra)?;
-        let env = instance_env(&EnvInputs {
+        let mut env = instance_env(&EnvInputs {
             database_url,
             redis_url,
             port,
@@ -82,10 +99,15 @@ pub(super) fn start_instances(
             scenario_env: Some(&ctx.scenario.app.env.0),
             arm_env: Some(ctx.arm_env),
         });
+        if let Some(var) = port_env {
+            // The scenario's own env may not move the port: poolproof chose it and loads it.
+            env.insert(var.to_owned(), port.to_string());
+        }
         let spec = InstanceSpec {
             number,
-            binary: binary.to_path_buf(),
-            args: Vec::new(),
+            binary: program.clone(),
+            args: args.clone(),
+            ready: ctx.launch.ready().to_owned(),
             env,
             port,
             log_path: ctx.run_dir.join(format!("app-{number}{suffix}.log")),

@@ -43,7 +43,7 @@ pub(super) async fn run_replicate(
         String::new()
     };
     progress.phase(&format!(
-        "{label}starting pooled-app for {} arms side by side ({n} instance{} each)",
+        "{label}starting the apps of {} arms side by side ({n} instance{} each)",
         arms.len(),
         if n == 1 { "" } else { "s" }
     ));
@@ -51,6 +51,7 @@ pub(super) async fn run_replicate(
     for ArmSpec {
         name: arm,
         env: arm_env,
+        launch,
     } in arms
     {
         let ctx = ArmContext {
@@ -59,6 +60,8 @@ pub(super) async fn run_replicate(
             run_dir: base.run_dir,
             client: base.client,
             binary: base.binary,
+            launch,
+            sources: base.sources,
             sink: base.sink,
             arm,
             arm_env,
@@ -74,7 +77,7 @@ pub(super) async fn run_replicate(
         )?);
     }
     let result = drive(base, arms, &mut apps, replicate, &label, progress).await;
-    progress.phase(&format!("{label}stopping pooled-app"));
+    progress.phase(&format!("{label}stopping the apps"));
     futures::future::join_all(
         apps.iter_mut()
             .flat_map(|a| a.iter_mut())
@@ -150,6 +153,7 @@ async fn drive(
                 bases,
                 token(base, &arm.env),
                 SAMPLE_EVERY,
+                base.sources.clone(),
             )
         })
         .collect();
@@ -186,7 +190,8 @@ async fn drive(
                 .get_mut(a)
                 .map(std::mem::take)
                 .unwrap_or_default(),
-            server: samples.iter().map(|s| s.to_server_sample(origin)).collect(),
+            server: samples.server(origin),
+            db: samples.db(origin),
             warmup: Some(outcome.warmup),
             load: outcome.load,
             faults: Vec::new(),
@@ -198,6 +203,7 @@ async fn drive(
             // Concurrent arms run the closed model only (scenario validation).
             stages: Vec::new(),
             generator: sc.load.is_scheduled().then(|| outcome.generator.clone()),
+            shards: Vec::new(),
         };
         per_arm.push(ArmMeasurement {
             obs,

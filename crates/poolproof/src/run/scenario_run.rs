@@ -11,13 +11,14 @@ use super::plan::load_plan;
 use crate::app::{self, AppInstance};
 use crate::faults::timeline::check as check_faults;
 use crate::faults::{FaultTargets, PlannedFault, Timeline};
+use crate::generators::LoadDriver;
 use crate::interrupt;
-use crate::load::{Attack, LoadOutcome};
+use crate::load::{LoadError, LoadOutcome};
 use crate::observe::Observations;
 use crate::progress::Progress;
 use crate::provider::{self, Provisioned};
-use crate::sampler::Sampler;
-use crate::scenario::{ArmsMode, Provider, Scenario};
+use crate::sampler::{Sampler, SourceSet};
+use crate::scenario::{ArmsMode, Launch, Provider, Scenario, Source, DEFAULT_METRICS_PATH};
 use crate::sink::WebhookSink;
 use poolproof_services::proxy::TcpProxy;
 use std::collections::BTreeMap;
@@ -120,21 +121,11 @@ async fn with_services(
         .no_proxy()
         .build()
         .map_err(|e| RunError::infra(format!("HTTP client: {e}")))?;
-    let (binary, sink) = match provisioned {
-        Provisioned::Local(_) => {
-            progress.phase("locating pooled-app");
-            let binary = app::locate_binary(scenario.app.binary.as_deref())
-                .await
-                .map_err(RunError::infra)?;
-            let sink = WebhookSink::start().await.map_err(RunError::infra)?;
-            (Some(binary), Some(sink))
-        }
-        Provisioned::External(_) => (None, None),
-    };
     let arms: Vec<ArmSpec> = if scenario.arms.is_empty() {
         vec![ArmSpec {
             name: "default".to_owned(),
             env: BTreeMap::new(),
+            launch: scenario.launch(None),
         }]
     } else {
         scenario
@@ -143,9 +134,43 @@ async fn with_services(
             .map(|a| ArmSpec {
                 name: a.name.clone(),
                 env: a.env.0.clone(),
+                launch: scenario.launch(Some(a)),
             })
             .collect()
     };
+    let (binary, sink) = match provisioned {
+        Provisioned::Local(services) => {
+            let binary = if arms
+                .iter()
+                .any(|a| matches!(a.launch, Launch::PooledApp { .. }))
+            {
+                progress.phase("locating pooled-app");
+                Some(
+                    app::locate_binary(scenario.app.binary.as_deref())
+                        .await
+                        .map_err(RunError::infra)?,
+                )
+            } else {
+                None
+            };
+            if !scenario.fixtures.sql.0.is_empty() {
+                progress.phase("applying fixtures.sql");
+                app::fixtures::apply(services.database_url(), &scenario.fixtures.sql.0)
+                    .await
+                    .map_err(|e| {
+                        if e.is_usage() {
+                            RunError::Usage(e.to_string())
+                        } else {
+                            RunError::infra(e)
+                        }
+                    })?;
+            }
+            let sink = WebhookSink::start().await.map_err(RunError::infra)?;
+            (binary, Some(sink))
+        }
+        Provisioned::External(_) => (None, None),
+    };
+    let sources = source_set(scenario, provisioned);
     let no_env = BTreeMap::new();
     let base = ArmContext {
         scenario,
@@ -153,6 +178,8 @@ async fn with_services(
         run_dir,
         client: &client,
         binary: binary.as_deref(),
+        launch: &arms[0].launch,
+        sources: &sources,
         sink: sink.as_ref(),
         arm: "",
         arm_env: &no_env,
@@ -212,6 +239,7 @@ async fn interleaved_runs(
         let ctx = ArmContext {
             arm: &spec.name,
             arm_env: &spec.env,
+            launch: &spec.launch,
             replicate,
             label: label(scenario, arms.len(), &spec.name, replicate),
             ..*base
@@ -309,8 +337,9 @@ async fn run_arm(
                 faults = Some((plan, t));
             }
             progress.phase(&format!(
-                "{}starting pooled-app ({n} instance{})",
+                "{}starting {} ({n} instance{})",
                 ctx.label,
+                ctx.launch.name(),
                 if n == 1 { "" } else { "s" }
             ));
             let instances = start_instances(ctx, &database_url, services.redis_url(), n)?;
@@ -331,7 +360,7 @@ async fn run_arm(
     };
     let result = drive(ctx, &mut instances, targets, token, faults, progress).await;
     if !instances.is_empty() {
-        progress.phase(&format!("{}stopping pooled-app", ctx.label));
+        progress.phase(&format!("{}stopping {}", ctx.label, ctx.launch.name()));
         futures::future::join_all(instances.iter_mut().map(|i| i.stop(STOP_GRACE))).await;
     }
     drop(proxy_for_app);
@@ -352,7 +381,7 @@ async fn drive(
     progress.phase(&format!("{}waiting for readiness", ctx.label));
     let ready = async {
         if instances.is_empty() {
-            app::wait_ready_url(ctx.client, &targets[0], timeout).await
+            app::wait_ready_url(ctx.client, &targets[0], ctx.launch.ready(), timeout).await
         } else {
             all_ready(instances.iter_mut(), ctx.client, timeout).await
         }
@@ -372,8 +401,17 @@ async fn drive(
         },
     )
     .map_err(RunError::Usage)?;
-    let attack = Attack::new(plan).map_err(|e| RunError::Usage(e.to_string()))?;
-    let handle = attack.handle();
+    let driver = LoadDriver::prepare(
+        plan,
+        sc.load.generators.as_ref(),
+        ctx.run_dir.join("generators"),
+    )
+    .await
+    .map_err(|e| match e {
+        LoadError::InvalidPlan(_) => RunError::Usage(e.to_string()),
+        e => RunError::infra(e),
+    })?;
+    let handle = driver.handle();
     // The silences count from the start of measured load too; they are deleted once it ends.
     let (silences_done, silences_done_rx) = tokio::sync::oneshot::channel::<()>();
     let silences = (!sc.silences.is_empty()).then(|| {
@@ -391,7 +429,13 @@ async fn drive(
             crate::silence::run(plan, api, start, silences_done_rx).await
         })
     });
-    let sampler = Sampler::start(ctx.client.clone(), targets, token, SAMPLE_EVERY);
+    let sampler = Sampler::start(
+        ctx.client.clone(),
+        targets,
+        token,
+        SAMPLE_EVERY,
+        ctx.sources.clone(),
+    );
     // The app processes' CPU time at every second of measured load (locally started apps).
     let pids: Vec<u32> = instances.iter().filter_map(AppInstance::pid).collect();
     let app_cpu = crate::app::cpu::LoadWindowSampler::start(handle.clone(), vec![pids]);
@@ -414,7 +458,7 @@ async fn drive(
     let hold = tokio::spawn(interrupt::hold_killswitch());
     // The load generator's own CPU over ramp, warm-up and load (regression gate noise check).
     let cpu_meter = crate::app::meter::CpuMeter::start();
-    let outcome = attack.run().await;
+    let outcome = driver.run().await;
     let cpu = cpu_meter.and_then(|m| m.finish());
     hold.abort();
     let _ = load_done.send(());
@@ -435,7 +479,7 @@ async fn drive(
             .map_err(|e| RunError::infra(format!("fault timeline: {e}")))?,
         None => Vec::new(),
     };
-    let samples = sampler.stop().await;
+    let sampled = sampler.stop().await;
     let app_cpu = app_cpu
         .finish()
         .await
@@ -444,12 +488,13 @@ async fn drive(
         .next()
         .unwrap_or_default();
     progress.phase(&format!("{}load finished", ctx.label));
-    let outcome: LoadOutcome = outcome.map_err(RunError::infra)?;
+    let (outcome, shards): (LoadOutcome, _) = outcome.map_err(RunError::infra)?;
     let origin = handle.measure_start().unwrap_or_else(Instant::now);
     let alerts = ctx.sink.map(|s| s.observed(origin)).unwrap_or_default();
     let obs = Observations {
         client: outcome.client,
-        server: samples.iter().map(|s| s.to_server_sample(origin)).collect(),
+        server: sampled.server(origin),
+        db: sampled.db(origin),
         warmup: Some(outcome.warmup),
         load: outcome.load,
         faults: fault_outcomes
@@ -461,6 +506,7 @@ async fn drive(
         app_cpu,
         stages: crate::observe::StageSpan::of(&sc.load),
         generator: sc.load.is_scheduled().then_some(outcome.generator),
+        shards,
     };
     // A fault that could not be injected (or undone) leaves a run that did not test what
     // the scenario says: an infrastructure failure, not a verdict.
@@ -476,6 +522,30 @@ async fn drive(
         interrupted: outcome.interrupted || interrupt::requested(),
         cpu,
     })
+}
+
+/// What the run's samplers read, from the scenario's `sources:`: the app's endpoints, and for
+/// `postgres` the run's database directly (not through the fault proxy) or the deployed app's
+/// monitoring URL.
+fn source_set(scenario: &Scenario, provisioned: &Provisioned) -> SourceSet {
+    SourceSet {
+        pooled_app: scenario.samples(Source::PooledApp),
+        prometheus: scenario.samples(Source::Prometheus).then(|| {
+            scenario
+                .app
+                .metrics_path
+                .clone()
+                .unwrap_or_else(|| DEFAULT_METRICS_PATH.to_owned())
+        }),
+        postgres: match provisioned {
+            _ if !scenario.samples(Source::Postgres) => None,
+            Provisioned::Local(services) => Some(services.database_url().to_owned()),
+            Provisioned::External(ext) => ext
+                .monitor_database_url
+                .as_ref()
+                .map(|u| u.expose().to_owned()),
+        },
+    }
 }
 
 /// `url` with its `127.0.0.1:{from}` port replaced by `to` (the app's way through the proxy).

@@ -500,6 +500,43 @@ mod tests {
         assert!(s.is_external());
     }
 
+    #[test]
+    fn arms_run_their_own_command_and_sources_default_by_app() {
+        let text = "name: x\napp: {command: [/bin/true, a], ready: /up}\nload: {users: 2, duration: 1s, transactions: [{name: a, path: /a}]}\narms:\n  - {name: one}\n  - {name: two, command: [/bin/sh], port_env: HTTP_PORT}\n";
+        let s = match load_str_with(text, "t.yaml", env) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            s.launch(s.arm("one")),
+            Launch::Command {
+                argv: vec!["/bin/true".into(), "a".into()],
+                port_env: "PORT".into(),
+                ready: "/up".into(),
+            }
+        );
+        assert_eq!(
+            s.launch(s.arm("two")),
+            Launch::Command {
+                argv: vec!["/bin/sh".into()],
+                port_env: "HTTP_PORT".into(),
+                ready: "/up".into(),
+            }
+        );
+        assert_eq!(s.sources(), vec![Source::Prometheus]);
+        let smoke = match load_str_with(SMOKE, "smoke.yaml", env) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            smoke.launch(None),
+            Launch::PooledApp {
+                ready: "/readyz".into()
+            }
+        );
+        assert_eq!(smoke.sources(), vec![Source::PooledApp]);
+    }
+
     /// The contract's example (docs/scenario-format.md) uses every key once; it must fit the
     /// model's shape (its field combinations are illustrative, so semantic checks are skipped).
     #[test]

@@ -59,6 +59,13 @@ pub struct Scenario {
     /// ratio SLAs then pair the arms second by second).
     #[serde(default)]
     pub arms_mode: ArmsMode,
+    /// Where server-side metrics come from, one or more of `pooled-app` (its JSON monitoring
+    /// API), `prometheus` (the app's `/metrics`, OpenTelemetry connection-pool names) and
+    /// `postgres` (`pg_stat_database` / `pg_stat_activity`, whatever the app). Default:
+    /// `[pooled-app]`, or `[prometheus]` when `app.command` runs another program.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 3))]
+    pub sources: Option<Vec<Source>>,
     /// What it runs against, as validation found it (not a YAML key).
     #[serde(skip)]
     #[schemars(skip)]
@@ -112,6 +119,40 @@ impl Scenario {
     pub fn load_time(&self) -> std::time::Duration {
         self.load.warmup.get() + self.load.measured()
     }
+    /// The server-side sources sampled: `sources:`, else the default for the app.
+    pub fn sources(&self) -> Vec<Source> {
+        match &self.sources {
+            Some(list) => list.clone(),
+            None if self.app.command.is_some() => vec![Source::Prometheus],
+            None => vec![Source::PooledApp],
+        }
+    }
+    /// Whether the scenario samples `source`.
+    pub fn samples(&self, source: Source) -> bool {
+        self.sources().contains(&source)
+    }
+    /// How the app of `arm` (or the scenario's app without arms) is started: the arm's
+    /// `command`, `port_env` and `ready` over `app`'s.
+    pub fn launch(&self, arm: Option<&Arm>) -> Launch {
+        let command = arm
+            .and_then(|a| a.command.clone())
+            .or_else(|| self.app.command.clone());
+        let ready = arm
+            .and_then(|a| a.ready.clone())
+            .or_else(|| self.app.ready.clone())
+            .unwrap_or_else(|| DEFAULT_READY.to_owned());
+        match command {
+            Some(argv) => Launch::Command {
+                argv,
+                port_env: arm
+                    .and_then(|a| a.port_env.clone())
+                    .or_else(|| self.app.port_env.clone())
+                    .unwrap_or_else(|| DEFAULT_PORT_ENV.to_owned()),
+                ready,
+            },
+            None => Launch::PooledApp { ready },
+        }
+    }
     /// Load time over all arms and replicates (what a run costs in load alone).
     pub fn total_load_time(&self) -> std::time::Duration {
         let arms = match self.arms_mode {
@@ -130,9 +171,9 @@ pub struct Services {
     /// answers, else processes.
     #[serde(default)]
     pub provider: Option<Provider>,
-    /// Postgres settings (containers provider).
+    /// Postgres settings: the image (containers provider), or the monitoring URL (external).
     #[serde(default)]
-    pub postgres: ServiceImage,
+    pub postgres: PostgresService,
     /// Redis settings (containers provider).
     #[serde(default)]
     pub redis: ServiceImage,
@@ -160,6 +201,93 @@ impl fmt::Display for Provider {
     }
 }
 
+/// `services.postgres:` — its image, or for the external provider how to watch it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresService {
+    /// `name:tag`; default from env (POOLPROOF_POSTGRES_IMAGE) or built-in (containers provider).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// External provider with the `postgres` source: a `postgres://` URL of the deployed app's
+    /// database for a monitoring (read-only) role; never printed.
+    #[serde(default)]
+    pub database_url: Option<Secret>,
+}
+
+/// A server-side metrics source (`sources:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Source {
+    /// pooled-app's JSON monitoring API (`/api/performance/pool`, `/health/status`,
+    /// `/metrics/realtime`).
+    #[serde(rename = "pooled-app")]
+    PooledApp,
+    /// The app's Prometheus `/metrics` with the OpenTelemetry connection-pool metrics
+    /// (`db_client_connection_count{db_client_connection_state}`, `_max`,
+    /// `_pending_requests`, `_timeouts_total`, the `_wait_time` histogram in seconds).
+    #[serde(rename = "prometheus")]
+    Prometheus,
+    /// The database itself, once a second: `pg_stat_database.sessions` (sessions opened)
+    /// and `pg_stat_activity` (connections held).
+    #[serde(rename = "postgres")]
+    Postgres,
+}
+
+impl Source {
+    /// The name as scenarios write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PooledApp => "pooled-app",
+            Self::Prometheus => "prometheus",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Readiness path when the scenario names none (pooled-app's).
+pub const DEFAULT_READY: &str = "/readyz";
+/// The variable carrying the port for `app.command` when the scenario names none.
+pub const DEFAULT_PORT_ENV: &str = "PORT";
+/// Where the `prometheus` source scrapes when `app.metrics_path` is not given.
+pub const DEFAULT_METRICS_PATH: &str = "/metrics";
+
+/// How one app (instance set) is started, resolved from `app` and an arm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Launch {
+    /// pooled-app (`app.binary` or located), bound through `BIND_ADDR`.
+    PooledApp {
+        /// Readiness path.
+        ready: String,
+    },
+    /// Any program: `argv`, its port in the variable `port_env`.
+    Command {
+        argv: Vec<String>,
+        port_env: String,
+        ready: String,
+    },
+}
+
+impl Launch {
+    /// The readiness path probed until it answers 200.
+    pub fn ready(&self) -> &str {
+        match self {
+            Self::PooledApp { ready } | Self::Command { ready, .. } => ready,
+        }
+    }
+    /// A short name for progress lines (`pooled-app`, or the program as the scenario gives it).
+    pub fn name(&self) -> String {
+        match self {
+            Self::PooledApp { .. } => "pooled-app".to_owned(),
+            Self::Command { argv, .. } => argv.first().cloned().unwrap_or_default(),
+        }
+    }
+}
+
 /// One service's image (containers provider).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -176,6 +304,22 @@ pub struct App {
     /// Path of the pooled-app binary; default: locate or build it.
     #[serde(default)]
     pub binary: Option<PathBuf>,
+    /// Any program to run instead of pooled-app, as argv (`[python, app.py]`); a first
+    /// element with a `/` is a path from the current directory, else looked up in PATH. It
+    /// gets `DATABASE_URL`, `REDIS_URL` and its port in `port_env`.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 64))]
+    pub command: Option<Vec<String>>,
+    /// With `command`: the environment variable that carries the port the program must listen
+    /// on 127.0.0.1 (default `PORT`).
+    #[serde(default)]
+    pub port_env: Option<String>,
+    /// Readiness probe: the path polled until it answers 200 (default `/readyz`).
+    #[serde(default)]
+    pub ready: Option<String>,
+    /// Where the `prometheus` source scrapes the app (default `/metrics`).
+    #[serde(default)]
+    pub metrics_path: Option<String>,
     /// Number of app instances (1..=16).
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 16))]
@@ -203,6 +347,10 @@ impl Default for App {
     fn default() -> Self {
         Self {
             binary: None,
+            command: None,
+            port_env: None,
+            ready: None,
+            metrics_path: None,
             instances: 1,
             env: EnvMap::default(),
             url: None,
@@ -311,6 +459,47 @@ pub struct Fixtures {
     #[serde(default = "default_fixture_requests")]
     #[schemars(range(min = 0, max = 10_000_000))]
     pub buddy_requests: u32,
+    /// SQL files (one path or a list, from the current directory) applied in order to the
+    /// database before the app starts, for apps that do not create and seed their schema.
+    #[serde(default)]
+    pub sql: SqlFiles,
+}
+
+/// `fixtures.sql:` — one path or a list of paths.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(with = "OneOrManyPaths")]
+pub struct SqlFiles(pub Vec<PathBuf>);
+
+/// The schema of [`SqlFiles`]: a path, or a list of paths.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum OneOrManyPaths {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for SqlFiles {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SqlFiles;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a path or a list of paths of SQL files")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SqlFiles, E> {
+                Ok(SqlFiles(vec![PathBuf::from(v)]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SqlFiles, A::Error> {
+                let mut out = Vec::new();
+                while let Some(p) = seq.next_element::<String>()? {
+                    out.push(PathBuf::from(p));
+                }
+                Ok(SqlFiles(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn default_fixture_users() -> u32 {
@@ -325,6 +514,7 @@ impl Default for Fixtures {
         Self {
             users: default_fixture_users(),
             buddy_requests: default_fixture_requests(),
+            sql: SqlFiles::default(),
         }
     }
 }
@@ -381,6 +571,73 @@ pub struct Load {
     /// Weighted transactions (at least one).
     #[schemars(length(min = 1, max = 100))]
     pub transactions: Vec<Transaction>,
+    /// Where the load runs: by default one generator, in this process. More shards split
+    /// it (`count`) on an `engine`; their measurements are merged exactly.
+    #[serde(default)]
+    pub generators: Option<Generators>,
+}
+
+/// `load.generators:` — the load split over generator shards (`poolproof generate`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Generators {
+    /// How many shards share the load (1..=64, default 1). Open model: each takes every
+    /// count-th scheduled start; closed model: the users and rate_limit are divided.
+    #[serde(default = "one_generator")]
+    #[schemars(range(min = 1, max = 64))]
+    pub count: u32,
+    /// Where they run (default `local`).
+    #[serde(default)]
+    pub engine: GeneratorEngine,
+    /// How long the shards get to start and register before the load's timeline begins
+    /// (default 3s local, 10s swarm, 60s kubernetes; 1s..10m).
+    #[serde(default)]
+    pub start_after: Option<Duration>,
+    /// The host name or IP address shards reach this coordinator at (default 127.0.0.1:
+    /// shards on this machine, or on its host network).
+    #[serde(default)]
+    pub advertise: Option<String>,
+}
+
+fn one_generator() -> u32 {
+    1
+}
+
+/// `load.generators.engine:`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratorEngine {
+    /// Processes of this binary on this machine.
+    #[default]
+    Local,
+    /// A Docker Swarm replicated job on the host network, from an image built locally from
+    /// this binary.
+    Swarm,
+    /// A Kubernetes Indexed Job (`poolproof generators render` prints it), applied with
+    /// kubectl to the current context.
+    Kubernetes,
+}
+
+impl GeneratorEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GeneratorEngine::Local => "local",
+            GeneratorEngine::Swarm => "swarm",
+            GeneratorEngine::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl std::str::FromStr for GeneratorEngine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(GeneratorEngine::Local),
+            "swarm" => Ok(GeneratorEngine::Swarm),
+            "kubernetes" => Ok(GeneratorEngine::Kubernetes),
+            _ => Err(format!("`{s}` is not an engine (local, swarm, kubernetes)")),
+        }
+    }
 }
 
 /// `load.model:` — how requests are started.
@@ -690,6 +947,9 @@ pub struct Sla {
     /// Ratio metrics only: `[treatment, baseline]`; omitted → the first two arms.
     #[serde(default)]
     pub arms: Option<ArmPair>,
+    /// Other metrics with arms: judge this arm (its last replicate); omitted → the first arm.
+    #[serde(default)]
+    pub arm: Option<String>,
     /// Ratio metrics only: decide on the paired bootstrap interval at this level (e.g. `95%`)
     /// instead of the point estimate: met when the whole interval meets the threshold, failed
     /// when none of it does, otherwise inconclusive (exit 4).
@@ -739,6 +999,9 @@ impl Sla {
         }
         if let Some(n) = self.stage {
             s.push_str(&format!("@stage{n}"));
+        }
+        if let Some(a) = &self.arm {
+            s.push_str(&format!("{{{a}}}"));
         }
         if self.timing == Some(Timing::Uncorrected) {
             s.push_str("(uncorrected)");
@@ -823,11 +1086,18 @@ pub enum Metric {
     /// Open model: the highest stage rate at which every per-second latency, error and
     /// dropped-request SLA of the scenario holds in every second of the stage.
     MaxSustainedRate,
+    /// Requests waiting for a pool connection, peak over the phase's samples (summed over
+    /// instances per second).
+    PendingRequests,
+    /// Sessions the database opened over the phase / requests completed (`postgres` source).
+    DbSessionsOpenedPerRequest,
+    /// Most connections the database held at once over the phase (`postgres` source).
+    DbConnectionsPeak,
 }
 
 impl Metric {
     /// Every metric, in documentation order.
-    pub const ALL: [Metric; 26] = [
+    pub const ALL: [Metric; 29] = [
         Self::LatencyP50,
         Self::LatencyP95,
         Self::LatencyP99,
@@ -854,6 +1124,9 @@ impl Metric {
         Self::DroppedRequests,
         Self::OfferedRate,
         Self::MaxSustainedRate,
+        Self::PendingRequests,
+        Self::DbSessionsOpenedPerRequest,
+        Self::DbConnectionsPeak,
     ];
 
     /// The snake_case name used in scenarios and reports.
@@ -885,6 +1158,9 @@ impl Metric {
             Self::DroppedRequests => "dropped_requests",
             Self::OfferedRate => "offered_rate",
             Self::MaxSustainedRate => "max_sustained_rate",
+            Self::PendingRequests => "pending_requests",
+            Self::DbSessionsOpenedPerRequest => "db_sessions_opened_per_request",
+            Self::DbConnectionsPeak => "db_connections_peak",
         }
     }
 
@@ -913,7 +1189,10 @@ impl Metric {
             | Self::NotificationsWhileSilenced
             | Self::FallbackActivations
             | Self::OfferedRate
-            | Self::MaxSustainedRate => &[K::Number],
+            | Self::MaxSustainedRate
+            | Self::PendingRequests
+            | Self::DbSessionsOpenedPerRequest
+            | Self::DbConnectionsPeak => &[K::Number],
             Self::P95Improvement | Self::ConnectionOverheadReduction | Self::ThroughputLoss => {
                 &[K::Percent, K::Ratio]
             }
@@ -992,7 +1271,26 @@ impl Metric {
                 | Self::HealthScore
                 | Self::ServerLatencyP95
                 | Self::FallbackActivations
+                | Self::PendingRequests
+                | Self::DbSessionsOpenedPerRequest
+                | Self::DbConnectionsPeak
         )
+    }
+
+    /// The sources that can supply a server-side metric (empty for client-side ones); when
+    /// several are sampled, the first in this order that has data is used.
+    pub fn sources(self) -> &'static [Source] {
+        match self {
+            Self::PoolUtilization | Self::AcquireWaitP95 | Self::PendingRequests => {
+                &[Source::PooledApp, Source::Prometheus]
+            }
+            Self::ServerLatencyP95 => &[Source::PooledApp, Source::Prometheus],
+            Self::PoolEfficiency | Self::HealthScore | Self::FallbackActivations => {
+                &[Source::PooledApp]
+            }
+            Self::DbSessionsOpenedPerRequest | Self::DbConnectionsPeak => &[Source::Postgres],
+            _ => &[],
+        }
     }
 }
 
@@ -1133,4 +1431,15 @@ pub struct Arm {
     /// Environment overrides for this arm.
     #[serde(default)]
     pub env: EnvMap,
+    /// This arm runs another program than `app.command` (or pooled-app), e.g. a second app
+    /// or build to compare; argv as in `app.command`.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 64))]
+    pub command: Option<Vec<String>>,
+    /// The port variable of this arm's program (default: `app.port_env`, else `PORT`).
+    #[serde(default)]
+    pub port_env: Option<String>,
+    /// This arm's readiness path (default: `app.ready`, else `/readyz`).
+    #[serde(default)]
+    pub ready: Option<String>,
 }

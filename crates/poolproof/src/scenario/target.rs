@@ -21,4 +21,7 @@ pub struct ExternalApp {
     pub url: String,
     /// Bearer token for its performance API; never printed.
     pub token: Option<Secret>,
+    /// A monitoring role's `postgres://` URL of its database (the `postgres` source); never
+    /// printed.
+    pub monitor_database_url: Option<Secret>,
 }

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use super::locate::Seg;
 use super::model::{
-    ArmsMode, Fault, FaultKind, Load, LoadModel, Metric, Provider, Scenario, SilenceSpec, Sla,
+    ArmsMode, Fault, FaultKind, GeneratorEngine, Generators, Load, LoadModel, Metric, Provider,
+    Scenario, SilenceSpec, Sla, Source,
 };
 use super::target::{ExternalApp, Target};
 use super::types::Threshold;
@@ -14,6 +15,7 @@ use super::types::Threshold;
 pub mod limits {
     /// `load.users`
     pub const MAX_USERS: u32 = 10_000;
+    pub const MAX_GENERATORS: u32 = 64;
     /// `load.rate_limit` (requests per second)
     pub const MAX_RATE: f64 = 1_000_000.0;
     /// `load.rate` and `load.stages[].rate` (open model, requests per second): each start
@@ -42,6 +44,12 @@ pub mod limits {
     pub const MAX_READY_TIMEOUT_SECS: u64 = 600;
     /// `silences`
     pub const MAX_SILENCES: usize = 100;
+    /// `app.command` / `arms[].command`: arguments, and bytes per argument
+    pub const MAX_ARGS: usize = 64;
+    pub const MAX_ARG_BYTES: usize = 4096;
+    /// `fixtures.sql`: files, and bytes per file
+    pub const MAX_SQL_FILES: usize = 16;
+    pub const MAX_SQL_BYTES: u64 = 16 * 1024 * 1024;
     /// `slas[].confidence`, in percent: below 50 % an "interval" says little; 100 % has none.
     pub const MIN_CONFIDENCE: f64 = 50.0;
     pub const MAX_CONFIDENCE: f64 = 99.9;
@@ -189,6 +197,50 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
                 "the external provider cannot set the deployed app's environment: remove app.env",
             ));
         }
+        if s.app.command.is_some() {
+            return Err(root.issue(
+                &[k("app"), k("command")],
+                "the external provider starts no app: remove app.command",
+            ));
+        }
+        if !s.fixtures.sql.0.is_empty() {
+            return Err(root.issue(
+                &[k("fixtures"), k("sql")],
+                "the external provider starts no database to prepare: remove fixtures.sql",
+            ));
+        }
+        if let Some(url) = &s.services.postgres.database_url {
+            let u = url.expose();
+            let ok = (u.starts_with("postgres://") || u.starts_with("postgresql://"))
+                && !u.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                // Not echoed: it holds a password.
+                return Err(root.issue(
+                    &[k("services"), k("postgres"), k("database_url")],
+                    "database_url must be a postgres:// URL",
+                ));
+            }
+        }
+    } else if s.services.postgres.database_url.is_some() {
+        return Err(root.issue(
+            &[k("services"), k("postgres"), k("database_url")],
+            "services.postgres.database_url is for the external provider (poolproof knows the database it starts)",
+        ));
+    }
+    check_launch(
+        &[k("app")],
+        s.app.command.as_deref(),
+        s.app.port_env.as_deref(),
+        s.app.ready.as_deref(),
+    )?;
+    if s.app.command.is_some() && s.app.binary.is_some() {
+        return Err(root.issue(
+            &[k("app"), k("binary")],
+            "app.binary is pooled-app's; with app.command give the program there instead",
+        ));
+    }
+    if let Some(p) = &s.app.metrics_path {
+        check_path(p, &[k("app"), k("metrics_path")])?;
     }
 
     // fixtures
@@ -205,9 +257,14 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
         &[k("fixtures"), k("buddy_requests")],
     )?;
 
+    check_sql_files(s)?;
+
     // load
     let l = &s.load;
     check_model(l)?;
+    if let Some(g) = &l.generators {
+        check_generators(s, g)?;
+    }
     if l.measured().is_zero() {
         return Err(root.issue(&[k("load"), k("duration")], "must be more than 0s"));
     }
@@ -344,11 +401,26 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
                 message: format!("duplicate arm name {:?}", a.name),
             });
         }
+        let arm_path = [k("arms"), Seg::Index(i)];
+        check_launch(
+            &arm_path,
+            a.command.as_deref(),
+            a.port_env.as_deref(),
+            a.ready.as_deref(),
+        )?;
+        if a.port_env.is_some() && a.command.is_none() && s.app.command.is_none() {
+            return Err(Issue {
+                path: vec![k("arms"), Seg::Index(i), k("port_env")],
+                message: "port_env goes with command (pooled-app binds BIND_ADDR)".into(),
+            });
+        }
     }
     check(s.replicates, 1, MAX_REPLICATES, &[k("replicates")])?;
     if s.arms_mode == ArmsMode::Concurrent {
         check_concurrent(s)?;
     }
+
+    check_sources(s, external)?;
 
     // slas
     for (i, sla) in s.slas.iter().enumerate() {
@@ -358,9 +430,62 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
         (Some(url), true) => Target::External(ExternalApp {
             url: url.trim_end_matches('/').to_owned(),
             token: s.app.token.clone().filter(|t| !t.is_empty()),
+            monitor_database_url: s.services.postgres.database_url.clone(),
         }),
         _ => Target::Managed,
     })
+}
+
+/// `load.generators`: a shard count each shard can carry (at least one user or in-flight
+/// request each), a start delay within reason, arms one at a time, and an address that is a
+/// host, not a URL.
+pub(crate) fn check_generators(s: &Scenario, g: &Generators) -> Result<(), Issue> {
+    use limits::*;
+    let at = |f: &str| vec![k("load"), k("generators"), k(f)];
+    check(g.count, 1, MAX_GENERATORS, &at("count"))?;
+    let carriers = s.load.carriers();
+    if g.count > carriers {
+        let field = match s.load.model {
+            LoadModel::Open => "max_in_flight",
+            LoadModel::Closed => "users",
+        };
+        return Err(Issue {
+            path: at("count"),
+            message: format!(
+                "{} shards need at least one of the load's {field} each, which is {carriers}",
+                g.count
+            ),
+        });
+    }
+    if let Some(d) = g.start_after {
+        if d.get() < std::time::Duration::from_secs(1)
+            || d.get() > std::time::Duration::from_secs(600)
+        {
+            return Err(Issue {
+                path: at("start_after"),
+                message: format!("must lie within 1s..=10m, got {d}"),
+            });
+        }
+    }
+    if let Some(a) = &g.advertise {
+        let valid = !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !valid {
+            return Err(Issue {
+                path: at("advertise"),
+                message: format!("`{a}` is not a host name or IP address"),
+            });
+        }
+    }
+    if s.arms_mode == ArmsMode::Concurrent && (g.count > 1 || g.engine != GeneratorEngine::Local) {
+        return Err(Issue {
+            path: at("count"),
+            message: "sharded generators drive one arm at a time: use arms_mode: interleaved"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// `arms_mode: concurrent`: arms to run side by side, users that split evenly over every
@@ -712,6 +837,53 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
             });
         }
     }
+    let sources = s.sources();
+    if !m.sources().is_empty() && !m.sources().iter().any(|src| sources.contains(src)) {
+        let want = m
+            .sources()
+            .iter()
+            .map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let have = sources
+            .iter()
+            .map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Issue {
+            path: at("metric"),
+            message: format!(
+                "{m} comes from the {want} source, but the scenario samples [{have}]: add it to sources"
+            ),
+        });
+    }
+    if let Some(arm) = &sla.arm {
+        if m.is_ratio() {
+            return Err(Issue {
+                path: at("arm"),
+                message: format!("{m} compares two arms: use arms: [treatment, baseline]"),
+            });
+        }
+        if s.arm(arm).is_none() {
+            let known = s
+                .arms
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Issue {
+                path: at("arm"),
+                message: if s.arms.is_empty() {
+                    "arm selects one of the scenario's arms, but it defines none".to_owned()
+                } else {
+                    format!(
+                        "unknown arm {:?} (arms: {known})",
+                        super::types::shorten(arm)
+                    )
+                },
+            });
+        }
+    }
     if sla.timing.is_some() && !m.is_latency() {
         return Err(Issue {
             path: at("timing"),
@@ -886,6 +1058,192 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
                 path: at("confidence"),
                 message: "an interval needs at least two pairs: set replicates: 2 or more (or arms_mode: concurrent, which pairs seconds)".into(),
             });
+        }
+    }
+    Ok(())
+}
+
+/// `command`, `port_env` and `ready` of `app` or of an arm (at `base`).
+fn check_launch(
+    base: &[Seg],
+    command: Option<&[String]>,
+    port_env: Option<&str>,
+    ready: Option<&str>,
+) -> Result<(), Issue> {
+    use limits::*;
+    let at = |f: &str| {
+        let mut p = base.to_vec();
+        p.push(k(f));
+        p
+    };
+    if let Some(argv) = command {
+        if argv.is_empty() {
+            return Err(Issue {
+                path: at("command"),
+                message: "give the program and its arguments: [program, arg, ...]".into(),
+            });
+        }
+        if argv.len() > MAX_ARGS {
+            return Err(Issue {
+                path: at("command"),
+                message: format!("at most {MAX_ARGS} arguments"),
+            });
+        }
+        for (i, a) in argv.iter().enumerate() {
+            let mut path = at("command");
+            path.push(Seg::Index(i));
+            if a.len() > MAX_ARG_BYTES || a.contains('\0') {
+                return Err(Issue {
+                    path,
+                    message: format!(
+                        "an argument has at most {MAX_ARG_BYTES} bytes and no NUL character"
+                    ),
+                });
+            }
+            if i == 0 && a.trim().is_empty() {
+                return Err(Issue {
+                    path,
+                    message: "the program is empty".into(),
+                });
+            }
+        }
+        let program = &argv[0];
+        if program.contains('/') {
+            let p = std::path::Path::new(program);
+            if !p.is_file() {
+                let mut path = at("command");
+                path.push(Seg::Index(0));
+                return Err(Issue {
+                    path,
+                    message: format!(
+                        "no such program {:?} (a path is taken from the current directory)",
+                        super::types::shorten(program)
+                    ),
+                });
+            }
+        }
+    }
+    if let Some(name) = port_env {
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !valid || name.len() > 128 {
+            return Err(Issue {
+                path: at("port_env"),
+                message: "an environment variable name must match [A-Z_][A-Z0-9_]*".into(),
+            });
+        }
+        if matches!(name, "DATABASE_URL" | "REDIS_URL" | "PATH" | "HOME") {
+            return Err(Issue {
+                path: at("port_env"),
+                message: format!("{name} is set by poolproof for another purpose"),
+            });
+        }
+        if command.is_none() && base.len() == 1 {
+            return Err(Issue {
+                path: at("port_env"),
+                message: "port_env goes with command (pooled-app binds BIND_ADDR)".into(),
+            });
+        }
+    }
+    if let Some(r) = ready {
+        check_path(r, &at("ready"))?;
+    }
+    Ok(())
+}
+
+/// An HTTP path poolproof requests itself (`ready`, `metrics_path`).
+fn check_path(p: &str, path: &[Seg]) -> Result<(), Issue> {
+    if !p.starts_with('/')
+        || p.len() > 1024
+        || p.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Issue {
+            path: path.to_vec(),
+            message: "a path must start with \"/\" and hold no spaces or control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `fixtures.sql`: files that exist (from the current directory), few and not huge.
+fn check_sql_files(s: &Scenario) -> Result<(), Issue> {
+    use limits::*;
+    let files = &s.fixtures.sql.0;
+    if files.len() > MAX_SQL_FILES {
+        return Err(Issue {
+            path: vec![k("fixtures"), k("sql")],
+            message: format!("at most {MAX_SQL_FILES} SQL files"),
+        });
+    }
+    for (i, f) in files.iter().enumerate() {
+        let path = if matches!(s.fixtures.sql.0.len(), 1) {
+            vec![k("fixtures"), k("sql")]
+        } else {
+            vec![k("fixtures"), k("sql"), Seg::Index(i)]
+        };
+        let shown = super::types::shorten(&f.display().to_string());
+        match std::fs::metadata(f) {
+            Ok(m) if m.is_file() && m.len() <= MAX_SQL_BYTES => {}
+            Ok(m) if m.is_file() => {
+                return Err(Issue {
+                    path,
+                    message: format!(
+                        "{shown:?} has {} bytes; SQL fixtures are limited to {MAX_SQL_BYTES}",
+                        m.len()
+                    ),
+                })
+            }
+            _ => {
+                return Err(Issue {
+                    path,
+                    message: format!(
+                        "no such SQL file {shown:?} (paths are taken from the current directory)"
+                    ),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `sources:` — no repeats; `postgres` needs a database to watch and arms it can tell apart.
+fn check_sources(s: &Scenario, external: bool) -> Result<(), Issue> {
+    let Some(list) = &s.sources else {
+        return Ok(());
+    };
+    if list.is_empty() {
+        return Err(Issue {
+            path: vec![k("sources")],
+            message: "give at least one source (pooled-app, prometheus, postgres) or omit sources"
+                .into(),
+        });
+    }
+    let mut seen = HashSet::new();
+    for (i, src) in list.iter().enumerate() {
+        if !seen.insert(*src) {
+            return Err(Issue {
+                path: vec![k("sources"), Seg::Index(i)],
+                message: format!("{src} is listed twice"),
+            });
+        }
+        if *src == Source::Postgres {
+            if external && s.services.postgres.database_url.is_none() {
+                return Err(Issue {
+                    path: vec![k("sources"), Seg::Index(i)],
+                    message: "the postgres source of a deployed app needs services.postgres.database_url (a monitoring role's URL, e.g. ${POOLPROOF_MONITOR_DATABASE_URL})".into(),
+                });
+            }
+            if s.arms_mode == ArmsMode::Concurrent {
+                return Err(Issue {
+                    path: vec![k("sources"), Seg::Index(i)],
+                    message: "concurrent arms share one database, whose session counter cannot tell them apart: use arms_mode: interleaved with the postgres source".into(),
+                });
+            }
         }
     }
     Ok(())

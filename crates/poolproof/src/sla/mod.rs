@@ -15,7 +15,15 @@
 //! - `health_score`: min (default) or mean of the composite score samples.
 //! - `server_latency_p95`: mean of the app's sampled p95 (its last 10 s, once a second); per
 //!   route, of the app's `routes[]` entry (its last 60 s) that the transaction's method and path
-//!   match (`GET /api/users/{{rand:1..9}}` is served by `GET /api/users/{id}`).
+//!   match (`GET /api/users/{{rand:1..9}}` is served by `GET /api/users/{id}`). With the
+//!   `prometheus` source instead: the p95 of what `http_server_request_duration_seconds`
+//!   counted over the phase.
+//! - `pool_utilization`, `acquire_wait_p95`, `pending_requests` from the `prometheus` source
+//!   (when pooled-app's API was not sampled): peak used / max, the p95 of what the
+//!   `db_client_connection_wait_time` histogram counted over the phase, the peak of the
+//!   per-second sum of `db_client_connection_pending_requests`.
+//! - `db_sessions_opened_per_request`, `db_connections_peak`: the `postgres` source, see
+//!   [`database`].
 //! - `dropped_requests`: scheduled starts never sent / scheduled starts (by scheduled time);
 //!   `offered_rate`: scheduled starts per second.
 //! - `max_sustained_rate`: see [`capacity`].
@@ -28,6 +36,7 @@
 mod alerts;
 mod capacity;
 mod client;
+mod database;
 mod ratios;
 mod server;
 mod value;
@@ -182,6 +191,20 @@ pub(crate) fn sla_windows(
 /// latency and error-rate SLAs as its definition of "recovered").
 pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
     let unit = Unit::of(sla.metric, &sla.threshold);
+    // `arm:` judges that arm's observations instead of the first arm's.
+    let input = match &sla.arm {
+        Some(arm) => match input.arms.get(arm) {
+            Some(obs) => EvalInput { obs, ..input },
+            None => {
+                return result(
+                    sla,
+                    unit,
+                    Measure::NoData(format!("arm `{arm}` did not run")),
+                )
+            }
+        },
+        None => input,
+    };
     let measure = match sla.metric {
         Metric::LatencyP50
         | Metric::LatencyP95
@@ -200,7 +223,11 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         | Metric::AcquireWaitP95
         | Metric::HealthScore
         | Metric::ServerLatencyP95
-        | Metric::FallbackActivations => server::measure(sla, input.obs, input.transactions),
+        | Metric::FallbackActivations
+        | Metric::PendingRequests => server::measure(sla, input.obs, input.transactions),
+        Metric::DbSessionsOpenedPerRequest | Metric::DbConnectionsPeak => {
+            database::measure(sla, input.obs)
+        }
         Metric::AlertLatency
         | Metric::AlertResolution
         | Metric::DuplicateNotifications
@@ -213,6 +240,11 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         | Metric::ThroughputLoss
         | Metric::CpuPerRequestIncrease => ratios::measure(sla, all, &input),
     };
+    result(sla, unit, measure)
+}
+
+/// The verdict of `measure` against the SLA's threshold, with everything reports show.
+fn result(sla: &Sla, unit: Unit, measure: Measure) -> SlaResult {
     let threshold = sla.threshold.canonical();
     let point = |value: f64| {
         if holds(sla.comparator, value, threshold) {

@@ -425,7 +425,7 @@ fn pair_value(
                 _ => Err(format!("no connection figures ({names})")),
             },
             _ => Err(format!(
-                "no two pool samples with acquisitions during load in both arms ({names})"
+                "no connection counts during load in both arms: pooled-app's pool samples with acquisitions, or the postgres source's pg_stat_database.sessions ({names})"
             )),
         },
         Metric::CpuPerRequestIncrease => match (t.app_cpu_in(tw), b.app_cpu_in(bw)) {
@@ -465,16 +465,18 @@ pub(crate) struct ConnectionCost {
     /// (growth of `size`): a one-off, not a per-request cost.
     pub opened: u64,
     /// Time spent getting connections (the wait in the pool's `acquire`, or connecting when
-    /// unpooled), ms.
-    pub acquire_ms: f64,
+    /// unpooled), ms; `None` when no source reports it.
+    pub acquire_ms: Option<f64>,
+    /// Where the figures come from (`pooled-app`, `postgres`).
+    pub source: &'static str,
 }
 
 impl ConnectionCost {
     pub fn opened_per_request(&self) -> f64 {
         self.opened as f64 / self.requests as f64
     }
-    pub fn ms_per_request(&self) -> f64 {
-        self.acquire_ms / self.requests as f64
+    pub fn ms_per_request(&self) -> Option<f64> {
+        self.acquire_ms.map(|ms| ms / self.requests as f64)
     }
 }
 
@@ -489,8 +491,14 @@ fn overhead_reduction(
     names: &str,
 ) -> Measure {
     let (to, bo) = (t.opened_per_request(), b.opened_per_request());
+    let opened = if t.source == b.source {
+        format!("{} connections opened", t.source)
+    } else {
+        format!("connections opened ({} vs {})", t.source, b.source)
+    };
+    let ms = |c: &ConnectionCost| c.ms_per_request().map_or_else(|| "unknown".into(), fmt_ms);
     let detail = format!(
-        "connections opened per request {} vs {} ({} of {} requests vs {} of {}); \
+        "{opened} per request {} vs {} ({} of {} requests vs {} of {}); \
          time getting a connection {} vs {} per request ({names})",
         sig3(to),
         sig3(bo),
@@ -498,8 +506,8 @@ fn overhead_reduction(
         t.requests,
         b.opened,
         b.requests,
-        fmt_ms(t.ms_per_request()),
-        fmt_ms(b.ms_per_request()),
+        ms(t),
+        ms(b),
     );
     if bo < MIN_BASELINE_OPENED_PER_REQUEST {
         return Measure::Value {
@@ -518,9 +526,51 @@ fn overhead_reduction(
     Measure::Value { value, detail }
 }
 
-/// The connection cost of one arm over its measured load; `None` without two pool samples
-/// of one instance in the load window, or without requests between them.
+/// The connection cost of one arm over its measured load: from pooled-app's pool counters,
+/// else from the database's session counter (`postgres` source; the time getting a connection
+/// then from the `prometheus` source's wait-time histogram, when sampled).
 pub(crate) fn connection_cost(o: &Observations) -> Option<ConnectionCost> {
+    pool_connection_cost(o).or_else(|| db_connection_cost(o))
+}
+
+/// The sessions the database opened over the load window against the client requests
+/// completed in the same span.
+fn db_connection_cost(o: &Observations) -> Option<ConnectionCost> {
+    let load = o.windows(PhaseKind::Load);
+    let samples: Vec<_> = o
+        .db_samples_in(&load)
+        .filter_map(|s| s.sessions.map(|n| (s.t, n)))
+        .collect();
+    let (first, last) = (samples.first()?, samples.last()?);
+    if last.0 <= first.0 {
+        return None;
+    }
+    let span = crate::observe::Window::new(first.0, last.0);
+    let requests = o.client.window(&[span], None).requests;
+    let mut acquire_ms = None;
+    let instances: std::collections::BTreeSet<usize> =
+        o.server.iter().map(|s| s.instance).collect();
+    for i in instances {
+        let sums: Vec<f64> = o
+            .server_samples_in(&[span])
+            .filter(|s| s.instance == i)
+            .filter_map(|s| s.otel.as_ref()?.wait.as_ref().map(|w| w.sum))
+            .collect();
+        if let (Some(a), Some(z)) = (sums.first(), sums.last()) {
+            *acquire_ms.get_or_insert(0.0) += (z - a).max(0.0) * 1000.0;
+        }
+    }
+    (requests > 0).then_some(ConnectionCost {
+        requests,
+        opened: last.1.saturating_sub(first.1),
+        acquire_ms,
+        source: "postgres",
+    })
+}
+
+/// From pooled-app's counters; `None` without two pool samples of one instance in the load
+/// window, or without requests between them.
+fn pool_connection_cost(o: &Observations) -> Option<ConnectionCost> {
     let load = o.windows(PhaseKind::Load);
     let mut opened = 0u64;
     let mut acquire_ms = 0.0;
@@ -560,7 +610,8 @@ pub(crate) fn connection_cost(o: &Observations) -> Option<ConnectionCost> {
     (requests > 0).then_some(ConnectionCost {
         requests,
         opened,
-        acquire_ms,
+        acquire_ms: Some(acquire_ms),
+        source: "pooled-app",
     })
 }
 
@@ -634,13 +685,13 @@ mod overhead_tests {
         let c = connection_cost(&arm(100, 550.0, false)).unwrap();
         // Samples at 0 s and 9 s: 900 requests completed between them.
         assert_eq!((c.requests, c.opened), (900, 900));
-        assert!((c.ms_per_request() - 5.5).abs() < 1e-9, "{c:?}");
+        assert!((c.ms_per_request().unwrap() - 5.5).abs() < 1e-9, "{c:?}");
         let p = connection_cost(&arm(0, 2.0, true)).unwrap();
         assert_eq!(
             p.opened, 0,
             "the pool filling up is not per-request overhead"
         );
-        assert!((p.ms_per_request() - 0.02).abs() < 1e-9, "{p:?}");
+        assert!((p.ms_per_request().unwrap() - 0.02).abs() < 1e-9, "{p:?}");
         assert_eq!(connection_cost(&Observations::default()), None);
     }
 

@@ -14,6 +14,8 @@ pub enum Unit {
     /// A 0–100 score.
     Score,
     Count,
+    /// A figure per request (sessions opened per request).
+    PerRequest,
     /// A multiple (x3).
     Multiple,
 }
@@ -29,6 +31,7 @@ impl Unit {
                     Unit::RequestsPerSecond
                 }
                 Metric::HealthScore => Unit::Score,
+                Metric::DbSessionsOpenedPerRequest => Unit::PerRequest,
                 _ => Unit::Count,
             },
         }
@@ -59,6 +62,7 @@ pub fn format_value(v: f64, unit: Unit) -> String {
         Unit::RequestsPerSecond => format!("{} rps", sig3(v)),
         Unit::Score => sig3(v),
         Unit::Count => format!("{}", v.round() as i64),
+        Unit::PerRequest => format!("{} per request", sig3(v)),
         Unit::Multiple => format!("x{}", sig3(v)),
     }
 }

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support;
 use crate::support::validate_in;
 
 const SCENARIO: &str = r#"name: concurrent-arms

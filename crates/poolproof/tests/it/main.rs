@@ -2,10 +2,10 @@
 //! (cold CI builds and disk). Each file below is one area; nextest still runs every test
 //! in its own process, so tests keep their own environment.
 
-mod support;
 mod compare_cli;
 mod concurrent_arms;
 mod faults_services;
+mod generators;
 mod html_report;
 mod invalid_scenarios;
 mod load_generator;
@@ -18,5 +18,7 @@ mod scenario_twins;
 mod schema;
 mod sink;
 mod sla_reports;
+mod sources;
+mod support;
 mod timeline_local;
 mod validate_e2e;

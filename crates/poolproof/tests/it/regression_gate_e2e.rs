@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::support;
 use crate::support::workspace_root;
 
 /// 16 concurrent users at 120 requests/s on a DB-bound route; the pool size comes from

@@ -2,7 +2,6 @@
 //! `poolproof` binary against real services and pooled-app: each must fail its SLAs with
 //! exit 1 (a verdict), not pass and not crash.
 
-use crate::support;
 use crate::support::{validate, workspace_root};
 
 fn shipped(name: &str) -> String {
@@ -261,6 +260,63 @@ fn alert_inhibition_passes_and_its_twin_without_inhibition_and_with_the_wrong_si
     assert_row(
         &out,
         "alert_latency[request_latency_critical][slack] <= 5s",
+        "met",
+    );
+}
+
+#[test]
+fn asyncpg_pooling_passes_and_its_twin_with_a_pool_of_one_fails() {
+    crate::support::ensure_asyncpg_app();
+    let text = shipped("asyncpg-pooling.yaml");
+    let (code, out) = validate("asyncpg-pooling", &text);
+    assert_eq!(
+        code,
+        Some(0),
+        "the shipped asyncpg-pooling scenario must pass:\n{out}"
+    );
+    assert_row(&out, "connection_overhead_reduction >= 90%", "met");
+    // One connection for 12 users in flight: they queue for it, which the pool SLAs read off
+    // the app's /metrics.
+    let twin = replace_once(&text, r#"DB_POOL_SIZE: "20""#, r#"DB_POOL_SIZE: "1""#);
+    let (code, out) = validate("asyncpg-pooling", &twin);
+    assert_eq!(code, Some(1), "a pool of one must fail with exit 1:\n{out}");
+    assert_row(&out, "acquire_wait_p95{pooled} <= 5ms", "FAILED");
+    assert_row(&out, "pending_requests{pooled} <= 2", "FAILED");
+    assert_row(&out, "pool_utilization{pooled} <= 90%", "FAILED");
+}
+
+#[test]
+fn stack_ab_compares_pooled_app_with_asyncpg_app_at_the_same_load() {
+    crate::support::ensure_asyncpg_app();
+    let text = shipped("stack-ab.yaml");
+    let (code, out) = validate("stack-ab", &text);
+    assert_eq!(
+        code,
+        Some(0),
+        "the shipped stack-ab scenario must pass:\n{out}"
+    );
+    assert_row(&out, "db_connections_peak{asyncpg-app} <= 12", "met");
+    assert_row(&out, "throughput_loss <= 5%", "met");
+    // The Python app without its pool: Postgres sees a session per request.
+    let twin = replace_once(
+        &text,
+        r#"env: { DB_POOL_SIZE: "10" }"#,
+        r#"env: { DB_POOL_SIZE: "10", DB_POOLING: "false" }"#,
+    );
+    let (code, out) = validate("stack-ab", &twin);
+    assert_eq!(
+        code,
+        Some(1),
+        "an unpooled asyncpg-app must fail with exit 1:\n{out}"
+    );
+    assert_row(
+        &out,
+        "db_sessions_opened_per_request{asyncpg-app} <= 0.01",
+        "FAILED",
+    );
+    assert_row(
+        &out,
+        "db_sessions_opened_per_request{pooled-app} <= 0.01",
         "met",
     );
 }

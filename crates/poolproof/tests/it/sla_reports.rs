@@ -105,6 +105,7 @@ fn observations() -> Observations {
             server_rps: Some(40.0),
             mode: Some("pooled".into()),
             errors: vec![],
+            ..ServerSample::default()
         })
         .collect();
     let alert = |t: f64, channel: &str, transition| AlertDelivery {
@@ -117,6 +118,7 @@ fn observations() -> Observations {
     Observations {
         client: c,
         server,
+        db: Vec::new(),
         warmup: Some(Window::new(-2.0, 0.0)),
         load: Window::new(0.0, 10.0),
         faults: vec![FaultEvent {
@@ -135,6 +137,8 @@ fn observations() -> Observations {
         app_cpu: Vec::new(),
         stages: Vec::new(),
         generator: None,
+        shards: Vec::new(),
+        silences: Vec::new(),
     }
 }
 

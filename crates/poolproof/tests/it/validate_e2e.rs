@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support;
 use crate::support::workspace_root;
 
 /// The scenario text of a short run; `slas` is the YAML of the `slas:` list.

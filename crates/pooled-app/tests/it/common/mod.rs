@@ -430,3 +430,24 @@ pub fn assert_no_secret(text: &str, pg_password: &str) {
         );
     }
 }
+
+/// The repository's root.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Runs `ci/<script>` (an `ensure-*.sh` installer) and returns the path it prints.
+pub fn ensure(script: &str) -> std::path::PathBuf {
+    let out = std::process::Command::new(workspace_root().join("ci").join(script))
+        .output()
+        .expect("run ci script");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
