@@ -15,54 +15,60 @@ use crate::alerts::silences::{self, Silence, StoreError};
 use crate::alerts::Alerts;
 use crate::clock::unix_ms;
 
-fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"error": kind, "message": message.into()})),
-    )
-        .into_response()
+/// A refused request: status, error kind and the one-line message.
+struct Refusal(StatusCode, &'static str, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1, "message": self.2}))).into_response()
+    }
+}
+
+fn error(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Response {
+    Refusal(status, kind, message.into()).into_response()
 }
 
 fn store_error(e: &StoreError) -> Response {
     match e {
         StoreError::Full => error(StatusCode::CONFLICT, "too_many_silences", e.to_string()),
-        StoreError::Unavailable(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        ),
+        StoreError::Unavailable(_) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+        }
     }
 }
 
-/// The alert engine, or the answer saying it is not running.
-fn engine(m: &Monitoring) -> Result<&Alerts, Response> {
+/// The alert engine, or why the request is refused (it is not running).
+fn engine(m: &Monitoring) -> Result<&Alerts, Refusal> {
     m.alerts.as_ref().ok_or_else(|| {
-        error(
+        Refusal(
             StatusCode::CONFLICT,
             "alerts_off",
-            "the alert engine is not running (ENABLE_PERFORMANCE_MONITORING=false)",
+            "the alert engine is not running (ENABLE_PERFORMANCE_MONITORING=false)".into(),
         )
     })
 }
 
-/// Changing silences needs `PERFORMANCE_API_TOKEN` (the guard has already checked it).
-fn writable(m: &Monitoring) -> Result<(), Response> {
+/// The engine, for a request that changes silences: that needs `PERFORMANCE_API_TOKEN` (the
+/// guard has already checked the request carries it).
+fn writable(m: &Monitoring) -> Result<&Alerts, Refusal> {
+    let a = engine(m)?;
     if m.token.is_none() {
-        return Err(error(
+        return Err(Refusal(
             StatusCode::FORBIDDEN,
             "token_required",
-            "silences stop notifications: set PERFORMANCE_API_TOKEN to create or delete them",
+            "silences stop notifications: set PERFORMANCE_API_TOKEN to create or delete them"
+                .into(),
         ));
     }
-    Ok(())
+    Ok(a)
 }
 
 /// `POST`: `{"alert": "<alert id>" (omit for every alert), "ends_at": "<RFC 3339>", "comment": "..."}`
 /// → 201 with the silence.
 pub async fn create(State(m): State<Monitoring>, body: Bytes) -> Response {
-    let a = match engine(&m).and_then(|a| writable(&m).map(|()| a)) {
+    let a = match writable(&m) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let s: Silence = match silences::parse_new(&body, &a.alert_ids(), unix_ms()) {
         Ok(s) => s,
@@ -81,7 +87,7 @@ pub async fn create(State(m): State<Monitoring>, body: Bytes) -> Response {
 pub async fn list(State(m): State<Monitoring>) -> Response {
     let a = match engine(&m) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match a.list_silences().await {
         Ok(v) => Json(json!({
@@ -95,9 +101,9 @@ pub async fn list(State(m): State<Monitoring>) -> Response {
 
 /// `DELETE /{id}`: ends a silence now; 204, or 404 when none has that id.
 pub async fn remove(State(m): State<Monitoring>, Path(id): Path<String>) -> Response {
-    let a = match engine(&m).and_then(|a| writable(&m).map(|()| a)) {
+    let a = match writable(&m) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if !silences::valid_id(&id) {
         return error(

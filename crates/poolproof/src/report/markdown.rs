@@ -281,6 +281,23 @@ pub fn markdown(r: &RunReport) -> String {
         }
         o.push('\n');
     }
+    if !r.silences.is_empty() {
+        let _ = writeln!(
+            o,
+            "## Alert silences\n\n| alert | planned at | in force from | until |\n|---|---:|---:|---:|"
+        );
+        for s in &r.silences {
+            let _ = writeln!(
+                o,
+                "| {} | {:.2} s | {:.2} s | {:.2} s |",
+                cell(s.alert.as_deref().unwrap_or("every alert")),
+                s.planned_at,
+                s.start,
+                s.end
+            );
+        }
+        o.push('\n');
+    }
     if r.replicates.len() > 1 {
         // Host noise across replicates (regression gating, docs/regression-gating.md).
         let noise =

@@ -3,7 +3,8 @@
 
 use crate::app::host::HostFacts;
 use crate::observe::{
-    AlertDelivery, FaultEvent, Observations, PhaseKind, ServerSample, Window, WindowStats,
+    AlertDelivery, FaultEvent, Observations, PhaseKind, ServerSample, SilenceEvent, Window,
+    WindowStats,
 };
 use crate::scenario::Scenario;
 use crate::sla::SlaResult;
@@ -261,6 +262,9 @@ pub struct RunReport {
     pub phases: Vec<PhaseSpan>,
     pub faults: Vec<FaultEvent>,
     pub alerts: Vec<AlertDelivery>,
+    /// Alert silences the scenario created, as they were in force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silences: Vec<SilenceEvent>,
     pub arms: Vec<ArmSummary>,
     pub series: Series,
     /// Per-arm time series of an A/B run (empty otherwise), for side-by-side charts.
@@ -446,6 +450,7 @@ impl RunReport {
             phases: phases(obs),
             faults: obs.faults.clone(),
             alerts: obs.alerts.clone(),
+            silences: obs.silences.clone(),
             arms,
             series: Series {
                 client: client_series(obs),

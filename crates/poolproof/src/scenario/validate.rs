@@ -356,6 +356,12 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
             env.get("PERFORMANCE_API_TOKEN")
                 .is_some_and(|t| !t.is_empty())
         };
+        if s.app.command.is_some() || s.arms.iter().any(|a| a.command.is_some()) {
+            return Err(root.issue(
+                &[k("silences")],
+                "silences are created through pooled-app's API; an app started by app.command (or an arm's command) has none",
+            ));
+        }
         if !token(&s.app.env) && (s.arms.is_empty() || !s.arms.iter().all(|a| token(&a.env))) {
             return Err(root.issue(
                 &[k("silences")],

@@ -133,11 +133,11 @@ fn observations() -> Observations {
             alert(6.6, "email", AlertTransition::Firing),
             alert(9.0, "slack", AlertTransition::Resolved),
         ],
+        silences: Vec::new(),
         app_cpu: Vec::new(),
         stages: Vec::new(),
         generator: None,
         shards: Vec::new(),
-        silences: Vec::new(),
     }
 }
 

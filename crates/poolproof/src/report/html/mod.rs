@@ -640,6 +640,7 @@ fn arms_charts(h: &mut String, r: &RunReport) {
     h.push_str("</div></section>");
 }
 
+/// Faults, silences and the alert notifications received, as they happened.
 fn faults_and_alerts(h: &mut String, r: &RunReport) {
     if !r.faults.is_empty() {
         h.push_str("<section><h2>Faults (as they happened)</h2><table><tr><th>kind</th><th>target</th><th>planned at</th><th>began</th><th>ended</th><th>lasted</th></tr>");
@@ -657,6 +658,20 @@ fn faults_and_alerts(h: &mut String, r: &RunReport) {
                 f.end
                     .map(|e| format!("{:.3} s", e - f.start))
                     .unwrap_or_else(|| "–".into()),
+            );
+        }
+        h.push_str("</table></section>");
+    }
+    if !r.silences.is_empty() {
+        h.push_str("<section><h2>Alert silences</h2><table><tr><th>alert</th><th>planned at</th><th>in force from</th><th>until</th></tr>");
+        for s in &r.silences {
+            let _ = write!(
+                h,
+                r#"<tr><td><code>{}</code></td><td class="num">{:.2} s</td><td class="num">{:.3} s</td><td class="num">{:.3} s</td></tr>"#,
+                escape(s.alert.as_deref().unwrap_or("every alert")),
+                s.planned_at,
+                s.start,
+                s.end,
             );
         }
         h.push_str("</table></section>");
