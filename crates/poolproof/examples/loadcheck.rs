@@ -16,8 +16,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let users: usize = args[2].parse().context("USERS must be a whole number")?;
     let secs: u64 = args[3].parse().context("SECONDS must be a whole number")?;
-    let rate: Option<u32> = match args.get(4) {
-        Some(r) if r != "-" => Some(r.parse().context("RATE must be a whole number")?),
+    let rate: Option<f64> = match args.get(4) {
+        Some(r) if r != "-" => Some(r.parse().context("RATE must be a number")?),
         _ => None,
     };
     let warmup: u64 = match args.get(5) {
@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         }],
         request_timeout: Duration::from_secs(10),
         bearer_token: None,
+        shard: None,
     };
     let out = Attack::new(plan)?.run().await?;
     let w = out.client.window(&[out.load], None);

@@ -44,6 +44,40 @@ pub enum Command {
     Compare(crate::compare::cli::CompareArgs),
     /// Manage baselines in `reports/baselines/`.
     Baseline(crate::compare::cli::BaselineArgs),
+    /// Run one load generator shard of a sharded run. Started by the run's engine, not by
+    /// hand: reads POOLPROOF_COORDINATOR (the coordinator's URL), POOLPROOF_RUN_KEY and
+    /// optionally POOLPROOF_SHARD or JOB_COMPLETION_INDEX. Exit 0 when its measurements were
+    /// delivered, 2 on a bad environment, 3 when it could not run.
+    Generate,
+    /// Load generator shards on other engines.
+    #[command(subcommand)]
+    Generators(GeneratorsCommand),
+}
+
+/// `poolproof generators …`.
+#[derive(Debug, Subcommand)]
+pub enum GeneratorsCommand {
+    /// Print the Kubernetes manifest (an Indexed Job) that runs a scenario's generator shards.
+    Render(RenderArgs),
+}
+
+/// `poolproof generators render`.
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// The engine to render for (only `kubernetes` has a manifest).
+    #[arg(long, default_value = "kubernetes")]
+    pub engine: crate::scenario::GeneratorEngine,
+    /// The coordinator's URL as the pods reach it.
+    #[arg(long, default_value = "http://poolproof-coordinator:7700")]
+    pub coordinator: String,
+    /// The image holding the poolproof binary.
+    #[arg(long, default_value = "poolproof/generator:latest")]
+    pub image: String,
+    /// The Job's name (also the stem of its key Secret, `<name>-key`).
+    #[arg(long, default_value = "poolproof-generators")]
+    pub name: String,
+    /// The scenario whose `load.generators.count` sets the shard count.
+    pub scenario: PathBuf,
 }
 
 /// `poolproof validate`.
@@ -63,6 +97,12 @@ pub struct ValidateArgs {
     pub baseline: Option<PathBuf>,
     #[command(flatten)]
     pub gate: crate::compare::cli::GateArgs,
+    /// Split every scenario's load over this many generator shards (its `load.generators.count`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub generators: Option<u32>,
+    /// Where the shards run (its `load.generators.engine`): local, swarm or kubernetes.
+    #[arg(long)]
+    pub generator_engine: Option<crate::scenario::GeneratorEngine>,
 }
 
 /// `poolproof check`.
@@ -109,6 +149,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::List(args) => cmd_list(&args),
         Command::Compare(args) => crate::compare::cli::cmd_compare(&args),
         Command::Baseline(args) => crate::compare::cli::cmd_baseline(&args),
+        Command::Generate => cmd_generate(),
+        Command::Generators(GeneratorsCommand::Render(args)) => cmd_render(&args),
     }
 }
 
@@ -166,6 +208,23 @@ fn cmd_validate(args: &ValidateArgs) -> Exit {
     if let Some(r) = args.replicates {
         for s in &mut scenarios {
             s.scenario.replicates = r;
+        }
+    }
+    if args.generators.is_some() || args.generator_engine.is_some() {
+        for s in &mut scenarios {
+            let mut g = s.scenario.load.generators.clone().unwrap_or(scenario::Generators {
+                count: 1,
+                engine: scenario::GeneratorEngine::Local,
+                start_after: None,
+                advertise: None,
+            });
+            g.count = args.generators.unwrap_or(g.count);
+            g.engine = args.generator_engine.unwrap_or(g.engine);
+            if let Err(issue) = scenario::validate::check_generators(&s.scenario, &g) {
+                eprintln!("{}: --generators/--generator-engine: {}", s.path.display(), issue.message);
+                return Exit::Invalid;
+            }
+            s.scenario.load.generators = Some(g);
         }
     }
     run_scenarios(scenarios, args)
@@ -234,4 +293,58 @@ fn list_row(path: &Path, s: &Scenario) -> [String; 4] {
         s.tags.join(","),
         s.description.clone(),
     ]
+}
+
+fn cmd_generate() -> Exit {
+    let env = match crate::generators::ShardEnv::from_env() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return Exit::Invalid;
+        }
+    };
+    crate::load::install_log_bridge();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("generator shard: cannot start the async runtime: {e}");
+            return Exit::Infrastructure;
+        }
+    };
+    match runtime.block_on(crate::generators::run_shard(env)) {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("{e}");
+            Exit::Infrastructure
+        }
+    }
+}
+
+fn cmd_render(args: &RenderArgs) -> Exit {
+    if args.engine != scenario::GeneratorEngine::Kubernetes {
+        eprintln!(
+            "generators render: --engine {}: only kubernetes has a manifest (swarm and local are started by `poolproof validate`)",
+            args.engine.as_str()
+        );
+        return Exit::Invalid;
+    }
+    let loaded = match scenario::load_file(&args.scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            print_err(&e);
+            return Exit::Invalid;
+        }
+    };
+    let count = loaded
+        .load
+        .generators
+        .as_ref()
+        .map_or(1, |g| g.count);
+    print_out(&crate::generators::kubernetes_manifest(
+        &args.name,
+        count,
+        &args.image,
+        &args.coordinator,
+    ));
+    Exit::Ok
 }

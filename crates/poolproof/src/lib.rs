@@ -7,7 +7,8 @@
 //! 2. [`run`] drives it: [`run::plan`] turns its `load:` into the load engine's plan,
 //!    [`provider`] starts Postgres and Redis (or points at a deployed app), [`app`] starts
 //!    and stops the pooled-app instances;
-//! 3. [`load`] drives goose against them while [`faults`] plays the fault timeline,
+//! 3. [`load`] drives goose against them (or [`generators`] splits that over shards on
+//!    other processes or machines and merges their histograms) while [`faults`] plays the fault timeline,
 //!    [`sampler`] polls the app's monitoring endpoints and [`sink`] receives its alerts;
 //! 4. everything measured lands in [`observe::Observations`];
 //! 5. [`sla`] turns observations into verdicts (with [`stats`] for intervals);
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod compare;
 pub mod exit;
 pub mod faults;
+pub mod generators;
 pub mod interrupt;
 pub mod load;
 pub mod observe;

@@ -2,7 +2,6 @@
 //! (no Redis), conflicting concurrent writes, overload beyond what the pool and its queue can
 //! take, and slow or silent HTTP clients.
 
-use crate::support;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;

@@ -4,7 +4,6 @@
 //! after it, requests succeed again within a bounded time and the pool layer is back in pooled
 //! mode with nothing left counted as waiting.
 
-use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

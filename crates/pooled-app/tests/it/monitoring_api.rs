@@ -2,7 +2,6 @@
 //! Prometheus text checked by promtool, the dashboard page rendered by headless Chromium, and the
 //! start-up error for a bad rules file.
 
-use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

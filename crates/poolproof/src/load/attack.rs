@@ -24,6 +24,9 @@ pub enum LoadError {
     InvalidPlan(String),
     #[error("load generator failed: {0}")]
     Goose(String),
+    /// A generator shard of a sharded run failed (the message names it).
+    #[error("{0}")]
+    Shard(String),
 }
 
 /// What an attack measured.
@@ -94,11 +97,18 @@ impl Attack {
             plan.duration,
             plan.rate_limit,
             plan.open.as_ref(),
+            plan.shard,
             plan.request_timeout,
             plan.bearer_token.clone(),
             n,
         ));
         Ok(Attack { plan, rec, groups })
+    }
+
+    /// Starts the attack's timeline (the start of its ramp) at `origin` rather than at its
+    /// first request: generator shards share one origin, so their schedules interleave.
+    pub fn start_at(&self, origin: Instant) {
+        self.rec.set_origin(origin);
     }
 
     pub fn handle(&self) -> LoadHandle {

@@ -57,6 +57,29 @@ pub struct LoadHandle {
 }
 
 impl LoadHandle {
+    /// A handle on load that generator shards run elsewhere, on a timeline that starts (its
+    /// ramp) at `origin`: the fault timeline, samplers and progress follow it as they follow
+    /// a local attack; the coordinator fills its live counters from the shards' heartbeats.
+    pub fn remote(plan: &super::LoadPlan, origin: Instant) -> LoadHandle {
+        let weights: Vec<usize> = plan.transactions.iter().map(|t| t.weight).collect();
+        let rec = Recorder::new(
+            plan.route_names(),
+            &weights,
+            plan.ramp,
+            plan.warmup,
+            plan.duration,
+            None,
+            None,
+            None,
+            plan.request_timeout,
+            None,
+            1,
+        );
+        rec.set_origin(origin);
+        rec.remote.store(true, Ordering::SeqCst);
+        LoadHandle { rec: Arc::new(rec) }
+    }
+
     /// The instant measured load starts (`None` before the first request was sent).
     /// Fault timelines schedule their `at` offsets from it.
     pub fn measure_start(&self) -> Option<Instant> {

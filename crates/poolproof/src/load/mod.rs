@@ -17,13 +17,13 @@
 mod attack;
 mod handle;
 mod plan;
-mod recorder;
+pub(crate) mod recorder;
 mod schedule;
 pub mod template;
 
 pub use attack::{Attack, LoadError, LoadOutcome};
 pub use handle::{LoadHandle, LoadPhase, LoadProgress};
-pub use plan::{HttpMethod, LoadPlan, OpenPlan, RateSegment, TransactionPlan};
+pub use plan::{HttpMethod, LoadPlan, OpenPlan, RateSegment, ShardOf, TransactionPlan};
 pub use schedule::{Schedule, DROP_AFTER_DEFAULT, LATE_TOLERANCE};
 pub use template::{Template, TemplateError};
 

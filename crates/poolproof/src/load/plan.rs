@@ -26,6 +26,18 @@ impl HttpMethod {
         }
     }
 
+    /// The method's name, as [`HttpMethod::parse`] reads it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Head => "HEAD",
+        }
+    }
+
     /// Parses an HTTP method name (case-insensitive).
     pub fn parse(s: &str) -> Option<HttpMethod> {
         Some(match s.to_ascii_uppercase().as_str() {
@@ -88,7 +100,7 @@ pub struct LoadPlan {
     /// Measured load time.
     pub duration: Duration,
     /// Closed model: requests per second across all users, if capped.
-    pub rate_limit: Option<u32>,
+    pub rate_limit: Option<f64>,
     /// Open model: the arrival schedule (then `rate_limit` is unused and `ramp` is part of
     /// the schedule rather than a user ramp).
     pub open: Option<OpenPlan>,
@@ -97,6 +109,15 @@ pub struct LoadPlan {
     pub request_timeout: Duration,
     /// Sent as `Authorization: Bearer` on every request (external targets). Never logged.
     pub bearer_token: Option<String>,
+    /// This plan is one generator shard's share of a larger one (see [`LoadPlan::shard`]).
+    pub shard: Option<ShardOf>,
+}
+
+/// Shard `index` of `count` (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardOf {
+    pub index: u32,
+    pub count: u32,
 }
 
 impl LoadPlan {
@@ -116,8 +137,13 @@ impl LoadPlan {
         if self.duration.is_zero() {
             return Err("load.duration: must be greater than zero".into());
         }
-        if self.rate_limit == Some(0) {
-            return Err("load.rate_limit: must be at least 1".into());
+        if self.rate_limit.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return Err("load.rate_limit: must be more than 0".into());
+        }
+        if let Some(s) = self.shard {
+            if s.count == 0 || s.index >= s.count {
+                return Err(format!("shard {} of {}: no such shard", s.index, s.count));
+            }
         }
         if let Some(open) = &self.open {
             if open.segments.is_empty() {
@@ -149,6 +175,21 @@ impl LoadPlan {
             return Err("load: request timeout must be greater than zero".into());
         }
         Ok(())
+    }
+
+    /// Shard `index` of `count`'s share: the open model's schedule slots `index`,
+    /// `index + count`, … (the shards' union is exactly the whole schedule, interleaved),
+    /// the closed model's users and rate limit divided (the first shards take the
+    /// remainder's users). `count` 1 is the whole plan.
+    pub fn shard(mut self, index: u32, count: u32) -> LoadPlan {
+        if count <= 1 {
+            return self;
+        }
+        let (n, i) = (count as usize, index as usize);
+        self.users = (self.users / n + usize::from(i < self.users % n)).max(1);
+        self.rate_limit = self.rate_limit.map(|r| r / f64::from(count));
+        self.shard = Some(ShardOf { index, count });
+        self
     }
 
     /// Transaction names in plan order.

@@ -3,7 +3,7 @@
 //! (open model) or the pacer (closed model with a rate limit), the generator's own lag and
 //! live counters.
 
-use super::plan::OpenPlan;
+use super::plan::{OpenPlan, ShardOf};
 use super::schedule::{Schedule, LATE_TOLERANCE};
 use crate::observe::{ClientSeries, ErrorKind, GeneratorLag, LatencyHistogram, SlotFate, Window};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +37,9 @@ pub(crate) struct Recorder {
     /// How late users that were waiting for their slot woke up, over measured load: the
     /// generator's own lag (CPU saturation, a late timer), not the server's.
     lag: Mutex<LatencyHistogram>,
+    /// The load runs elsewhere (generator shards): stopping it is the coordinator's job,
+    /// not goose's killswitch.
+    pub(crate) remote: AtomicBool,
 }
 
 /// Spaces request starts `1 / rate` apart across all users (closed model with a rate
@@ -101,13 +104,20 @@ impl Recorder {
         ramp: Duration,
         warmup: Duration,
         duration: Duration,
-        rate_limit: Option<u32>,
+        rate_limit: Option<f64>,
         open: Option<&OpenPlan>,
+        shard: Option<ShardOf>,
         drop_after: Duration,
         bearer_token: Option<String>,
         groups: usize,
     ) -> Self {
-        let schedule = open.map(|o| Schedule::new(&o.segments, weights));
+        let schedule = open.map(|o| {
+            let whole = Schedule::new(&o.segments, weights);
+            match shard {
+                Some(s) => whole.sharded(s.index, s.count),
+                None => whole,
+            }
+        });
         Recorder {
             origin: OnceLock::new(),
             ramp,
@@ -124,9 +134,9 @@ impl Recorder {
             finished: AtomicBool::new(false),
             bearer_token,
             pacer: rate_limit
-                .filter(|r| *r > 0 && open.is_none())
+                .filter(|r| r.is_finite() && *r > 0.0 && open.is_none())
                 .map(|r| Pacer {
-                    interval: Duration::from_secs_f64(1.0 / f64::from(r)),
+                    interval: Duration::from_secs_f64(1.0 / r),
                     state: Mutex::new(PacerState {
                         next: None,
                         index: 0,
@@ -137,6 +147,7 @@ impl Recorder {
             next_slot: AtomicU64::new(0),
             drop_after,
             lag: Mutex::new(LatencyHistogram::new()),
+            remote: AtomicBool::new(false),
         }
     }
 
@@ -204,6 +215,11 @@ impl Recorder {
         }
     }
 
+    /// The lag histogram over measured load (a shard sends it to the coordinator whole).
+    pub(crate) fn lag_histogram(&self) -> LatencyHistogram {
+        self.lag.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
     /// The generator's lag over measured load.
     pub(crate) fn generator_lag(&self) -> GeneratorLag {
         let Ok(h) = self.lag.lock() else {
@@ -242,6 +258,12 @@ impl Recorder {
         }
     }
 
+    /// Sets the clock's origin ahead of the first request (a generator shard starts on the
+    /// coordinator's instant); false when it was already set.
+    pub(crate) fn set_origin(&self, origin: Instant) -> bool {
+        self.origin.set(origin).is_ok()
+    }
+
     /// Starts the clock at the first call.
     pub(crate) fn mark_origin(&self) -> Instant {
         *self.origin.get_or_init(Instant::now)
@@ -270,7 +292,9 @@ impl Recorder {
     pub(crate) fn stop(&self, at: Instant, reason: &str) {
         let _ = self.stop_at.set(at);
         self.stopping.store(true, Ordering::SeqCst);
-        goose::trigger_killswitch(reason);
+        if !self.remote.load(Ordering::SeqCst) {
+            goose::trigger_killswitch(reason);
+        }
     }
 
     /// `[0, duration)`, cut short when the attack stopped before the end.

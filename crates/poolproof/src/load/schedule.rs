@@ -34,6 +34,8 @@ pub struct Schedule {
     total: u64,
     /// Route index of slot `i` is `cycle[i % cycle.len()]`.
     cycle: Vec<usize>,
+    /// A shard's slot `i` is the whole schedule's slot `k + i n`.
+    stride: Option<(u64, u64)>,
 }
 
 impl Schedule {
@@ -58,6 +60,29 @@ impl Schedule {
             segs,
             total: n_start.ceil() as u64,
             cycle: weighted_cycle(weights),
+            stride: None,
+        }
+    }
+
+    /// The whole schedule's index of this schedule's slot `i`.
+    fn whole(&self, i: u64) -> u64 {
+        match self.stride {
+            Some((k, n)) => k + i * n,
+            None => i,
+        }
+    }
+
+    /// Shard `index` of `count`: slots `index`, `index + count`, … of this schedule, so the
+    /// shards' schedules interleave into exactly this one.
+    pub fn sharded(self, index: u32, count: u32) -> Schedule {
+        if count <= 1 {
+            return self;
+        }
+        let (k, n) = (u64::from(index), u64::from(count));
+        Schedule {
+            total: self.total.saturating_sub(k).div_ceil(n),
+            stride: Some((k, n)),
+            ..self
         }
     }
 
@@ -72,7 +97,7 @@ impl Schedule {
         if i >= self.total {
             return None;
         }
-        let x = i as f64;
+        let x = self.whole(i) as f64;
         let seg = self
             .segs
             .iter()
@@ -98,7 +123,7 @@ impl Schedule {
         if self.cycle.is_empty() {
             return 0;
         }
-        self.cycle[(i % self.cycle.len() as u64) as usize]
+        self.cycle[(self.whole(i) % self.cycle.len() as u64) as usize]
     }
 }
 
@@ -169,6 +194,31 @@ mod tests {
             assert!(t >= last, "slot {i} at {t} before {last}");
             last = t;
         }
+    }
+
+    #[test]
+    fn shards_interleave_into_exactly_the_whole_schedule() {
+        let whole = Schedule::new(
+            &[seg(-1.0, 0.0, 0.0, 90.0), seg(0.0, 2.0, 90.0, 30.0)],
+            &[3, 1, 2],
+        );
+        let mut union: Vec<(u64, usize)> = Vec::new();
+        for k in 0..3 {
+            let s = whole.clone().sharded(k, 3);
+            for i in 0..s.total() {
+                union.push(((s.time(i).unwrap() * 1e9) as u64 + 2_000_000_000, s.route(i)));
+            }
+        }
+        union.sort_unstable();
+        let all: Vec<(u64, usize)> = (0..whole.total())
+            .map(|i| ((whole.time(i).unwrap() * 1e9) as u64 + 2_000_000_000, whole.route(i)))
+            .collect();
+        assert_eq!(union.len(), all.len());
+        assert_eq!(union, {
+            let mut a = all.clone();
+            a.sort_unstable();
+            a
+        });
     }
 
     #[test]

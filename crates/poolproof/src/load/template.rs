@@ -28,6 +28,8 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    /// The text it was parsed from (sent to generator shards, which parse it again).
+    source: String,
 }
 
 impl Template {
@@ -67,7 +69,15 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Literal(rest.to_string()));
         }
-        Ok(Template { parts })
+        Ok(Template {
+            parts,
+            source: text.to_string(),
+        })
+    }
+
+    /// The text this template was parsed from.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Expands the placeholders with fresh random values.

@@ -57,6 +57,11 @@ impl LatencyHistogram {
         let _ = self.0.add(&other.0);
     }
 
+    /// Adds the values of a raw HDR histogram (one deserialized from a generator shard).
+    pub fn merge_raw(&mut self, other: &Histogram<u64>) {
+        let _ = self.0.add(other);
+    }
+
     pub fn count(&self) -> u64 {
         self.0.len()
     }

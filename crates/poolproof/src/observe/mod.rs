@@ -54,6 +54,8 @@ pub struct Observations {
     /// How late the generator itself started requests it had a free user for (scheduled
     /// loads only).
     pub generator: Option<GeneratorLag>,
+    /// Sharded load: each generator shard's figures (empty for load run in process).
+    pub shards: Vec<crate::generators::ShardFigures>,
 }
 
 /// One stage of an open-model arrival rate: linear from `from_rps` to `rps` over

@@ -201,6 +201,29 @@ pub fn markdown(r: &RunReport) -> String {
             opt(g.max_lag_ms, Unit::Milliseconds),
         );
     }
+    if !r.generators.is_empty() {
+        let _ = writeln!(
+            o,
+            "Load generators ({} shards, histograms merged exactly):\n\n| shard | where | requests | rate | late starts | p99 lag | CPU | clock offset |\n|---:|---|---:|---:|---:|---:|---:|---:|",
+            r.generators.len()
+        );
+        for g in &r.generators {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} of {} | {} | {:.2} s | {:+.2} ms |",
+                g.shard,
+                cell(&g.name),
+                g.requests,
+                opt(Some(g.rate_rps), Unit::RequestsPerSecond),
+                g.late_starts,
+                g.lag_starts,
+                opt(g.lag_p99_ms, Unit::Milliseconds),
+                g.cpu_seconds,
+                g.clock_offset_ms,
+            );
+        }
+        o.push('\n');
+    }
     if !r.summary.errors_by_kind.is_empty() {
         let kinds: Vec<String> = r
             .summary

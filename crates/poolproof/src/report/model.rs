@@ -278,6 +278,9 @@ pub struct RunReport {
     /// The load generator's own timeliness (scheduled loads): whether it kept its schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<GeneratorReport>,
+    /// Sharded load: every generator shard's rate, lag, CPU and clock offset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generators: Vec<crate::generators::ShardFigures>,
     /// `validate --baseline`: the regression gate's comparison, shown in report.md and
     /// report.html. Not in report.json: the run directory's comparison.json carries it.
     #[serde(skip)]
@@ -467,6 +470,7 @@ impl RunReport {
             replicates: Vec::new(),
             app_cpu: Vec::new(),
             generator: obs.generator.as_ref().map(GeneratorReport::of),
+            generators: obs.shards.clone(),
             comparison: None,
         }
     }

@@ -201,6 +201,7 @@ async fn drive(
             // Concurrent arms run the closed model only (scenario validation).
             stages: Vec::new(),
             generator: sc.load.is_scheduled().then(|| outcome.generator.clone()),
+            shards: Vec::new(),
         };
         per_arm.push(ArmMeasurement {
             obs,

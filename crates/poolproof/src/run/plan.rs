@@ -41,12 +41,12 @@ pub fn load_plan(
         ramp: load.ramp.get(),
         warmup: load.warmup.get(),
         duration: load.measured(),
-        // goose throttles in whole requests per second; a fractional limit rounds up to >= 1.
-        rate_limit: load.rate_limit.map(|r| r.ceil().max(1.0) as u32),
+        rate_limit: load.rate_limit,
         open: open_plan(load),
         transactions,
         request_timeout: REQUEST_TIMEOUT,
         bearer_token,
+        shard: None,
     })
 }
 

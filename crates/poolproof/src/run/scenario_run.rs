@@ -12,7 +12,8 @@ use crate::app::{self, AppInstance};
 use crate::faults::timeline::check as check_faults;
 use crate::faults::{FaultTargets, PlannedFault, Timeline};
 use crate::interrupt;
-use crate::load::{Attack, LoadOutcome};
+use crate::generators::LoadDriver;
+use crate::load::{LoadError, LoadOutcome};
 use crate::observe::Observations;
 use crate::progress::Progress;
 use crate::provider::{self, Provisioned};
@@ -400,8 +401,17 @@ async fn drive(
         },
     )
     .map_err(RunError::Usage)?;
-    let attack = Attack::new(plan).map_err(|e| RunError::Usage(e.to_string()))?;
-    let handle = attack.handle();
+    let driver = LoadDriver::prepare(
+        plan,
+        sc.load.generators.as_ref(),
+        ctx.run_dir.join("generators"),
+    )
+    .await
+    .map_err(|e| match e {
+        LoadError::InvalidPlan(_) => RunError::Usage(e.to_string()),
+        e => RunError::infra(e),
+    })?;
+    let handle = driver.handle();
     let sampler = Sampler::start(
         ctx.client.clone(),
         targets,
@@ -431,7 +441,7 @@ async fn drive(
     let hold = tokio::spawn(interrupt::hold_killswitch());
     // The load generator's own CPU over ramp, warm-up and load (regression gate noise check).
     let cpu_meter = crate::app::meter::CpuMeter::start();
-    let outcome = attack.run().await;
+    let outcome = driver.run().await;
     let cpu = cpu_meter.and_then(|m| m.finish());
     hold.abort();
     let _ = load_done.send(());
@@ -450,7 +460,7 @@ async fn drive(
         .next()
         .unwrap_or_default();
     progress.phase(&format!("{}load finished", ctx.label));
-    let outcome: LoadOutcome = outcome.map_err(RunError::infra)?;
+    let (outcome, shards): (LoadOutcome, _) = outcome.map_err(RunError::infra)?;
     let origin = handle.measure_start().unwrap_or_else(Instant::now);
     let alerts = ctx.sink.map(|s| s.observed(origin)).unwrap_or_default();
     let obs = Observations {
@@ -467,6 +477,7 @@ async fn drive(
         app_cpu,
         stages: crate::observe::StageSpan::of(&sc.load),
         generator: sc.load.is_scheduled().then_some(outcome.generator),
+        shards,
     };
     // A fault that could not be injected (or undone) leaves a run that did not test what
     // the scenario says: an infrastructure failure, not a verdict.

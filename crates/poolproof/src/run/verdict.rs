@@ -192,7 +192,13 @@ const GENERATOR_LATE_LIMIT: f64 = 0.05;
 /// Why the load generator did not keep its schedule, one line per run that fell behind
 /// (CPU-saturated, or its timers behind its own clock); empty when it kept it.
 fn generator_behind(m: &Measured) -> Vec<String> {
-    m.runs
+    let shards = m.runs.iter().flat_map(|r| {
+        r.obs
+            .shards
+            .iter()
+            .filter_map(|s| s.doubt(GENERATOR_LATE_LIMIT))
+    });
+    let merged = m.runs
         .iter()
         .filter_map(|r| {
             let g = r.obs.generator.as_ref()?;
@@ -213,8 +219,8 @@ fn generator_behind(m: &Measured) -> Vec<String> {
                     GENERATOR_LATE_LIMIT * 100.0
                 )
             })
-        })
-        .collect()
+        });
+    shards.chain(merged).collect()
 }
 
 /// One note per monitoring endpoint that failed some samples (a gap, not a crash).

@@ -567,6 +567,73 @@ pub struct Load {
     /// Weighted transactions (at least one).
     #[schemars(length(min = 1, max = 100))]
     pub transactions: Vec<Transaction>,
+    /// Where the load runs: by default one generator, in this process. More shards split
+    /// it (`count`) on an `engine`; their measurements are merged exactly.
+    #[serde(default)]
+    pub generators: Option<Generators>,
+}
+
+/// `load.generators:` — the load split over generator shards (`poolproof generate`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Generators {
+    /// How many shards share the load (1..=64, default 1). Open model: each takes every
+    /// count-th scheduled start; closed model: the users and rate_limit are divided.
+    #[serde(default = "one_generator")]
+    #[schemars(range(min = 1, max = 64))]
+    pub count: u32,
+    /// Where they run (default `local`).
+    #[serde(default)]
+    pub engine: GeneratorEngine,
+    /// How long the shards get to start and register before the load's timeline begins
+    /// (default 3s local, 10s swarm, 60s kubernetes; 1s..10m).
+    #[serde(default)]
+    pub start_after: Option<Duration>,
+    /// The host name or IP address shards reach this coordinator at (default 127.0.0.1:
+    /// shards on this machine, or on its host network).
+    #[serde(default)]
+    pub advertise: Option<String>,
+}
+
+fn one_generator() -> u32 {
+    1
+}
+
+/// `load.generators.engine:`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratorEngine {
+    /// Processes of this binary on this machine.
+    #[default]
+    Local,
+    /// A Docker Swarm replicated job on the host network, from an image built locally from
+    /// this binary.
+    Swarm,
+    /// A Kubernetes Indexed Job (`poolproof generators render` prints it), applied with
+    /// kubectl to the current context.
+    Kubernetes,
+}
+
+impl GeneratorEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GeneratorEngine::Local => "local",
+            GeneratorEngine::Swarm => "swarm",
+            GeneratorEngine::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl std::str::FromStr for GeneratorEngine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(GeneratorEngine::Local),
+            "swarm" => Ok(GeneratorEngine::Swarm),
+            "kubernetes" => Ok(GeneratorEngine::Kubernetes),
+            _ => Err(format!("`{s}` is not an engine (local, swarm, kubernetes)")),
+        }
+    }
 }
 
 /// `load.model:` — how requests are started.

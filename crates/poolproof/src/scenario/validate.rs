@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use super::locate::Seg;
 use super::model::{
-    ArmsMode, Fault, FaultKind, Load, LoadModel, Metric, Provider, Scenario, Sla, Source,
+    ArmsMode, Fault, FaultKind, GeneratorEngine, Generators, Load, LoadModel, Metric, Provider,
+    Scenario, Sla, Source,
 };
 use super::target::{ExternalApp, Target};
 use super::types::Threshold;
@@ -14,6 +15,7 @@ use super::types::Threshold;
 pub mod limits {
     /// `load.users`
     pub const MAX_USERS: u32 = 10_000;
+    pub const MAX_GENERATORS: u32 = 64;
     /// `load.rate_limit` (requests per second)
     pub const MAX_RATE: f64 = 1_000_000.0;
     /// `load.rate` and `load.stages[].rate` (open model, requests per second): each start
@@ -258,6 +260,9 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
     // load
     let l = &s.load;
     check_model(l)?;
+    if let Some(g) = &l.generators {
+        check_generators(s, g)?;
+    }
     if l.measured().is_zero() {
         return Err(root.issue(&[k("load"), k("duration")], "must be more than 0s"));
     }
@@ -401,6 +406,55 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
         }),
         _ => Target::Managed,
     })
+}
+
+/// `load.generators`: a shard count each shard can carry (at least one user or in-flight
+/// request each), a start delay within reason, arms one at a time, and an address that is a
+/// host, not a URL.
+pub(crate) fn check_generators(s: &Scenario, g: &Generators) -> Result<(), Issue> {
+    use limits::*;
+    let at = |f: &str| vec![k("load"), k("generators"), k(f)];
+    check(g.count, 1, MAX_GENERATORS, &at("count"))?;
+    let carriers = s.load.carriers();
+    if g.count > carriers {
+        let field = match s.load.model {
+            LoadModel::Open => "max_in_flight",
+            LoadModel::Closed => "users",
+        };
+        return Err(Issue {
+            path: at("count"),
+            message: format!(
+                "{} shards need at least one of the load's {field} each, which is {carriers}",
+                g.count
+            ),
+        });
+    }
+    if let Some(d) = g.start_after {
+        if d.get() < std::time::Duration::from_secs(1) || d.get() > std::time::Duration::from_secs(600) {
+            return Err(Issue {
+                path: at("start_after"),
+                message: format!("must lie within 1s..=10m, got {d}"),
+            });
+        }
+    }
+    if let Some(a) = &g.advertise {
+        let valid = !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !valid {
+            return Err(Issue {
+                path: at("advertise"),
+                message: format!("`{a}` is not a host name or IP address"),
+            });
+        }
+    }
+    if s.arms_mode == ArmsMode::Concurrent && (g.count > 1 || g.engine != GeneratorEngine::Local) {
+        return Err(Issue {
+            path: at("count"),
+            message: "sharded generators drive one arm at a time: use arms_mode: interleaved".into(),
+        });
+    }
+    Ok(())
 }
 
 /// `arms_mode: concurrent`: arms to run side by side, users that split evenly over every

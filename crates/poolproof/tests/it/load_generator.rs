@@ -91,6 +91,7 @@ fn plan(targets: Vec<String>, users: usize, transactions: Vec<TransactionPlan>) 
         warmup: Duration::from_millis(800),
         duration: Duration::from_secs(3),
         rate_limit: None,
+        shard: None,
         open: None,
         transactions,
         request_timeout: Duration::from_secs(5),
@@ -181,7 +182,7 @@ async fn rate_limit_weights_errors_bodies_and_instances() {
             ),
         ],
     );
-    p.rate_limit = Some(100);
+    p.rate_limit = Some(100.0);
     let out = Attack::new(p).unwrap().run().await.unwrap();
     let w = out.client.window(&[out.load], None);
     let rps = w.request_rps().unwrap();
@@ -222,7 +223,7 @@ async fn refused_connections_are_transport_errors_without_latency() {
         vec![tx("gone", 1, HttpMethod::Get, "/", None, 200)],
     );
     p.duration = Duration::from_secs(1);
-    p.rate_limit = Some(50);
+    p.rate_limit = Some(50.0);
     let out = Attack::new(p).unwrap().run().await.unwrap();
     let w = out.client.window(&[out.load], None);
     assert!(w.requests > 10);

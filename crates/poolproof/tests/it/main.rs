@@ -5,6 +5,7 @@
 mod compare_cli;
 mod concurrent_arms;
 mod faults_services;
+mod generators;
 mod html_report;
 mod invalid_scenarios;
 mod load_generator;

@@ -2,7 +2,6 @@
 //! `poolproof` binary against real services and pooled-app: each must fail its SLAs with
 //! exit 1 (a verdict), not pass and not crash.
 
-use crate::support;
 use crate::support::{validate, workspace_root};
 
 fn shipped(name: &str) -> String {

@@ -136,6 +136,7 @@ fn observations() -> Observations {
         app_cpu: Vec::new(),
         stages: Vec::new(),
         generator: None,
+        shards: Vec::new(),
     }
 }
 

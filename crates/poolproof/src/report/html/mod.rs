@@ -75,6 +75,7 @@ pub fn page(r: &RunReport) -> String {
     } else {
         summary_section(&mut h, r);
     }
+    generators_section(&mut h, r);
     app_cpu_section(&mut h, r);
     if r.arm_series.is_empty() {
         charts_section(&mut h, r);
@@ -241,6 +242,32 @@ fn summary_section(h: &mut String, r: &RunReport) {
         h.push_str("<p>p50 to max are <b>corrected</b> latencies: from each request's scheduled start, so waiting in the load generator counts; the <b>uncorrected</b> rows are service times from the actual send.</p>");
     }
     h.push_str("</section>");
+}
+
+/// Sharded load: each generator shard's rate, lag, CPU and clock offset.
+fn generators_section(h: &mut String, r: &RunReport) {
+    if r.generators.is_empty() {
+        return;
+    }
+    h.push_str("<section><h2>Load generators (shards, merged exactly)</h2><table><tr><th>shard</th><th>where</th><th>requests</th><th>rate</th><th>late starts</th><th>p99 lag</th><th>CPU</th><th>clock offset</th></tr>");
+    for g in &r.generators {
+        let _ = write!(
+            h,
+            r#"<tr><td class="num">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{} of {}</td><td class="num">{}</td><td class="num">{:.2} s ({:.2} cores)</td><td class="num">{:+.2} ms (rtt {:.2} ms)</td></tr>"#,
+            g.shard,
+            escape(&g.name),
+            g.requests,
+            rps(Some(g.rate_rps)),
+            g.late_starts,
+            g.lag_starts,
+            ms(g.lag_p99_ms),
+            g.cpu_seconds,
+            g.busy_cores,
+            g.clock_offset_ms,
+            g.clock_rtt_ms,
+        );
+    }
+    h.push_str("</table></section>");
 }
 
 /// The app processes' CPU per arm run (locally started apps).
