@@ -2,7 +2,7 @@
 //! `poolproof` binary against real services and pooled-app: each must fail its SLAs with
 //! exit 1 (a verdict), not pass and not crash.
 
-use crate::support::{validate, workspace_root};
+use crate::support::{ensure_asyncpg_app, validate, workspace_root};
 
 fn shipped(name: &str) -> String {
     std::fs::read_to_string(workspace_root().join("scenarios").join(name))
@@ -199,7 +199,7 @@ fn overload_passes_and_its_twin_that_queues_instead_of_shedding_fails() {
 
 #[test]
 fn asyncpg_pooling_passes_and_its_twin_with_a_pool_of_one_fails() {
-    support::ensure_asyncpg_app();
+    ensure_asyncpg_app();
     let text = shipped("asyncpg-pooling.yaml");
     let (code, out) = validate("asyncpg-pooling", &text);
     assert_eq!(
@@ -220,7 +220,7 @@ fn asyncpg_pooling_passes_and_its_twin_with_a_pool_of_one_fails() {
 
 #[test]
 fn stack_ab_compares_pooled_app_with_asyncpg_app_at_the_same_load() {
-    support::ensure_asyncpg_app();
+    ensure_asyncpg_app();
     let text = shipped("stack-ab.yaml");
     let (code, out) = validate("stack-ab", &text);
     assert_eq!(
