@@ -430,7 +430,9 @@ pub(crate) fn check_generators(s: &Scenario, g: &Generators) -> Result<(), Issue
         });
     }
     if let Some(d) = g.start_after {
-        if d.get() < std::time::Duration::from_secs(1) || d.get() > std::time::Duration::from_secs(600) {
+        if d.get() < std::time::Duration::from_secs(1)
+            || d.get() > std::time::Duration::from_secs(600)
+        {
             return Err(Issue {
                 path: at("start_after"),
                 message: format!("must lie within 1s..=10m, got {d}"),
@@ -451,7 +453,8 @@ pub(crate) fn check_generators(s: &Scenario, g: &Generators) -> Result<(), Issue
     if s.arms_mode == ArmsMode::Concurrent && (g.count > 1 || g.engine != GeneratorEngine::Local) {
         return Err(Issue {
             path: at("count"),
-            message: "sharded generators drive one arm at a time: use arms_mode: interleaved".into(),
+            message: "sharded generators drive one arm at a time: use arms_mode: interleaved"
+                .into(),
         });
     }
     Ok(())
