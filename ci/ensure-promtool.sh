@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
-# Makes `promtool` (Debian package `prometheus`) available for the /metrics format test, idempotently.
-# The package's service is not started. Exit 0 when promtool runs, 1 with one clear line otherwise.
-# Prints the binary path on stdout.
+# Makes Debian's Prometheus tools available, idempotently: package `prometheus` (the server and
+# `promtool`, for the /metrics format test, the rule checks and the real-Prometheus test) and
+# `prometheus-alertmanager` (`amtool`, for `amtool check-config` of deploy/alertmanager/).
+# Neither package's service is started. Exit 0 when all three binaries run, 1 with one clear line
+# otherwise. Prints the promtool path on stdout (`prometheus` and `amtool` are found on PATH).
 set -euo pipefail
 say() { echo "ensure-promtool: $*" >&2; }
-bin=$(command -v promtool 2>/dev/null || true)
-if [ -z "$bin" ]; then
-    if [ "$(id -u)" != 0 ]; then say "promtool missing and not root: install Debian's prometheus package"; exit 1; fi
-    say "installing prometheus (for promtool)"
+missing() {
+    local b
+    for b in promtool prometheus amtool; do command -v "$b" >/dev/null 2>&1 || return 0; done
+    return 1
+}
+if missing; then
+    if [ "$(id -u)" != 0 ]; then say "promtool, prometheus or amtool missing and not root: install Debian's prometheus and prometheus-alertmanager packages"; exit 1; fi
+    say "installing prometheus and prometheus-alertmanager"
     export DEBIAN_FRONTEND=noninteractive
-    # policy-rc.d 101: the package must not start a Prometheus server on this machine.
+    # policy-rc.d 101: the packages must not start a Prometheus or Alertmanager on this machine.
     had_policy=0; [ -e /usr/sbin/policy-rc.d ] && had_policy=1
     if [ $had_policy = 0 ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi
     rc=0
     apt-get -o DPkg::Lock::Timeout=300 update -qq >&2 || rc=$?
-    [ $rc = 0 ] && { apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus >&2 || rc=$?; }
+    [ $rc = 0 ] && { apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus prometheus-alertmanager >&2 || rc=$?; }
     [ $had_policy = 0 ] && rm -f /usr/sbin/policy-rc.d
-    [ $rc = 0 ] || { say "apt-get install prometheus failed"; exit 1; }
-    bin=$(command -v promtool 2>/dev/null || true)
+    [ $rc = 0 ] || { say "apt-get install prometheus prometheus-alertmanager failed"; exit 1; }
 fi
-[ -n "$bin" ] || { say "promtool not found after install"; exit 1; }
-"$bin" --version >/dev/null 2>&1 || { say "$bin does not run"; exit 1; }
-echo "$bin"
+for b in promtool prometheus amtool; do
+    p=$(command -v "$b" 2>/dev/null || true)
+    [ -n "$p" ] || { say "$b not found after install"; exit 1; }
+    "$p" --version >/dev/null 2>&1 || { say "$p does not run"; exit 1; }
+done
+command -v promtool

@@ -18,12 +18,12 @@
 //! - Interleaved (optional, `MON_BENCH_PAIRS` > 0): pairs of short saturation batches, on and
 //!   off alternating, the order flipping every pair; mean of the per-pair ratios with a 95 %
 //!   bootstrap interval. On a shared host its per-pair spread is too large to decide.
-//! - `dashboard_under_load/*`: each dashboard endpoint while 8 clients load the monitored app;
+//! - `dashboard_under_load/*`: each dashboard endpoint and `/metrics` while 8 clients load the monitored app;
 //!   every request is timed into an HDR histogram and p50/p95/p99 are printed at the end.
 //!
 //! Run: `cargo bench -p pooled-app --bench monitoring` (about 4 minutes).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -560,6 +560,8 @@ fn bench(c: &mut Criterion) {
         ("health", "/api/performance/health/status"),
         ("alerts", "/api/performance/alerts/active"),
         ("dashboard", "/api/performance/dashboard"),
+        // A Prometheus scrape (text 0.0.4; OpenMetrics is the same work plus no conversion).
+        ("metrics", "/metrics"),
     ];
     let mut g = c.benchmark_group("dashboard_under_load");
     g.sample_size(10)

@@ -166,6 +166,9 @@ pub struct Config {
     pub alert_rules_file: Option<PathBuf>,
     /// `ALERT_EVAL_INTERVAL_MS` (1000), 10..=3_600_000.
     pub alert_eval_interval: Duration,
+    /// `ALERT_ROUTE_CRITICAL` (`slack,email`), `ALERT_ROUTE_WARNING` (`slack`),
+    /// `ALERT_ROUTE_INFO` (`slack`): the channels each severity's notifications go to.
+    pub alert_routes: crate::alerts::routes::Routes,
     /// `PERFORMANCE_API_TOKEN`: bearer token for `/api/performance/*` and `/metrics`.
     pub api_token: Option<Secret<String>>,
     /// `LOG_REQUESTS` (true): one JSON log line per request.
@@ -222,6 +225,9 @@ pub const VARIABLES: &[&str] = &[
     "RESEND_API_URL",
     "ALERT_RULES_FILE",
     "ALERT_EVAL_INTERVAL_MS",
+    "ALERT_ROUTE_CRITICAL",
+    "ALERT_ROUTE_WARNING",
+    "ALERT_ROUTE_INFO",
     "PERFORMANCE_API_TOKEN",
     "LOG_REQUESTS",
     "CACHE_TTL_SECS",
@@ -289,6 +295,19 @@ impl Vars {
         max: u64,
     ) -> Result<Duration, ConfigError> {
         self.int(var, default, min, max).map(Duration::from_millis)
+    }
+
+    /// A severity's channels (`slack,email`, `slack`, `email`, `none`).
+    fn route(
+        &self,
+        var: &'static str,
+        default: crate::alerts::routes::Route,
+    ) -> Result<crate::alerts::routes::Route, ConfigError> {
+        use crate::alerts::routes::{Route, ROUTE_FORM};
+        let Some(v) = self.get(var) else {
+            return Ok(default);
+        };
+        Route::parse(v).ok_or_else(|| Self::invalid(var, v, ROUTE_FORM))
     }
 
     fn secret(&self, var: &'static str) -> Option<Secret<String>> {
@@ -478,6 +497,14 @@ impl Config {
             .to_string();
         let alert_rules_file = vars.get("ALERT_RULES_FILE").map(PathBuf::from);
         let alert_eval_interval = vars.millis("ALERT_EVAL_INTERVAL_MS", 1000, 10, 3_600_000)?;
+        let alert_routes = {
+            let d = crate::alerts::routes::Routes::default();
+            crate::alerts::routes::Routes {
+                critical: vars.route("ALERT_ROUTE_CRITICAL", d.critical)?,
+                warning: vars.route("ALERT_ROUTE_WARNING", d.warning)?,
+                info: vars.route("ALERT_ROUTE_INFO", d.info)?,
+            }
+        };
         let api_token = match vars.get("PERFORMANCE_API_TOKEN") {
             None => None,
             Some(v) if v.chars().all(|c| c.is_ascii_graphic()) => Some(Secret::new(v.to_string())),
@@ -521,6 +548,7 @@ impl Config {
             resend_api_url,
             alert_rules_file,
             alert_eval_interval,
+            alert_routes,
             api_token,
             log_requests,
             cache_ttl,
@@ -553,6 +581,26 @@ mod tests {
         assert_eq!(c.fallback_max_connections, c.pool_size);
         assert_eq!(c.http.header_timeout, Duration::from_secs(10));
         assert_eq!(c.http.max_connections, 10_000);
+    }
+
+    #[test]
+    fn alert_routes_default_by_severity_and_parse() {
+        use crate::alerts::routes::Route;
+        let c = Config::from_vars(base()).unwrap();
+        assert_eq!(
+            (
+                c.alert_routes.critical,
+                c.alert_routes.warning,
+                c.alert_routes.info
+            ),
+            (Route::BOTH, Route::SLACK, Route::SLACK)
+        );
+        let mut v = base();
+        v.push(("ALERT_ROUTE_WARNING", "slack,email"));
+        v.push(("ALERT_ROUTE_INFO", "none"));
+        let c = Config::from_vars(v).unwrap();
+        assert_eq!(c.alert_routes.warning, Route::BOTH);
+        assert_eq!(c.alert_routes.info, Route::default());
     }
 
     #[test]

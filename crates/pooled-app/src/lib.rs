@@ -23,6 +23,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod exposition;
 pub mod health;
 pub mod metrics;
 pub mod middleware;

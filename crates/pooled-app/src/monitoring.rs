@@ -9,7 +9,9 @@ use tokio::task::JoinHandle;
 use crate::alerts::channels::{self, Channel, Resend, Slack};
 use crate::alerts::coord::Coordinator;
 use crate::alerts::dispatch::{Dispatcher, RetryPolicy};
-use crate::alerts::rules::Rule;
+use crate::alerts::routes::Routes;
+use crate::alerts::rules::RuleSet;
+use crate::alerts::silences::SilenceStore;
 use crate::alerts::Alerts;
 use crate::api::{handlers::SummaryCache, Monitoring};
 use crate::health::monitor::HealthInputs;
@@ -27,7 +29,9 @@ pub struct MonitorSettings {
     pub instance: String,
     pub redis_url: Option<String>,
     pub retention: Duration,
-    pub rules: Vec<Rule>,
+    pub rules: RuleSet,
+    /// Channels per severity.
+    pub routes: Routes,
     pub eval_interval: Duration,
     pub slack_webhook_url: Option<String>,
     pub alert_email: Option<String>,
@@ -48,7 +52,8 @@ impl std::fmt::Debug for MonitorSettings {
             .field("monitoring_enabled", &self.monitoring_enabled)
             .field("alerts_enabled", &self.alerts_enabled)
             .field("instance", &self.instance)
-            .field("rules", &self.rules.len())
+            .field("rules", &self.rules.rules.len())
+            .field("routes", &self.routes)
             .field("slack", &self.slack_webhook_url.is_some())
             .field("email", &self.alert_email.is_some())
             .field("token", &self.api_token.is_some())
@@ -66,6 +71,7 @@ impl MonitorSettings {
             redis_url: None,
             retention: Duration::from_secs(24 * 3600),
             rules: crate::alerts::rules::default_rules(),
+            routes: Routes::default(),
             eval_interval: Duration::from_secs(1),
             slack_webhook_url: None,
             alert_email: None,
@@ -94,6 +100,8 @@ pub struct PoolHooks {
     pub pool: Option<Arc<dyn PoolProbe>>,
     pub queries: Option<Arc<dyn QueryTimeSource>>,
     pub pool_json: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
+    /// The pool's metrics for `/metrics`.
+    pub pool_metrics: Option<Arc<dyn prometheus_client::collector::Collector>>,
 }
 
 /// The running stack.
@@ -132,7 +140,7 @@ impl MonitoringStack {
         let mut cfg = CollectorConfig::new(s.instance.clone());
         cfg.enabled = s.monitoring_enabled;
         cfg.baseline_secs = s.baseline.as_secs().max(1);
-        cfg.windows = s.rules.iter().map(|r| r.window_secs()).collect();
+        cfg.windows = s.rules.rules.iter().map(|r| r.window_secs()).collect();
         // The writer shares the collector's baseline slot and the collector feeds the writer's
         // inbox: start the writer's channel first.
         let (flush_tx, flush_rx) = if s.monitoring_enabled && redis.is_some() {
@@ -189,15 +197,21 @@ impl MonitoringStack {
                         .collect(),
                 }));
             }
-            let (d, h) = Dispatcher::start(chans, s.retry, 256, s.alerts_enabled);
+            let (d, h) = Dispatcher::start(chans, s.routes, s.retry, 256, s.alerts_enabled);
             tasks.push(h);
             let coord = redis
                 .as_ref()
                 .map(|l| Coordinator::new(l.clone(), s.instance.clone(), Duration::from_secs(30)));
+            // Silences live in Redis so every instance honours them; without it, in memory.
+            let silences = match &redis {
+                Some(l) => SilenceStore::Redis(l.clone()),
+                None => SilenceStore::Memory(Arc::default()),
+            };
             let (a, h) = Alerts::start(
                 s.rules.clone(),
                 collector.clone(),
                 coord,
+                silences,
                 d,
                 s.eval_interval,
             );
@@ -226,6 +240,7 @@ impl MonitoringStack {
             redis,
             pool: hooks.pool,
             pool_json: hooks.pool_json,
+            pool_metrics: hooks.pool_metrics,
             token: s.api_token.map(Arc::from),
             retention_hours: s.retention.as_secs_f64() / 3600.0,
             summary_cache: Arc::new(SummaryCache::default()),
@@ -296,6 +311,7 @@ mod db_hooks {
             pool_json: Some(Arc::new(move || {
                 serde_json::to_value(d.stats()).unwrap_or(serde_json::Value::Null)
             })),
+            pool_metrics: Some(Arc::new(db.metrics())),
         }
     }
 }
@@ -304,13 +320,14 @@ pub use db_hooks::pool_hooks;
 
 impl MonitorSettings {
     /// Settings from the app's configuration and its (already loaded) rules.
-    pub fn from_config(c: &crate::config::Config, rules: Vec<Rule>) -> MonitorSettings {
+    pub fn from_config(c: &crate::config::Config, rules: RuleSet) -> MonitorSettings {
         let mut s = MonitorSettings::new(c.instance_id.clone().unwrap_or_else(instance_id));
         s.monitoring_enabled = c.monitoring_enabled;
         s.alerts_enabled = c.alerts_enabled;
         s.redis_url = c.redis_url.as_ref().map(|u| u.expose().to_owned());
         s.retention = c.metrics_retention;
         s.rules = rules;
+        s.routes = c.alert_routes;
         s.eval_interval = c.alert_eval_interval;
         s.slack_webhook_url = c.slack_webhook_url.as_ref().map(|u| u.expose().clone());
         s.alert_email = c.alert_email.clone();

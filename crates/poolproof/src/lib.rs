@@ -8,8 +8,9 @@
 //!    [`provider`] starts Postgres and Redis (or points at a deployed app), [`app`] starts
 //!    and stops the pooled-app instances;
 //! 3. [`load`] drives goose against them (or [`generators`] splits that over shards on
-//!    other processes or machines and merges their histograms) while [`faults`] plays the fault timeline,
-//!    [`sampler`] polls the app's monitoring endpoints and [`sink`] receives its alerts;
+//!    other processes or machines and merges their histograms) while [`faults`] plays the
+//!    fault timeline, [`silence`] creates the scenario's alert silences, [`sampler`] polls
+//!    the app's monitoring endpoints and [`sink`] receives its alerts;
 //! 4. everything measured lands in [`observe::Observations`];
 //! 5. [`sla`] turns observations into verdicts (with [`stats`] for intervals);
 //! 6. [`report`] writes report.json, report.md, junit.xml and report.html;
@@ -36,6 +37,7 @@ pub mod report;
 pub mod run;
 pub mod sampler;
 pub mod scenario;
+pub mod silence;
 pub mod sink;
 pub mod sla;
 pub mod stats;

@@ -186,11 +186,14 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> super::routes::ChannelKind {
         match self {
-            Channel::Slack(_) => "slack",
-            Channel::Email(_) => "email",
+            Channel::Slack(_) => super::routes::ChannelKind::Slack,
+            Channel::Email(_) => super::routes::ChannelKind::Email,
         }
+    }
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
     pub async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
         match self {

@@ -2,6 +2,10 @@
 //! the first instance to fire opens a shared episode (its start is the idempotency key's time);
 //! others join it; the alert resolves — and its resolution is sent — when the last firing instance
 //! resolves (the episode key is deleted atomically by that one). The shared cooldown lives here too.
+//! An episode remembers whether its firing went out (`n`), was kept back by the cooldown (`s`) or
+//! by a mute (`m`: inhibition or silence); a muted episode is released — its firing sent — by the
+//! first instance where the mute has ended. Episodes also tell each instance which alerts fire
+//! elsewhere, so inhibition holds across instances.
 //! Without Redis the caller sends on its own (duplicates across instances are then possible).
 
 use std::time::Duration;
@@ -15,6 +19,33 @@ pub enum Claim {
     Send(u64),
     /// Another instance owns it, or the shared cooldown suppresses it.
     Skip(&'static str),
+    /// Another instance opened the episode already; what became of its firing.
+    Joined(EpisodeFlag),
+}
+
+/// What became of an episode's firing notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpisodeFlag {
+    Sent,
+    Cooldown,
+    Muted,
+}
+
+impl EpisodeFlag {
+    fn of(ep: &str) -> EpisodeFlag {
+        match ep.as_bytes().last() {
+            Some(b's') => EpisodeFlag::Cooldown,
+            Some(b'm') => EpisodeFlag::Muted,
+            _ => EpisodeFlag::Sent,
+        }
+    }
+    fn code(self) -> &'static str {
+        match self {
+            EpisodeFlag::Sent => "n",
+            EpisodeFlag::Cooldown => "s",
+            EpisodeFlag::Muted => "m",
+        }
+    }
 }
 
 const FIRE: &str = r#"
@@ -25,14 +56,33 @@ if ep then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return {ep, 'joined'}
 end
-local flag = 'n'
+local flag = ARGV[5]
 local last = redis.call('GET', KEYS[3])
-if ARGV[5] == '1' or (last and (tonumber(ARGV[2]) - tonumber(last)) < tonumber(ARGV[4])) then flag = 's' end
+if flag == 's' or (last and (tonumber(ARGV[2]) - tonumber(last)) < tonumber(ARGV[4])) then flag = 's' end
 local val = ARGV[2] .. ':' .. flag
 redis.call('SET', KEYS[1], val, 'PX', ARGV[3])
 if flag == 'n' then redis.call('SET', KEYS[3], ARGV[2], 'PX', math.max(tonumber(ARGV[4]), 1000)) end
 if flag == 'n' then return {val, 'send'} end
+if flag == 'm' then return {val, 'muted'} end
 return {val, 'suppressed'}
+"#;
+
+// A muted episode's firing goes out once: the first instance whose mute ended turns `m` into `n`.
+// Without an episode (expired while muted) one is opened as sent.
+const RELEASE: &str = r#"
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local ep = redis.call('GET', KEYS[1])
+if ep and string.sub(ep, -1) ~= 'm' then
+  if string.sub(ep, -1) == 's' then return {ep, 'suppressed'} end
+  return {ep, 'sent'}
+end
+local start = ARGV[2]
+if ep then start = string.sub(ep, 1, -3) end
+local val = start .. ':n'
+redis.call('SET', KEYS[1], val, 'PX', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[2], 'PX', math.max(tonumber(ARGV[4]), 1000))
+return {val, 'send'}
 "#;
 
 const RESOLVE: &str = r#"
@@ -43,6 +93,7 @@ local ep = redis.call('GET', KEYS[1])
 if not ep then return {'', 'already_resolved'} end
 redis.call('DEL', KEYS[1])
 if string.sub(ep, -1) == 's' then return {ep, 'suppressed'} end
+if string.sub(ep, -1) == 'm' then return {ep, 'muted'} end
 return {ep, 'send'}
 "#;
 
@@ -53,6 +104,7 @@ pub struct Coordinator {
     episode_ttl: Duration,
     fire: redis::Script,
     resolve: redis::Script,
+    release: redis::Script,
 }
 
 fn ep_key(rule: &str) -> String {
@@ -84,16 +136,18 @@ impl Coordinator {
             episode_ttl,
             fire: redis::Script::new(FIRE),
             resolve: redis::Script::new(RESOLVE),
+            release: redis::Script::new(RELEASE),
         }
     }
 
-    /// A local firing transition; `locally_suppressed` when this instance's cooldown holds it back.
+    /// A local firing transition; `local` is what this instance decided for it (sent, or kept
+    /// back by its cooldown or a mute). The shared cooldown can still keep a send back.
     pub async fn fire(
         &self,
         rule: &str,
         now_ms: u64,
         cooldown: Duration,
-        locally_suppressed: bool,
+        local: EpisodeFlag,
     ) -> Result<Claim, LinkError> {
         let mut inv = self.fire.prepare_invoke();
         inv.key(ep_key(rule))
@@ -103,16 +157,64 @@ impl Coordinator {
             .arg(now_ms)
             .arg(self.episode_ttl.as_millis() as u64)
             .arg(cooldown.as_millis() as u64)
-            .arg(if locally_suppressed { "1" } else { "0" });
+            .arg(local.code());
         let (ep, what): (String, String) = self
             .link
             .run(move |mut c| async move { inv.invoke_async(&mut c).await })
             .await?;
         Ok(match what.as_str() {
             "send" => Claim::Send(start_of(&ep)),
-            "joined" => Claim::Skip("joined"),
+            "joined" => Claim::Joined(EpisodeFlag::of(&ep)),
+            "muted" => Claim::Skip("muted"),
             _ => Claim::Skip("suppressed"),
         })
+    }
+
+    /// A firing a mute held back, due now that the mute ended here: sent by one instance.
+    pub async fn release(
+        &self,
+        rule: &str,
+        now_ms: u64,
+        cooldown: Duration,
+    ) -> Result<Claim, LinkError> {
+        let mut inv = self.release.prepare_invoke();
+        inv.key(ep_key(rule))
+            .key(firing_key(rule))
+            .key(last_key(rule))
+            .arg(&self.instance)
+            .arg(now_ms)
+            .arg(self.episode_ttl.as_millis() as u64)
+            .arg(cooldown.as_millis() as u64);
+        let (ep, what): (String, String) = self
+            .link
+            .run(move |mut c| async move { inv.invoke_async(&mut c).await })
+            .await?;
+        Ok(match what.as_str() {
+            "send" => Claim::Send(start_of(&ep)),
+            "suppressed" => Claim::Skip("suppressed"),
+            _ => Claim::Skip("released"),
+        })
+    }
+
+    /// Which of `alerts` have an episode open (fire on some instance).
+    pub async fn firing_anywhere(
+        &self,
+        alerts: &[String],
+    ) -> Result<std::collections::HashSet<String>, LinkError> {
+        if alerts.is_empty() {
+            return Ok(Default::default());
+        }
+        let keys: Vec<String> = alerts.iter().map(|a| ep_key(a)).collect();
+        let eps: Vec<Option<String>> = self
+            .link
+            .run(move |mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
+            .await?;
+        Ok(alerts
+            .iter()
+            .zip(eps)
+            .filter(|(_, e)| e.is_some())
+            .map(|(a, _)| a.clone())
+            .collect())
     }
 
     /// A local resolution.
@@ -131,6 +233,7 @@ impl Coordinator {
             "send" => Claim::Send(start_of(&ep)),
             "others_firing" => Claim::Skip("others_firing"),
             "suppressed" => Claim::Skip("suppressed"),
+            "muted" => Claim::Skip("muted"),
             _ => Claim::Skip("already_resolved"),
         })
     }
@@ -158,7 +261,9 @@ impl Coordinator {
             })
             .await?;
         Ok(match r {
-            Some((ep, Some(_))) if !ep.ends_with('s') => Claim::Send(start_of(&ep)),
+            Some((ep, Some(_))) if EpisodeFlag::of(&ep) == EpisodeFlag::Sent => {
+                Claim::Send(start_of(&ep))
+            }
             Some(_) => Claim::Skip("claimed"),
             None => Claim::Skip("no_episode"),
         })

@@ -1,5 +1,5 @@
-//! The dispatcher: a bounded queue and its own task deliver each notification to every channel,
-//! retrying 429/5xx/timeouts with exponential backoff (honouring `Retry-After`), never other 4xx.
+//! The dispatcher: a bounded queue and its own task deliver each notification to the channels its
+//! severity is routed to, retrying 429/5xx/timeouts with exponential backoff (honouring `Retry-After`), never other 4xx.
 //! Enqueueing never waits; delivery outcomes are kept for the health monitor and the API.
 
 use std::collections::VecDeque;
@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::channels::Channel;
 use super::message::Notification;
+use super::routes::Routes;
 use crate::clock::unix_ms;
 
 /// Retry policy.
@@ -75,7 +76,23 @@ struct Book {
     channels: Vec<ChannelStats>,
     recent: VecDeque<Delivery>,
     queue_dropped: u64,
-    suppressed: u64,
+    suppressed: Suppressed,
+}
+
+/// Notifications held back, by reason.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Suppressed {
+    pub cooldown: u64,
+    pub inhibited: u64,
+    pub silenced: u64,
+}
+
+/// Why a notification was held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuppressedBy {
+    Cooldown,
+    Inhibition,
+    Silence,
 }
 
 /// Handle to the dispatcher task.
@@ -84,6 +101,7 @@ pub struct Dispatcher {
     tx: mpsc::Sender<Notification>,
     book: Arc<Mutex<Book>>,
     enabled: bool,
+    routes: Routes,
 }
 
 /// What `/alerts/active` and the health monitor see of the notifiers.
@@ -93,6 +111,10 @@ pub struct DispatchStatus {
     pub channels: Vec<ChannelStats>,
     pub queue_dropped: u64,
     pub suppressed_by_cooldown: u64,
+    /// Held back by inhibition or a silence.
+    pub suppressed: Suppressed,
+    /// Channels per severity.
+    pub routes: Routes,
     pub recent: Vec<Delivery>,
 }
 
@@ -106,6 +128,7 @@ impl Dispatcher {
     /// Starts the dispatcher. With `enabled` false (ENABLE_PERFORMANCE_ALERTS=false) nothing is sent.
     pub fn start(
         channels: Vec<Channel>,
+        routes: Routes,
         policy: RetryPolicy,
         queue: usize,
         enabled: bool,
@@ -121,8 +144,16 @@ impl Dispatcher {
                 .collect(),
             ..Book::default()
         }));
-        let h = tokio::spawn(worker(rx, Arc::new(channels), policy, book.clone()));
-        (Dispatcher { tx, book, enabled }, h)
+        let h = tokio::spawn(worker(rx, Arc::new(channels), routes, policy, book.clone()));
+        (
+            Dispatcher {
+                tx,
+                book,
+                enabled,
+                routes,
+            },
+            h,
+        )
     }
 
     pub fn enabled(&self) -> bool {
@@ -143,8 +174,13 @@ impl Dispatcher {
         }
     }
 
-    pub fn note_suppressed(&self) {
-        lock(&self.book).suppressed += 1;
+    pub fn note_suppressed(&self, by: SuppressedBy) {
+        let s = &mut lock(&self.book).suppressed;
+        match by {
+            SuppressedBy::Cooldown => s.cooldown += 1,
+            SuppressedBy::Inhibition => s.inhibited += 1,
+            SuppressedBy::Silence => s.silenced += 1,
+        }
     }
 
     pub fn status(&self) -> DispatchStatus {
@@ -153,7 +189,9 @@ impl Dispatcher {
             notifications_enabled: self.enabled,
             channels: b.channels.clone(),
             queue_dropped: b.queue_dropped,
-            suppressed_by_cooldown: b.suppressed,
+            suppressed_by_cooldown: b.suppressed.cooldown,
+            suppressed: b.suppressed,
+            routes: self.routes,
             recent: b.recent.iter().cloned().collect(),
         }
     }
@@ -162,14 +200,19 @@ impl Dispatcher {
 async fn worker(
     mut rx: mpsc::Receiver<Notification>,
     channels: Arc<Vec<Channel>>,
+    routes: Routes,
     policy: RetryPolicy,
     book: Arc<Mutex<Book>>,
 ) {
     while let Some(n) = rx.recv().await {
         let n = Arc::new(n);
+        let route = routes.of(n.severity);
         // Channels are independent: a slow Slack does not delay the email.
         let mut tasks = Vec::new();
         for (i, ch) in channels.iter().enumerate() {
+            if !route.allows(ch.kind()) {
+                continue;
+            }
             let (ch, n, book) = (ch.clone(), n.clone(), book.clone());
             tasks.push(tokio::spawn(async move {
                 deliver(i, &ch, &n, policy, &book).await

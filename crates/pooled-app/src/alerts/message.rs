@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::engine::Transition;
+use super::engine::{AlertDef, Condition, Transition};
 use super::rules::{Rule, Severity};
 
 #[derive(Debug, Clone, Serialize)]
@@ -27,8 +27,10 @@ pub struct Notification {
 }
 
 impl Notification {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         rule: &Rule,
+        alert: &AlertDef,
         transition: Transition,
         value: Option<f64>,
         fired_at_ms: u64,
@@ -36,15 +38,20 @@ impl Notification {
         instance: &str,
         key: String,
     ) -> Notification {
+        let (threshold, unit) = match alert.condition {
+            Condition::Threshold => (rule.threshold.0, rule.metric.unit()),
+            // A no-data alert's limit is how long the metric may stay without a value.
+            Condition::NoData => (rule.no_data.map_or(0.0, |d| d.0.as_secs_f64()), "s"),
+        };
         Notification {
-            rule_id: rule.id.0.clone(),
-            title: rule.title(),
+            rule_id: alert.id.clone(),
+            title: alert.title(rule),
             severity: rule.severity,
             transition,
             metric: rule.metric.name(),
             value,
-            threshold: rule.threshold.0,
-            unit: rule.metric.unit(),
+            threshold,
+            unit,
             window_secs: rule.window_secs(),
             fired_at_ms,
             at_ms,

@@ -1,6 +1,8 @@
 //! Alert rules: the typed rule set, read once from YAML (`ALERT_RULES_FILE`) or the built-in
-//! defaults (fixtures/alert-rules/default.yaml, the report's six rules). Any mistake in a file is
-//! reported as one line naming file:line:column and the field path.
+//! defaults (fixtures/alert-rules/default.yaml, the report's six rules), with its inhibition rules
+//! (Alertmanager's `inhibit_rules`: a firing critical mutes the warning on the same metric unless
+//! the file says otherwise). Any mistake in a file is reported as one line naming
+//! file:line:column and the field path.
 
 use std::fmt;
 use std::path::Path;
@@ -159,6 +161,66 @@ pub struct Rule {
     pub cooldown: Span,
     #[serde(default = "one")]
     pub min_requests: u64,
+    /// Prometheus' `keep_firing_for`: once the condition is false again the alert stays firing
+    /// this long (a relapse within it continues the same episode) before it resolves.
+    #[serde(default = "zero_span")]
+    pub keep_firing_for: Span,
+    /// No value (fewer than `min_requests` requests, or no query) for this long raises the
+    /// rule's own no-data alert, `<id>_no_data`; omitted: no data is never an alert.
+    #[serde(default)]
+    pub no_data: Option<Span>,
+}
+
+/// Suffix of a rule's no-data alert id.
+pub const NO_DATA_SUFFIX: &str = "_no_data";
+
+/// A label inhibition can require to be equal on source and target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    Metric,
+}
+
+/// Alertmanager's inhibit rule: while an alert of `source_severity` fires, alerts of
+/// `target_severity` that agree with it on every `equal` label send nothing.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRule {
+    pub source_severity: Severity,
+    pub target_severity: Severity,
+    #[serde(default)]
+    pub equal: Vec<Label>,
+}
+
+/// The inhibition in force when a file has no `inhibit_rules`: critical mutes warning on the
+/// same metric.
+pub fn default_inhibit_rules() -> Vec<InhibitRule> {
+    vec![InhibitRule {
+        source_severity: Severity::Critical,
+        target_severity: Severity::Warning,
+        equal: vec![Label::Metric],
+    }]
+}
+
+/// Everything a rules file defines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub inhibit: Vec<InhibitRule>,
+}
+
+impl RuleSet {
+    /// Every alert id the rules can raise (each rule's, and its no-data alert's when it has one).
+    pub fn alert_ids(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.rules {
+            out.push(r.id.0.clone());
+            if r.no_data.is_some() {
+                out.push(r.no_data_id());
+            }
+        }
+        out
+    }
 }
 
 fn zero_span() -> Span {
@@ -172,6 +234,10 @@ impl Rule {
     /// Window in whole seconds (the collector keeps second-resolution rolling windows).
     pub fn window_secs(&self) -> u64 {
         self.window.0.as_millis().div_ceil(1000).max(1) as u64
+    }
+    /// The id of this rule's no-data alert.
+    pub fn no_data_id(&self) -> String {
+        format!("{}{NO_DATA_SUFFIX}", self.id.0)
     }
     pub fn title(&self) -> String {
         if self.summary.is_empty() {
@@ -191,6 +257,8 @@ impl Rule {
 #[serde(deny_unknown_fields)]
 struct RuleFile {
     rules: Vec<Rule>,
+    #[serde(default = "default_inhibit_rules")]
+    inhibit_rules: Vec<InhibitRule>,
 }
 
 /// A rule file that cannot be used; `Display` is the one-line, located message.
@@ -209,11 +277,11 @@ pub enum RulesError {
 }
 
 /// Parses rule YAML; `file` names the source in errors.
-pub fn parse_rules(text: &str, file: &str) -> Result<Vec<Rule>, RulesError> {
+pub fn parse_rules(text: &str, file: &str) -> Result<RuleSet, RulesError> {
     let de = serde_yaml::Deserializer::from_str(text);
     let parsed: Result<RuleFile, _> = serde_path_to_error::deserialize(de);
-    let rules = match parsed {
-        Ok(f) => f.rules,
+    let (rules, inhibit) = match parsed {
+        Ok(f) => (f.rules, f.inhibit_rules),
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
@@ -223,7 +291,9 @@ pub fn parse_rules(text: &str, file: &str) -> Result<Vec<Rule>, RulesError> {
             let mut message = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             // serde_yaml prefixes its own path ("rules[0]: "); ours is already in front.
             if let Some((head, rest)) = message.split_once(": ") {
-                if !head.contains(' ') && head.starts_with("rules") {
+                if !head.contains(' ')
+                    && (head.starts_with("rules") || head.starts_with("inhibit_rules"))
+                {
                     message = rest.to_string();
                 }
             }
@@ -285,8 +355,43 @@ pub fn parse_rules(text: &str, file: &str) -> Result<Vec<Rule>, RulesError> {
                 locate("threshold:", i),
             ));
         }
+        if r.keep_firing_for.0 > Duration::from_secs(3600) {
+            return Err(invalid(
+                format!("rules[{i}].keep_firing_for"),
+                "keep_firing_for must be at most 1h".into(),
+                locate(
+                    "keep_firing_for:",
+                    nth_field(&rules[..i], |o| o.keep_firing_for.0 > Duration::ZERO),
+                ),
+            ));
+        }
+        if let Some(nd) = r.no_data {
+            if nd.0 < Duration::from_secs(1) || nd.0 > Duration::from_secs(86_400) {
+                return Err(invalid(
+                    format!("rules[{i}].no_data"),
+                    "no_data must be between 1s and 24h".into(),
+                    locate("no_data:", nth_field(&rules[..i], |o| o.no_data.is_some())),
+                ));
+            }
+            if let Some(j) = rules.iter().position(|o| o.id.0 == r.no_data_id()) {
+                return Err(invalid(
+                    format!("rules[{j}].id"),
+                    format!(
+                        "rule id {:?} is the no-data alert of rules[{i}] ({}); rename one",
+                        rules[j].id.0, r.id.0
+                    ),
+                    locate(&format!("id: {}", rules[j].id.0), 0),
+                ));
+            }
+        }
     }
-    Ok(rules)
+    Ok(RuleSet { rules, inhibit })
+}
+
+/// How many of `earlier` rules set the field `has` looks at: which occurrence of `field:` in the
+/// text belongs to the next rule that sets it.
+fn nth_field(earlier: &[Rule], has: impl Fn(&Rule) -> bool) -> usize {
+    earlier.iter().filter(|r| has(r)).count()
 }
 
 /// serde_yaml places errors raised by a field's own parser at the enclosing mapping; move them to
@@ -309,15 +414,15 @@ fn refine(text: &str, path: &str, line: usize, column: usize) -> (usize, usize) 
     (line, column)
 }
 
-/// The report's six rules.
-pub fn default_rules() -> Vec<Rule> {
+/// The report's six rules (and the default inhibition).
+pub fn default_rules() -> RuleSet {
     // The embedded file is tested below; failing here would be a build defect.
     parse_rules(DEFAULT_RULES_YAML, "fixtures/alert-rules/default.yaml")
         .expect("embedded default rules are valid")
 }
 
 /// Reads `path` (ALERT_RULES_FILE) or returns the defaults when `None`.
-pub fn load_rules(path: Option<&Path>) -> Result<Vec<Rule>, RulesError> {
+pub fn load_rules(path: Option<&Path>) -> Result<RuleSet, RulesError> {
     match path {
         None => Ok(default_rules()),
         Some(p) => {
@@ -337,7 +442,9 @@ mod tests {
 
     #[test]
     fn defaults_are_the_reports_six_rules() {
-        let r = default_rules();
+        let set = default_rules();
+        assert_eq!(set.inhibit, default_inhibit_rules());
+        let r = set.rules;
         assert_eq!(r.len(), 6);
         let find = |id: &str| r.iter().find(|x| x.id.0 == id).unwrap();
         let c = find("request_latency_critical");
@@ -431,5 +538,78 @@ mod tests {
         );
         let e = err("rules: []\n");
         assert!(e.contains("at least one rule"), "{e}");
+    }
+
+    #[test]
+    fn keep_firing_for_no_data_and_inhibit_rules_parse() {
+        let text = OK.replace(
+            "cooldown: 1m\n",
+            "cooldown: 1m\n    keep_firing_for: 30s\n    no_data: 2m\n",
+        ) + "inhibit_rules:\n  - source_severity: critical\n    target_severity: info\n    equal: [metric]\n";
+        let set = parse_rules(&text, "r").unwrap();
+        let r = &set.rules[0];
+        assert_eq!(r.keep_firing_for.0, Duration::from_secs(30));
+        assert_eq!(r.no_data.map(|d| d.0), Some(Duration::from_secs(120)));
+        assert_eq!(
+            set.alert_ids(),
+            vec!["a".to_string(), "a_no_data".to_string()]
+        );
+        assert_eq!(
+            set.inhibit,
+            vec![InhibitRule {
+                source_severity: Severity::Critical,
+                target_severity: Severity::Info,
+                equal: vec![Label::Metric],
+            }]
+        );
+        // Absent: the default; an empty list: none.
+        assert_eq!(
+            parse_rules(OK, "r").unwrap().inhibit,
+            default_inhibit_rules()
+        );
+        let none = parse_rules(&format!("{OK}inhibit_rules: []\n"), "r").unwrap();
+        assert!(none.inhibit.is_empty());
+    }
+
+    #[test]
+    fn bad_new_fields_are_one_located_line() {
+        let e = err(&OK.replace("cooldown: 1m", "cooldown: 1m\n    keep_firing_for: 2h"));
+        assert!(
+            e.starts_with(
+                "rules.yaml:8:5: rules[0].keep_firing_for: keep_firing_for must be at most 1h"
+            ),
+            "{e}"
+        );
+        let e = err(&OK.replace("cooldown: 1m", "cooldown: 1m\n    no_data: 500ms"));
+        assert!(
+            e.starts_with("rules.yaml:8:5: rules[0].no_data: no_data must be between 1s and 24h"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{}{}",
+            OK.replace("cooldown: 1m", "cooldown: 1m\n    no_data: 1m"),
+            "  - id: a_no_data\n    metric: request_p95\n    threshold: 5\n    window: 10s\n    severity: critical\n    cooldown: 1m\n"
+        ));
+        assert!(
+            e.starts_with("rules.yaml:9:5: rules[1].id: rule id \"a_no_data\" is the no-data alert of rules[0] (a)"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{OK}inhibit_rules:\n  - source_severity: fatal\n    target_severity: warning\n"
+        ));
+        assert!(
+            e.starts_with(
+                "rules.yaml:9:22: inhibit_rules[0].source_severity: unknown variant `fatal`"
+            ),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{OK}inhibit_rules:\n  - source_severity: critical\n    target_severity: warning\n    equal: [instance]\n"
+        ));
+        assert!(
+            e.starts_with("rules.yaml:")
+                && e.contains("inhibit_rules[0].equal[0]: unknown variant `instance`"),
+            "{e}"
+        );
     }
 }

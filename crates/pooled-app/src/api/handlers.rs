@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{prometheus, Monitoring};
+use crate::exposition::text004;
 use crate::health::Readiness;
-use crate::metrics::summary;
+use crate::metrics::{cluster, summary};
 
 const DISABLED: &str = "performance monitoring is disabled (ENABLE_PERFORMANCE_MONITORING=false)";
 
@@ -56,11 +57,85 @@ pub async fn summary_value(m: &Monitoring, hours: f64) -> Arc<Value> {
     v
 }
 
-pub async fn realtime(State(m): State<Monitoring>) -> Response {
+#[derive(Deserialize)]
+pub struct RealtimeParams {
+    scope: Option<String>,
+    window: Option<String>,
+}
+
+/// Where the realtime figures come from (`scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// This instance, from memory (the default).
+    Instance,
+    /// Every instance, merged from Redis, with a headline over `window` seconds.
+    Cluster { window: u64 },
+}
+
+/// Parses `scope` (`instance` | `cluster`) and `window` (seconds, cluster scope only).
+fn parse_scope(scope: Option<&str>, window: Option<&str>) -> Result<Scope, String> {
+    let window = match window {
+        None => None,
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(w) if (1..=cluster::MAX_WINDOW).contains(&w) => Some(w),
+            _ => {
+                return Err(format!(
+                    "query parameter `window`: expected whole seconds in 1..={}, got {raw:?}",
+                    cluster::MAX_WINDOW
+                ))
+            }
+        },
+    };
+    match scope.map(str::trim) {
+        None | Some("instance") if window.is_none() => Ok(Scope::Instance),
+        None | Some("instance") => {
+            Err("query parameter `window`: only with `scope=cluster` (instance scope has fixed 1 s, 10 s and 60 s windows)".into())
+        }
+        Some("cluster") => Ok(Scope::Cluster {
+            window: window.unwrap_or(cluster::DEFAULT_WINDOW),
+        }),
+        Some(other) => Err(format!(
+            "query parameter `scope`: expected `instance` or `cluster`, got {other:?}"
+        )),
+    }
+}
+
+fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "bad_request", "message": message})),
+    )
+        .into_response()
+}
+
+/// `/metrics/realtime`: this instance from memory, or with `scope=cluster` every instance
+/// merged from Redis (`window` seconds for the headline, default 10).
+pub async fn realtime(State(m): State<Monitoring>, Query(p): Query<RealtimeParams>) -> Response {
     if !m.enabled {
         return disabled();
     }
-    Json(m.collector.realtime()).into_response()
+    match parse_scope(p.scope.as_deref(), p.window.as_deref()) {
+        Err(e) => bad_request(e),
+        Ok(Scope::Instance) => Json(m.collector.realtime()).into_response(),
+        Ok(Scope::Cluster { window }) => {
+            let unavailable = |why: String| {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "unavailable", "scope": "cluster", "message": why})),
+                )
+                    .into_response()
+            };
+            let Some(link) = m.redis.as_deref() else {
+                return unavailable(
+                    "scope=cluster reads every instance's metrics from Redis, and REDIS_URL is not set".into(),
+                );
+            };
+            match cluster::realtime(link, window).await {
+                Ok(v) => Json(v).into_response(),
+                Err(e) => unavailable(format!("scope=cluster: Redis: {e}")),
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -137,15 +212,15 @@ pub async fn dashboard(State(m): State<Monitoring>) -> Response {
     .into_response()
 }
 
-pub async fn prometheus(State(m): State<Monitoring>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        prometheus::render(&m),
-    )
-        .into_response()
+/// `/metrics`: OpenMetrics when the scraper asks for it (Prometheus does), else text 0.0.4.
+pub async fn prometheus(State(m): State<Monitoring>, headers: HeaderMap) -> Response {
+    let om = text004::wants_openmetrics(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let ct = if om {
+        text004::OPENMETRICS
+    } else {
+        text004::TEXT_004
+    };
+    ([(header::CONTENT_TYPE, ct)], prometheus::render(&m, om)).into_response()
 }
 
 /// Liveness: the process answers.
@@ -231,6 +306,31 @@ pub async fn readyz(State(m): State<Monitoring>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_and_window_parameters() {
+        assert_eq!(parse_scope(None, None), Ok(Scope::Instance));
+        assert_eq!(parse_scope(Some("instance"), None), Ok(Scope::Instance));
+        assert_eq!(
+            parse_scope(Some("cluster"), None),
+            Ok(Scope::Cluster { window: 10 })
+        );
+        assert_eq!(
+            parse_scope(Some("cluster"), Some("30")),
+            Ok(Scope::Cluster { window: 30 })
+        );
+        assert!(parse_scope(Some("cluster"), Some("0"))
+            .unwrap_err()
+            .contains("`window`"));
+        assert!(parse_scope(Some("cluster"), Some("3601")).is_err());
+        assert!(parse_scope(Some("cluster"), Some("1.5")).is_err());
+        assert!(parse_scope(None, Some("30"))
+            .unwrap_err()
+            .contains("scope=cluster"));
+        assert!(parse_scope(Some("all"), None)
+            .unwrap_err()
+            .contains("`scope`"));
+    }
 
     #[test]
     fn hours_parameter() {

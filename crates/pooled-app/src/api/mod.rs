@@ -1,15 +1,16 @@
 //! Dashboard API: `/api/performance/{metrics/realtime, metrics/summary, health/status,
-//! alerts/active, dashboard}`, Prometheus `/metrics`, `/healthz`, `/readyz` and the dashboard
+//! alerts/active, alerts/silences, dashboard}`, Prometheus `/metrics`, `/healthz`, `/readyz` and the dashboard
 //! page, sharing one [`Monitoring`] state. Behind a bearer token when one is configured.
 
 pub mod auth;
 pub mod handlers;
 pub mod page;
 pub mod prometheus;
+pub mod silences;
 
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::Router;
 
 use crate::alerts::Alerts;
@@ -28,6 +29,8 @@ pub struct Monitoring {
     pub pool: Option<Arc<dyn PoolProbe>>,
     /// The pool's own `/pool` answer (app-data), embedded in `/dashboard`.
     pub pool_json: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
+    /// The pool's `db_client_*` families for `/metrics`.
+    pub pool_metrics: Option<Arc<dyn prometheus_client::collector::Collector>>,
     pub token: Option<Arc<str>>,
     pub retention_hours: f64,
     pub summary_cache: Arc<handlers::SummaryCache>,
@@ -48,6 +51,14 @@ pub fn router<S: Clone + Send + Sync + 'static>(m: Monitoring) -> Router<S> {
         .route(
             "/api/performance/alerts/active",
             get(handlers::alerts_active),
+        )
+        .route(
+            "/api/performance/alerts/silences",
+            get(silences::list).post(silences::create),
+        )
+        .route(
+            "/api/performance/alerts/silences/{id}",
+            delete(silences::remove),
         )
         .route("/api/performance/dashboard", get(handlers::dashboard))
         .route("/metrics", get(handlers::prometheus))

@@ -1,348 +1,256 @@
-//! `/metrics`: the monitoring state in the Prometheus text exposition format (version 0.0.4):
-//! request counters and latency summaries per route, pool gauges, health scores, alert states,
-//! notifier counters and the collector's own health.
+//! `/metrics`: the monitoring state through prometheus-client, in OpenTelemetry's semantic
+//! conventions with Prometheus naming where one exists — `http_server_request_duration_seconds`
+//! (histogram by `http_request_method`, `http_route`, `http_response_status_code`) and the
+//! pool's `db_client_*` families ([`crate::pool::PoolMetrics`]) — and the app's own figures
+//! under `pooled_app_*`: monitoring and store health, fallback mode, health scores, alert
+//! states and notifier counters.
+//!
+//! OpenMetrics 1.0 to scrapers that ask for it (Prometheus does), Prometheus text 0.0.4
+//! otherwise ([`crate::exposition::text004`]). Everything is read at scrape time; the request
+//! histogram comes from the collector's samples ([`crate::metrics::collector::HttpSeries`]),
+//! so serving a scrape drains the collector's buffers first and shows every finished request.
 
-use std::fmt::Write;
+use std::sync::Arc;
 
-use crate::health::score::PoolFacts;
-use crate::health::HealthReport;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
 
 use super::Monitoring;
+use crate::exposition::encode::{counter, gauge, histogram};
+use crate::exposition::label::{Esc, Labels};
+use crate::exposition::text004;
 
-/// Escapes a label value.
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+/// A shared collector registered by handle (prometheus-client takes boxed collectors).
+#[derive(Debug)]
+struct Shared(Arc<dyn Collector>);
 
-struct Out(String);
-
-impl Out {
-    fn head(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}");
-        let _ = writeln!(self.0, "# TYPE {name} {kind}");
-    }
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            self.0.push('{');
-            for (i, (k, val)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.0.push(',');
-                }
-                let _ = write!(self.0, "{k}=\"{}\"", esc(val));
-            }
-            self.0.push('}');
-        }
-        let _ = writeln!(self.0, " {v}");
+impl Collector for Shared {
+    fn encode(&self, enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(enc)
     }
 }
 
-fn split(route: &str) -> (&str, &str) {
-    route.split_once(' ').unwrap_or(("", route))
+/// The monitoring stack's own families.
+struct App(Monitoring);
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("App")
+    }
 }
 
-/// Renders the exposition text.
-pub fn render(m: &Monitoring) -> String {
-    let mut o = Out(String::with_capacity(8192));
-    if !m.enabled {
-        o.0.push_str(
-            "# performance monitoring is disabled (ENABLE_PERFORMANCE_MONITORING=false)\n",
-        );
-        o.head(
+fn none() -> Labels<'static> {
+    Vec::new()
+}
+
+fn flag(b: bool) -> u64 {
+    u64::from(b)
+}
+
+impl Collector for App {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = &self.0;
+        gauge(
+            &mut enc,
             "pooled_app_monitoring_enabled",
-            "gauge",
-            "1 when performance monitoring is enabled.",
-        );
-        o.sample("pooled_app_monitoring_enabled", &[], 0.0);
-        return o.0;
-    }
-    o.head(
-        "pooled_app_monitoring_enabled",
-        "gauge",
-        "1 when performance monitoring is enabled.",
-    );
-    o.sample("pooled_app_monitoring_enabled", &[], 1.0);
-
-    let routes = m.collector.cumulative();
-    o.head(
-        "pooled_app_http_requests_total",
-        "counter",
-        "Requests served since start, by method and route.",
-    );
-    for (r, l, _, _) in &routes {
-        let (method, route) = split(r);
-        o.sample(
-            "pooled_app_http_requests_total",
-            &[("method", method), ("route", route)],
-            l.count as f64,
-        );
-    }
-    o.head(
-        "pooled_app_http_request_errors_total",
-        "counter",
-        "Requests answered 4xx or 5xx since start, by method and route.",
-    );
-    for (r, _, errors, _) in &routes {
-        let (method, route) = split(r);
-        o.sample(
-            "pooled_app_http_request_errors_total",
-            &[("method", method), ("route", route)],
-            *errors as f64,
-        );
-    }
-    o.head(
-        "pooled_app_http_request_duration_seconds",
-        "summary",
-        "Request latency since start (HDR histogram), by method and route.",
-    );
-    for (r, l, _, sum_us) in &routes {
-        let (method, route) = split(r);
-        for (q, v) in [("0.5", l.p50_ms), ("0.95", l.p95_ms), ("0.99", l.p99_ms)] {
-            o.sample(
-                "pooled_app_http_request_duration_seconds",
-                &[("method", method), ("route", route), ("quantile", q)],
-                v / 1000.0,
-            );
+            "1 when performance monitoring is enabled (ENABLE_PERFORMANCE_MONITORING).",
+            &[(none(), flag(m.enabled))],
+        )?;
+        if let Some(p) = &m.pool {
+            gauge(
+                &mut enc,
+                "pooled_app_pool_fallback_mode",
+                "1 while the app runs on direct connections (pool degraded).",
+                &[(none(), flag(p.facts().fallback_mode))],
+            )?;
         }
-        o.sample(
-            "pooled_app_http_request_duration_seconds_sum",
-            &[("method", method), ("route", route)],
-            *sum_us as f64 / 1e6,
-        );
-        o.sample(
-            "pooled_app_http_request_duration_seconds_count",
-            &[("method", method), ("route", route)],
-            l.count as f64,
-        );
+        if !m.enabled {
+            return Ok(());
+        }
+        http(&mut enc, m)?;
+        collector_health(&mut enc, m)?;
+        if let Some(h) = m.health.latest() {
+            gauge(
+                &mut enc,
+                "pooled_app_health_score",
+                "Composite health score 0-100.",
+                &[(none(), u64::from(h.composite_score))],
+            )?;
+            let s = &h.services;
+            let scores: Vec<(Labels, u64)> = [
+                ("database", s.database.score),
+                ("redis", s.redis.score),
+                ("connection_pool", s.connection_pool.score),
+                ("performance", s.performance.score),
+                ("notifiers", s.notifiers.score),
+            ]
+            .into_iter()
+            .map(|(name, v)| (vec![("service", Esc(name))], u64::from(v)))
+            .collect();
+            gauge(
+                &mut enc,
+                "pooled_app_health_service_score",
+                "Health score 0-100 by service.",
+                &scores,
+            )?;
+            if let Some(t) = s.database.response_time_ms {
+                gauge(
+                    &mut enc,
+                    "pooled_app_health_database_round_trip_seconds",
+                    "Last database health-check round trip.",
+                    &[(none(), t / 1000.0)],
+                )?;
+            }
+            if let Some(t) = s.redis.response_time_ms {
+                gauge(
+                    &mut enc,
+                    "pooled_app_health_redis_round_trip_seconds",
+                    "Last Redis PING round trip.",
+                    &[(none(), t / 1000.0)],
+                )?;
+            }
+        }
+        if let Some(a) = &m.alerts {
+            alerts(&mut enc, &a.view())?;
+        }
+        Ok(())
     }
+}
 
-    let rt = m.collector.realtime();
-    o.head(
-        "pooled_app_metrics_samples_dropped_total",
-        "counter",
+/// `http_server_request_duration_seconds`: every request since start, monitoring routes
+/// included (OpenTelemetry counts all); `http_route` is left out for requests that matched no
+/// route, as the convention asks.
+fn http(enc: &mut DescriptorEncoder, m: &Monitoring) -> Result<(), std::fmt::Error> {
+    let all = m.collector.http_histograms();
+    let codes: Vec<Vec<String>> = all
+        .iter()
+        .map(|h| h.statuses.iter().map(|(s, _)| s.to_string()).collect())
+        .collect();
+    let mut series = Vec::new();
+    for (h, codes) in all.iter().zip(&codes) {
+        for ((_, c), code) in h.statuses.iter().zip(codes) {
+            let mut l: Labels = vec![("http_request_method", Esc(&h.method))];
+            if let Some(r) = &h.route {
+                l.push(("http_route", Esc(r)));
+            }
+            l.push(("http_response_status_code", Esc(code)));
+            series.push((l, c));
+        }
+    }
+    histogram(
+        enc,
+        "http_server_request_duration",
+        "Duration of HTTP server requests, from the middleware's entry to the response head.",
+        &series,
+    )
+}
+
+fn collector_health(enc: &mut DescriptorEncoder, m: &Monitoring) -> Result<(), std::fmt::Error> {
+    counter(
+        enc,
+        "pooled_app_metrics_samples_dropped",
         "Request samples dropped because the collector's buffer was full.",
-    );
-    o.sample(
-        "pooled_app_metrics_samples_dropped_total",
-        &[],
-        m.collector.dropped() as f64,
-    );
-    let st = &rt.collector.store;
-    o.head(
+        &[(none(), m.collector.dropped())],
+    )?;
+    let st = &m.collector.realtime().collector.store;
+    gauge(
+        enc,
         "pooled_app_metrics_store_up",
-        "gauge",
         "1 when the last metrics write to Redis succeeded.",
-    );
-    o.sample(
-        "pooled_app_metrics_store_up",
-        &[],
-        if st.redis_available { 1.0 } else { 0.0 },
-    );
-    o.head(
+        &[(none(), flag(st.redis_available))],
+    )?;
+    gauge(
+        enc,
         "pooled_app_metrics_store_backlog_buckets",
-        "gauge",
         "Finished metric buckets waiting to be written to Redis.",
-    );
-    o.sample(
-        "pooled_app_metrics_store_backlog_buckets",
-        &[],
-        st.backlog as f64,
-    );
-    o.head(
-        "pooled_app_metrics_store_gaps_total",
-        "counter",
+        &[(none(), st.backlog as u64)],
+    )?;
+    counter(
+        enc,
+        "pooled_app_metrics_store_gaps",
         "Completed Redis outages seen by the metrics writer.",
-    );
-    o.sample("pooled_app_metrics_store_gaps_total", &[], st.gaps as f64);
-    o.head(
-        "pooled_app_metrics_store_gap_seconds_total",
-        "counter",
+        &[(none(), st.gaps)],
+    )?;
+    counter(
+        enc,
+        "pooled_app_metrics_store_gap_seconds",
         "Total length of completed Redis outages.",
-    );
-    o.sample(
-        "pooled_app_metrics_store_gap_seconds_total",
-        &[],
-        st.gap_seconds as f64,
-    );
+        &[(none(), st.gap_seconds)],
+    )
+}
 
-    if let Some(p) = &m.pool {
-        pool(&mut o, &p.facts());
-    }
-    if let Some(h) = m.health.latest() {
-        health(&mut o, &h);
-    }
-    if let Some(a) = &m.alerts {
-        let v = a.view();
-        o.head(
-            "pooled_app_alerts_firing",
-            "gauge",
-            "Alerts currently firing on this instance.",
-        );
-        o.sample("pooled_app_alerts_firing", &[], v.firing as f64);
-        o.head(
-            "pooled_app_alert_active",
-            "gauge",
-            "Active alerts: 1 pending, 2 firing.",
-        );
-        for al in &v.active {
-            let val = if al.state == "firing" { 2.0 } else { 1.0 };
-            o.sample(
-                "pooled_app_alert_active",
-                &[("alert", &al.id), ("severity", &al.severity)],
-                val,
-            );
-        }
-        let n = &v.notifications;
-        o.head(
-            "pooled_app_notifications_delivered_total",
-            "counter",
+fn alerts(
+    enc: &mut DescriptorEncoder,
+    v: &crate::alerts::runner::AlertsView,
+) -> Result<(), std::fmt::Error> {
+    gauge(
+        enc,
+        "pooled_app_alerts_firing",
+        "Alerts currently firing on this instance.",
+        &[(none(), v.firing as u64)],
+    )?;
+    let active: Vec<(Labels, u64)> = v
+        .active
+        .iter()
+        .map(|a| {
+            (
+                vec![("alert", Esc(&a.id)), ("severity", Esc(&a.severity))],
+                if a.state == "firing" { 2 } else { 1 },
+            )
+        })
+        .collect();
+    gauge(
+        enc,
+        "pooled_app_alert_active",
+        "Active alerts: 1 pending, 2 firing.",
+        &active,
+    )?;
+    let channels = &v.notifications.channels;
+    for (name, help, f) in [
+        (
+            "pooled_app_notifications_delivered",
             "Alert notifications delivered, by channel.",
-        );
-        for c in &n.channels {
-            o.sample(
-                "pooled_app_notifications_delivered_total",
-                &[("channel", c.channel)],
-                c.delivered as f64,
-            );
-        }
-        o.head(
-            "pooled_app_notifications_failed_total",
-            "counter",
+            (|c| c.delivered) as fn(&crate::alerts::dispatch::ChannelStats) -> u64,
+        ),
+        (
+            "pooled_app_notifications_failed",
             "Alert notifications given up after retries, by channel.",
-        );
-        for c in &n.channels {
-            o.sample(
-                "pooled_app_notifications_failed_total",
-                &[("channel", c.channel)],
-                c.failed as f64,
-            );
-        }
-        o.head(
-            "pooled_app_notification_retries_total",
-            "counter",
+            |c| c.failed,
+        ),
+        (
+            "pooled_app_notification_retries",
             "Notification attempts retried, by channel.",
-        );
-        for c in &n.channels {
-            o.sample(
-                "pooled_app_notification_retries_total",
-                &[("channel", c.channel)],
-                c.retries as f64,
-            );
-        }
-    }
-    o.0
-}
-
-fn pool(o: &mut Out, p: &PoolFacts) {
-    o.head(
-        "pooled_app_pool_connections",
-        "gauge",
-        "Open pool connections by state.",
-    );
-    o.sample(
-        "pooled_app_pool_connections",
-        &[("state", "idle")],
-        f64::from(p.idle),
-    );
-    o.sample(
-        "pooled_app_pool_connections",
-        &[("state", "in_use")],
-        f64::from(p.in_use),
-    );
-    o.head(
-        "pooled_app_pool_max_connections",
-        "gauge",
-        "Configured maximum pool size.",
-    );
-    o.sample("pooled_app_pool_max_connections", &[], f64::from(p.max));
-    o.head(
-        "pooled_app_pool_utilization_ratio",
-        "gauge",
-        "Connections in use divided by the maximum.",
-    );
-    o.sample(
-        "pooled_app_pool_utilization_ratio",
-        &[],
-        p.utilization_percent() / 100.0,
-    );
-    o.head(
-        "pooled_app_pool_waiting_requests",
-        "gauge",
-        "Requests waiting to acquire a connection.",
-    );
-    o.sample("pooled_app_pool_waiting_requests", &[], p.waiting as f64);
-    o.head(
-        "pooled_app_pool_acquire_timeouts_total",
-        "counter",
-        "Connection acquisitions that timed out.",
-    );
-    o.sample(
-        "pooled_app_pool_acquire_timeouts_total",
-        &[],
-        p.acquire_timeouts_total as f64,
-    );
-    o.head(
-        "pooled_app_pool_fallback_mode",
-        "gauge",
-        "1 while the app runs on direct connections (pool degraded).",
-    );
-    o.sample(
-        "pooled_app_pool_fallback_mode",
-        &[],
-        if p.fallback_mode { 1.0 } else { 0.0 },
-    );
-}
-
-fn health(o: &mut Out, h: &HealthReport) {
-    o.head(
-        "pooled_app_health_score",
-        "gauge",
-        "Composite health score 0-100.",
-    );
-    o.sample("pooled_app_health_score", &[], f64::from(h.composite_score));
-    o.head(
-        "pooled_app_health_service_score",
-        "gauge",
-        "Health score 0-100 by service.",
-    );
-    let s = &h.services;
-    for (name, v) in [
-        ("database", s.database.score),
-        ("redis", s.redis.score),
-        ("connection_pool", s.connection_pool.score),
-        ("performance", s.performance.score),
-        ("notifiers", s.notifiers.score),
+            |c| c.retries,
+        ),
     ] {
-        o.sample(
-            "pooled_app_health_service_score",
-            &[("service", name)],
-            f64::from(v),
-        );
+        let samples: Vec<(Labels, u64)> = channels
+            .iter()
+            .map(|c| (vec![("channel", Esc(c.channel))], f(c)))
+            .collect();
+        counter(enc, name, help, &samples)?;
     }
-    if let Some(t) = s.database.response_time_ms {
-        o.head(
-            "pooled_app_health_database_round_trip_seconds",
-            "gauge",
-            "Last database health-check round trip.",
-        );
-        o.sample(
-            "pooled_app_health_database_round_trip_seconds",
-            &[],
-            t / 1000.0,
-        );
+    Ok(())
+}
+
+/// Renders the exposition: OpenMetrics when `openmetrics`, else Prometheus text 0.0.4.
+pub fn render(m: &Monitoring, openmetrics: bool) -> String {
+    let mut reg = Registry::default();
+    reg.register_collector(Box::new(App(m.clone())));
+    if let Some(p) = &m.pool_metrics {
+        reg.register_collector(Box::new(Shared(p.clone())));
     }
-    if let Some(t) = s.redis.response_time_ms {
-        o.head(
-            "pooled_app_health_redis_round_trip_seconds",
-            "gauge",
-            "Last Redis PING round trip.",
-        );
-        o.sample(
-            "pooled_app_health_redis_round_trip_seconds",
-            &[],
-            t / 1000.0,
-        );
+    let mut out = String::with_capacity(16 * 1024);
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &reg) {
+        // Writing into a String fails only if a collector reports an error; say so in the
+        // exposition rather than answering a truncated one silently.
+        tracing::warn!(error = %e, "encoding /metrics failed");
+        out.clear();
+        out.push_str("# EOF\n");
+    }
+    if openmetrics {
+        out
+    } else {
+        text004::from_openmetrics(&out)
     }
 }

@@ -22,6 +22,7 @@ use super::inbox::{Inbox, Raw};
 use super::rolling::Rolling;
 use super::store::{FlushItem, StoreStatus};
 use crate::clock::{unix_ms, unix_now};
+use crate::exposition::buckets::Counts;
 
 /// One finished request (the convenience form of [`MetricsCollector::record`]; the middleware
 /// hands its record over by reference without building one).
@@ -194,12 +195,47 @@ struct Live {
     ring: VecDeque<Arc<Bucket>>,
     windows: Vec<Rolling>,
     minute: LiveBucket,
-    cumulative: LiveBucket,
     series: VecDeque<Point>,
     baseline_acc: Option<(u64, LiveBucket)>,
-    /// Per inbox shard: the label and app-traffic flag of each interned route, and the size of
-    /// its last batch (the next buffer is allocated to fit).
-    labels: Vec<(Vec<(String, bool)>, usize)>,
+    /// Per inbox shard: what each route it interned maps to, and the size of its last batch
+    /// (the next buffer is allocated to fit).
+    labels: Vec<(Vec<Interned>, usize)>,
+    /// Cumulative request-duration histograms per (method, route) since start, in the fixed
+    /// buckets of `/metrics` (`http_server_request_duration_seconds`). Recorded here, from the
+    /// samples the collector takes anyway, so the request path pays nothing for them.
+    http: Vec<HttpSeries>,
+}
+
+/// One (method, route) a shard interned: its label, whether it is app traffic, and its index
+/// in `Live::http`. Resolved once per shard and route, so a sample costs no lookup by name.
+struct Interned {
+    label: String,
+    app: bool,
+    series: usize,
+}
+
+/// Request durations of one (method, route) since start, per response status.
+#[derive(Debug, Clone)]
+pub struct HttpSeries {
+    pub method: String,
+    /// The matched route template; `None` for requests that matched no route.
+    pub route: Option<String>,
+    /// `(status, durations)`, in order of first appearance (a route sees few statuses).
+    pub statuses: Vec<(u16, Counts)>,
+}
+
+impl HttpSeries {
+    #[inline]
+    fn record(&mut self, status: u16, us: u64) {
+        match self.statuses.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, c)) => c.record_us(us),
+            None => {
+                let mut c = Counts::default();
+                c.record_us(us);
+                self.statuses.push((status, c));
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -247,10 +283,10 @@ impl MetricsCollector {
             ring: VecDeque::new(),
             windows: windows.into_iter().map(Rolling::new).collect(),
             minute: LiveBucket::new(now - now % 60, 60),
-            cumulative: LiveBucket::new(now, 0),
             series: VecDeque::new(),
             baseline_acc: None,
-            labels: vec![(Vec::new(), 0); inbox.shards()],
+            labels: (0..inbox.shards()).map(|_| (Vec::new(), 0)).collect(),
+            http: Vec::new(),
         };
         let shared = Arc::new(Shared {
             realtime: RwLock::new(Arc::new(empty_realtime(&cfg, now))),
@@ -337,33 +373,12 @@ impl MetricsCollector {
         lock(&self.shared.live).ring.iter().cloned().collect()
     }
 
-    /// Cumulative per-route histograms and error counts since start (Prometheus exposition).
-    pub fn cumulative(&self) -> Vec<(String, Latency, u64, u64)> {
+    /// Request-duration histograms per (method, route, status) since start, in the buckets of
+    /// `/metrics`, including the samples buffered until now.
+    pub fn http_histograms(&self) -> Vec<HttpSeries> {
         let mut live = lock(&self.shared.live);
         drain(&self.shared, &mut live);
-        let live = &*live;
-        let mut out: Vec<(String, Latency, u64, u64)> = live
-            .cumulative
-            .routes
-            .iter()
-            .map(|(k, r)| {
-                let mut h = r.hist.clone();
-                let mut errors = r.errors;
-                if let Some(c) = live.current.routes.get(k) {
-                    histogram::merge(&mut h, &c.hist);
-                    errors += c.errors;
-                }
-                let sum_us = (h.mean() * h.len() as f64) as u64;
-                (k.clone(), Latency::of(&h), errors, sum_us)
-            })
-            .collect();
-        for (k, r) in &live.current.routes {
-            if !live.cumulative.routes.contains_key(k) {
-                let sum_us = (r.hist.mean() * r.hist.len() as f64) as u64;
-                out.push((k.clone(), Latency::of(&r.hist), r.errors, sum_us));
-            }
-        }
-        out
+        live.http.clone()
     }
 
     pub fn baseline(&self) -> Option<Baseline> {
@@ -393,7 +408,8 @@ fn window_stats(overall: &Hist, errors: u64, db: &Hist) -> WindowStats {
     }
 }
 
-fn pct(part: u64, whole: u64) -> f64 {
+/// `part` as a percentage of `whole`, rounded to 2 decimals (0 when `whole` is 0).
+pub(super) fn pct(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
@@ -467,27 +483,40 @@ fn drain(shared: &Shared, live: &mut Live) {
         // Sized like the last batch so the request path rarely grows the buffer.
         let fresh: Vec<Raw> = Vec::with_capacity(last.max(64));
         let d = shared.inbox.drain(i, known, fresh);
-        let labels = &mut live.labels[i];
-        for (method, route) in d.new_routes {
-            let l = format!(
-                "{} {}",
-                method,
-                route
-                    .as_ref()
-                    .map_or(crate::middleware::UNMATCHED, MatchedPath::as_str)
-            );
-            let app = !is_monitoring_route(&l);
-            labels.0.push((l, app));
-        }
-        labels.1 = d.samples.len();
-        n += d.samples.len() as u64;
         let Live {
-            current, labels, ..
+            current,
+            labels,
+            http,
+            ..
         } = &mut *live;
-        let table = &labels[i].0;
+        let table = &mut labels[i];
+        for (method, route) in d.new_routes {
+            let route = route.as_ref().map(MatchedPath::as_str);
+            let label = format!("{method} {}", route.unwrap_or(crate::middleware::UNMATCHED));
+            let app = !is_monitoring_route(&label);
+            let series = match http
+                .iter()
+                .position(|h| h.method == method.as_str() && h.route.as_deref() == route)
+            {
+                Some(k) => k,
+                None => {
+                    http.push(HttpSeries {
+                        method: method.to_string(),
+                        route: route.map(str::to_owned),
+                        statuses: Vec::new(),
+                    });
+                    http.len() - 1
+                }
+            };
+            table.0.push(Interned { label, app, series });
+        }
+        table.1 = d.samples.len();
+        n += d.samples.len() as u64;
         for s in &d.samples {
-            if let Some((label, app)) = table.get(usize::from(s.route)) {
-                current.record(label, u64::from(s.us), s.status >= 400, *app);
+            if let Some(r) = table.0.get(usize::from(s.route)) {
+                let us = u64::from(s.us);
+                current.record(&r.label, us, s.status >= 400, r.app);
+                http[r.series].record(s.status, us);
             }
         }
     }
@@ -515,7 +544,6 @@ fn finish_second(
     for w in &mut live.windows {
         w.push(&cur, fin.clone());
     }
-    live.cumulative.absorb_live(&cur);
     live.ring.push_back(fin.clone());
     while live.ring.len() > cfg.ring_secs {
         live.ring.pop_front();

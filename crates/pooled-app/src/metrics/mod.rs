@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod bucket;
+pub mod cluster;
 pub mod collector;
 pub mod histogram;
 pub mod inbox;

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use super::baseline::{Baseline, BaselineSlot};
 use super::bucket::Bucket;
 use crate::clock::unix_now;
-use crate::redis_link::RedisLink;
+use crate::redis_link::{LinkError, RedisLink};
 
 /// Key names (shared by all instances of one deployment).
 pub mod keys {
@@ -26,6 +26,20 @@ pub mod keys {
     pub fn minutes(instance: &str) -> String {
         format!("pp:metrics:min:{instance}")
     }
+}
+
+/// Instances that wrote metrics at or after `from` (Unix seconds): the readers' list of whose
+/// buckets to read.
+pub async fn instances_since(link: &RedisLink, from: u64) -> Result<Vec<String>, LinkError> {
+    link.run(move |mut c| async move {
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(keys::INSTANCES)
+            .arg(from)
+            .arg("+inf")
+            .query_async(&mut c)
+            .await
+    })
+    .await
 }
 
 /// A finished bucket handed to the writer.

@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::baseline::Baseline;
 use super::bucket::{Bucket, LiveBucket};
-use super::collector::{MetricsCollector, Regression};
+use super::collector::{pct, MetricsCollector, Regression};
 use super::histogram::Latency;
-use super::store::{keys, StoreStatus};
+use super::store::{self, keys, StoreStatus};
 use crate::clock::unix_now;
 use crate::redis_link::{LinkError, RedisLink};
 
@@ -79,14 +79,6 @@ pub enum SummaryError {
     Link(#[from] LinkError),
 }
 
-fn pct(a: u64, b: u64) -> f64 {
-    if b == 0 {
-        0.0
-    } else {
-        (a as f64 * 10_000.0 / b as f64).round() / 100.0
-    }
-}
-
 /// Buckets of all instances covering `[from, now]` from Redis: completed minute roll-ups, plus
 /// seconds only where no roll-up covers them (the partial first minute and the recent minutes
 /// not rolled up yet), so a 24 h summary reads ~1,440 minutes, not 86,400 seconds.
@@ -95,16 +87,7 @@ async fn fetch(
     from: u64,
     now: u64,
 ) -> Result<(Vec<String>, Vec<Bucket>), SummaryError> {
-    let instances: Vec<String> = link
-        .run(move |mut c| async move {
-            redis::cmd("ZRANGEBYSCORE")
-                .arg(keys::INSTANCES)
-                .arg(from)
-                .arg("+inf")
-                .query_async(&mut c)
-                .await
-        })
-        .await?;
+    let instances = store::instances_since(link, from).await?;
     if instances.is_empty() {
         return Ok((instances, Vec::new()));
     }

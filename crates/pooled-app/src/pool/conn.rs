@@ -27,6 +27,8 @@ pub struct DbConn {
     broken: bool,
     /// A fallback connection's place under `DATABASE_FALLBACK_MAX_CONNECTIONS`, given back on drop.
     fallback_permit: Option<OwnedSemaphorePermit>,
+    /// When the layer handed the connection out (its use time is recorded on drop).
+    acquired_at: Instant,
 }
 
 impl DbConn {
@@ -36,6 +38,7 @@ impl DbConn {
             db,
             broken: false,
             fallback_permit: None,
+            acquired_at: Instant::now(),
         }
     }
 
@@ -49,6 +52,7 @@ impl DbConn {
             db,
             broken: false,
             fallback_permit,
+            acquired_at: Instant::now(),
         }
     }
 
@@ -139,6 +143,7 @@ impl AsMut<PgConnection> for DbConn {
 
 impl Drop for DbConn {
     fn drop(&mut self) {
+        self.db.stats.use_time.record(self.acquired_at.elapsed());
         // The permit is held until the connection is closed, so Postgres never sees more than the cap.
         let permit = self.fallback_permit.take();
         if let Inner::Direct(c) = &mut self.inner {

@@ -17,8 +17,12 @@ const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
 
 async fn connect(inner: &DbInner, timeout: Duration) -> Result<PgConnection, DbError> {
+    let start = Instant::now();
     match tokio::time::timeout(timeout, inner.connect_options.connect()).await {
-        Ok(Ok(c)) => Ok(c),
+        Ok(Ok(c)) => {
+            inner.stats.create_time.record(start.elapsed());
+            Ok(c)
+        }
         Ok(Err(e)) => Err(DbError::Unavailable(e.to_string())),
         Err(_) => Err(DbError::Unavailable(format!(
             "connect timed out after {} ms",

@@ -14,9 +14,11 @@
 
 mod conn;
 mod direct;
+mod otel;
 mod probe;
 mod stats;
 
+use std::cell::Cell;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
@@ -26,6 +28,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
 pub use conn::DbConn;
+pub use otel::PoolMetrics;
 pub use stats::{
     health_score, ClosedByReason, HealthInputs, LatencySummary, PoolMode, PoolStats,
     PoolStatsSnapshot, QueryKind, QueryTimes,
@@ -57,6 +60,15 @@ impl DbError {
             DbError::Query(_) => "query failed",
         }
     }
+}
+
+tokio::task_local! {
+    /// Where the time of the next connect the pool makes inside this task started: the start of
+    /// the acquisition (or of the pool's first fill), then the end of the previous connect.
+    /// sqlx opens pool connections inline in the acquiring task and calls `after_connect` there,
+    /// but has no hook before a connect, so its start is taken from the task. Connects made by
+    /// sqlx's background task (topping the pool up to its minimum) are not timed.
+    static CONNECT_CLOCK: Cell<Instant>;
 }
 
 /// Settings of the pool layer, taken from [`Config`].
@@ -170,6 +182,11 @@ impl Db {
         self.inner.stats.clone()
     }
 
+    /// The pool's OpenTelemetry `db.client.*` metrics for `/metrics`.
+    pub fn metrics(&self) -> PoolMetrics {
+        PoolMetrics::new(self.clone())
+    }
+
     /// Everything `/api/performance/pool` shows.
     pub fn stats(&self) -> PoolStatsSnapshot {
         self.inner.stats.snapshot(self.gauges())
@@ -218,11 +235,11 @@ impl Db {
         let stats = &self.inner.stats;
         let waiting = Waiting::enter(&stats.waiting);
         let start = Instant::now();
-        let result =
-            match tokio::time::timeout(self.inner.settings.acquire_timeout, pool.acquire()).await {
-                Ok(r) => r,
-                Err(_) => Err(sqlx::Error::PoolTimedOut),
-            };
+        let acquire = tokio::time::timeout(self.inner.settings.acquire_timeout, pool.acquire());
+        let result = match CONNECT_CLOCK.scope(Cell::new(start), acquire).await {
+            Ok(r) => r,
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        };
         let waited = start.elapsed();
         drop(waiting);
         match result {
@@ -353,6 +370,13 @@ impl DbInner {
             })
             .after_connect(move |_conn, _meta| {
                 stats_connect.pool_opened.fetch_add(1, Ordering::Relaxed);
+                let _ = CONNECT_CLOCK.try_with(|from| {
+                    let now = Instant::now();
+                    stats_connect
+                        .create_time
+                        .record(now.saturating_duration_since(from.get()));
+                    from.set(now);
+                });
                 Box::pin(async { Ok(()) })
             });
         // sqlx's own acquire timeout also bounds the connects an acquisition makes, including
@@ -361,7 +385,10 @@ impl DbInner {
         // the pool never got a connection and the app stayed in fallback. So the pool gets the
         // connect timeout as its own, fills to its minimum within it here, and `acquire_pooled`
         // applies the configured acquire timeout around each acquisition.
-        let connect = options.connect_with(self.connect_options.clone());
+        let connect = CONNECT_CLOCK.scope(
+            Cell::new(Instant::now()),
+            options.connect_with(self.connect_options.clone()),
+        );
         match tokio::time::timeout(s.connect_timeout.max(s.acquire_timeout), connect).await {
             Ok(r) => r,
             Err(_) => Err(sqlx::Error::PoolTimedOut),

@@ -8,6 +8,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::exposition::buckets::AtomicCounts;
+
 /// The kind of a SQL statement, for the query-time breakdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -28,7 +30,7 @@ impl QueryKind {
         Self::Other,
     ];
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 
@@ -121,6 +123,13 @@ pub struct PoolStats {
     /// histograms a second (under the locks the query path records through) was most of the
     /// monitoring's own CPU.
     query_interval: OnceLock<[Mutex<Histogram<u64>>; 5]>,
+    /// The exported histograms (`/metrics`, OpenTelemetry `db.client.*`), in fixed buckets
+    /// recorded with atomics: time to open a connection, to get one, how long one was held,
+    /// and query time per kind.
+    pub(crate) create_time: AtomicCounts,
+    pub(crate) wait_time: AtomicCounts,
+    pub(crate) use_time: AtomicCounts,
+    pub(crate) operation_time: [AtomicCounts; 5],
 }
 
 impl Default for PoolStats {
@@ -150,6 +159,10 @@ impl Default for PoolStats {
                 new_histogram(),
             ],
             query_interval: OnceLock::new(),
+            create_time: AtomicCounts::default(),
+            wait_time: AtomicCounts::default(),
+            use_time: AtomicCounts::default(),
+            operation_time: Default::default(),
         }
     }
 }
@@ -163,12 +176,14 @@ pub(crate) fn now_ms() -> u64 {
 
 impl PoolStats {
     pub(crate) fn record_acquire_wait(&self, wait: Duration) {
+        self.wait_time.record(wait);
         if let Ok(mut h) = self.acquire_wait.lock() {
             h.saturating_record(us(wait));
         }
     }
 
     pub(crate) fn record_query(&self, kind: QueryKind, took: Duration) {
+        self.operation_time[kind.index()].record(took);
         let took = us(took);
         if let Ok(mut h) = self.query_time[kind.index()].lock() {
             h.saturating_record(took);

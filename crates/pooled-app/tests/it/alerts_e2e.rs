@@ -2,7 +2,6 @@
 //! for Slack and Resend. The latency breach is real traffic against a rule whose threshold every
 //! request exceeds (p95 ≥ 0.05 ms): the breach starts with the first request.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

@@ -1,7 +1,6 @@
 //! The real `pooled-app` binary against real Postgres and Redis: it serves, writes one JSON log line per
 //! request with the report's field names and no secret, and exits 0 on SIGTERM after a graceful shutdown.
 
-
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

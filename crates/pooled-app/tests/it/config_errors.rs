@@ -175,6 +175,21 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"invalid ALERT_EVAL_INTERVAL_MS="5": expected an integer 10..=3600000"#,
     ),
     (
+        "ALERT_ROUTE_CRITICAL",
+        "pager",
+        r#"invalid ALERT_ROUTE_CRITICAL="pager": expected a comma-separated list of slack, email (or none)"#,
+    ),
+    (
+        "ALERT_ROUTE_WARNING",
+        "slack;email",
+        r#"invalid ALERT_ROUTE_WARNING="slack;email": expected a comma-separated list of slack, email (or none)"#,
+    ),
+    (
+        "ALERT_ROUTE_INFO",
+        "slack,,email",
+        r#"invalid ALERT_ROUTE_INFO="slack,,email": expected a comma-separated list of slack, email (or none)"#,
+    ),
+    (
         "PERFORMANCE_API_TOKEN",
         "has space",
         r#"invalid PERFORMANCE_API_TOKEN=[redacted]: expected printable ASCII without spaces"#,

@@ -2,15 +2,14 @@
 //! (no Redis), conflicting concurrent writes, overload beyond what the pool and its queue can
 //! take, and slow or silent HTTP clients.
 
-
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use sqlx::postgres::PgPoolOptions;
 use crate::support::app::{vars, TestApp};
 use crate::support::services;
+use futures::StreamExt;
+use sqlx::postgres::PgPoolOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -4,15 +4,14 @@
 //! after it, requests succeed again within a bounded time and the pool layer is back in pooled
 //! mode with nothing left counted as waiting.
 
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use poolproof_services::proxy::{Direction, TcpProxy};
-use serde_json::Value;
 use crate::support::app::{vars, TestApp};
 use crate::support::services;
+use poolproof_services::proxy::{Direction, TcpProxy};
+use serde_json::Value;
 use tokio::time::Instant;
 
 /// The load tests measure recovery times: one at a time, so they do not slow each other down.

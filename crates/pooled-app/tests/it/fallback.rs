@@ -3,7 +3,6 @@
 //! Postgres comes back it returns to pooled mode and serves again. A Postgres restart under an idle
 //! pool is absorbed: dead connections are detected and replaced.
 
-
 use std::time::Duration;
 
 use crate::support::app::{vars, TestApp};

@@ -2,16 +2,19 @@
 //! (cold CI builds and disk). Each file below is one area; nextest still runs every test
 //! in its own process, so tests keep their own environment.
 
-mod common;
-mod support;
+mod alert_mutes;
 mod alerts_e2e;
 mod binary;
+mod common;
 mod config_errors;
 mod data_path;
 mod db_recovery;
 mod fallback;
 mod monitoring_api;
 mod pooling;
+mod prometheus_rules;
+mod real_prometheus;
 mod redis_down;
 mod redis_pause;
 mod summary_exact;
+mod support;

@@ -1,7 +1,6 @@
 //! Pooled vs unpooled against a real Postgres and Redis: 1,000 `POST /api/buddy/respond` with no error
 //! in both modes; pool efficiency ≥ 99 % pooled and 0 % unpooled, read from `/api/performance/pool`.
 
-
 use crate::support::app::{vars, TestApp};
 use crate::support::services;
 

@@ -1,7 +1,6 @@
 //! Redis is optional and never blocks a request: with Redis stopped (also at start-up) requests are still
 //! served from Postgres and every lookup counts as a miss; when Redis is back, hits return.
 
-
 use std::time::Duration;
 
 use crate::support::app::{vars, TestApp};

@@ -1,7 +1,6 @@
 //! Redis frozen for 10 s under load: no request fails, the health score drops and recovers, the
 //! metrics collection resumes and the Redis view ends up complete (every request counted once).
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

@@ -289,6 +289,14 @@ impl Coordinator {
                     .shards
                     .lock()
                     .map_err(|_| LoadError::Shard("coordinator state poisoned".into()))?;
+                let registered = |n: &String| shards.iter().any(|st| st.name.as_ref() == Some(n));
+                if shards.iter().any(|st| st.name.is_none()) {
+                    if let Some((n, why)) = exited.iter().find(|(n, _)| !registered(n)) {
+                        return Err(self.fail(format!(
+                            "a generator shard ({n}) ended before it registered with the coordinator: {why}"
+                        )));
+                    }
+                }
                 for (i, st) in shards.iter().enumerate() {
                     let who = shard_name(i, st);
                     if let Some(msg) = &st.failed {

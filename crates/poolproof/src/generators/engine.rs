@@ -204,6 +204,12 @@ pub async fn ensure_image(engine: &'static str) -> Result<String, EngineError> {
         let real = std::fs::canonicalize(&lib).unwrap_or_else(|_| lib.clone());
         copy(&real, &lib)?;
     }
+    // rustls (reqwest, goose) loads the system's CA certificates even for plain HTTP.
+    for certs in ["/etc/ssl/certs/ca-certificates.crt"] {
+        if Path::new(certs).exists() {
+            copy(Path::new(certs), Path::new(certs))?;
+        }
+    }
     std::fs::create_dir_all(root.path().join("tmp"))
         .map_err(|e| err(engine, format!("tmp: {e}")))?;
     let script = format!(
@@ -211,6 +217,13 @@ pub async fn ensure_image(engine: &'static str) -> Result<String, EngineError> {
         root.path().display()
     );
     run(engine, "bash", &["-o", "pipefail", "-c", &script]).await?;
+    // One image per build of the binary: earlier builds' images are dead weight (one in use
+    // by another run refuses removal, which is fine).
+    if let Ok(tags) = run(engine, "docker", &["image", "ls", IMAGE_REPO, "--format", "{{.Repository}}:{{.Tag}}"]).await {
+        for old in tags.lines().filter(|t| *t != tag) {
+            let _ = run(engine, "docker", &["image", "rm", old]).await;
+        }
+    }
     Ok(tag)
 }
 
@@ -287,46 +300,60 @@ impl SwarmJob {
         else {
             return Vec::new();
         };
-        out.lines()
-            .filter_map(|l| {
-                let mut f = l.splitn(3, '\t');
-                let (id, state, error) = (f.next()?, f.next()?, f.next().unwrap_or(""));
-                let ended = ["Failed", "Rejected", "Shutdown", "Orphaned", "Remove"]
-                    .iter()
-                    .any(|s| state.starts_with(s));
-                ended.then(|| (id.to_string(), format!("task {state}: {error}")))
-            })
-            .collect()
+        let mut ended = Vec::new();
+        for l in out.lines() {
+            let mut f = l.splitn(3, '\t');
+            let (Some(id), Some(state)) = (f.next(), f.next()) else {
+                continue;
+            };
+            let error = f.next().unwrap_or("");
+            if ["Failed", "Rejected", "Shutdown", "Orphaned", "Remove"]
+                .iter()
+                .any(|s| state.starts_with(s))
+            {
+                // The task's last words: the service is removed after the run.
+                let last = run("swarm", "docker", &["service", "logs", "--raw", "--tail", "3", id])
+                    .await
+                    .ok()
+                    .and_then(|s| s.lines().last().map(str::to_string))
+                    .unwrap_or_default();
+                ended.push((id.to_string(), format!("task {state}: {error}; last log line: {last}")));
+            }
+        }
+        ended
     }
 }
 
 impl Drop for SwarmJob {
     fn drop(&mut self) {
-        if !self.service.is_empty() {
+        let quiet = |args: &[&str]| {
             let _ = Command::new("docker")
-                .args(["service", "rm", &self.service])
+                .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
-            // `service rm` returns before the tasks' containers are gone.
+        };
+        if !self.service.is_empty() {
+            quiet(&["service", "rm", &self.service]);
+            // `service rm` returns before the tasks' containers are gone: remove them too.
+            let filter = format!("label=com.docker.swarm.service.name={}", self.service);
             for _ in 0..100 {
                 let left = Command::new("docker")
-                    .args(["ps", "-aq", "--filter", &format!("label=com.docker.swarm.service.name={}", self.service)])
+                    .args(["ps", "-aq", "--filter", &filter])
                     .output()
-                    .map(|o| !o.stdout.is_empty())
-                    .unwrap_or(false);
-                if !left {
+                    .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                if left.is_empty() {
                     break;
                 }
+                let mut args = vec!["rm", "-f"];
+                args.extend(left.iter().map(String::as_str));
+                quiet(&args);
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
         }
         if self.created_swarm {
-            let _ = Command::new("docker")
-                .args(["swarm", "leave", "--force"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            quiet(&["swarm", "leave", "--force"]);
         }
     }
 }

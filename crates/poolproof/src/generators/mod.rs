@@ -183,6 +183,10 @@ impl Sharded {
             .await;
         // Teardown (processes killed, service or job removed) before the verdict.
         drop(launched);
+        if result.is_err() {
+            // Whatever waits on this load's timeline (samplers, the fault timeline) ends now.
+            self.handle.abandon();
+        }
         result
     }
 }

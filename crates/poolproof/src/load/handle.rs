@@ -105,6 +105,13 @@ impl LoadHandle {
         self.rec.duration
     }
 
+    /// Marks a remote load as over after its generators failed: what waits on its timeline
+    /// stops waiting.
+    pub(crate) fn abandon(&self) {
+        self.rec.stop(Instant::now(), "poolproof: generators failed");
+        self.rec.finished.store(true, Ordering::SeqCst);
+    }
+
     /// Asks the attack to stop now (the outcome keeps what was measured).
     pub fn stop(&self) {
         self.rec.stop(Instant::now(), "poolproof: stop requested");

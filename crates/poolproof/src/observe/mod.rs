@@ -3,7 +3,8 @@
 //! Every time is an offset in seconds from the start of measured load (warm-up and ramp are
 //! negative). The load module fills [`ClientSeries`]; the run's sampler pushes one
 //! [`ServerSample`] per instance per second; the fault timeline pushes [`FaultEvent`]s with
-//! their actual start and end; the webhook sink pushes [`AlertDelivery`]s.
+//! their actual start and end; the webhook sink pushes [`AlertDelivery`]s; the silence timeline
+//! pushes [`SilenceEvent`]s.
 
 mod client;
 mod histogram;
@@ -13,7 +14,7 @@ mod timeline;
 pub use client::{ClientSeries, ErrorKind, RouteSecond, SecondBucket, SlotFate, WindowStats};
 pub use histogram::LatencyHistogram;
 pub use server::{DbSample, OtelPool, PoolStats, PromHistogram, ServerSample};
-pub use timeline::{AlertDelivery, AlertTransition, FaultEvent, PhaseKind, Window};
+pub use timeline::{AlertDelivery, AlertTransition, FaultEvent, PhaseKind, SilenceEvent, Window};
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,8 @@ pub struct Observations {
     pub faults: Vec<FaultEvent>,
     /// Alert notifications received by the webhook sink.
     pub alerts: Vec<AlertDelivery>,
+    /// Alert silences the scenario created, as they were in force at the app.
+    pub silences: Vec<SilenceEvent>,
     /// CPU time of this arm's app processes (summed over instances) at the start of measured
     /// load and every second of it (`crate::app::cpu`); empty for an external app.
     pub app_cpu: Vec<AppCpuSample>,

@@ -72,6 +72,26 @@ pub struct FaultEvent {
     pub end: Option<f64>,
 }
 
+/// An alert silence as it was in force at the app.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SilenceEvent {
+    /// The alert it muted; `None`: every alert.
+    pub alert: Option<String>,
+    /// The planned start offset (scenario `at`).
+    pub planned_at: f64,
+    /// When the app had stored it (its answer arrived), offset in seconds.
+    pub start: f64,
+    /// When it ended at the app (`ends_at`), offset in seconds.
+    pub end: f64,
+}
+
+impl SilenceEvent {
+    /// Whether it muted `alert` at offset `t`.
+    pub fn mutes(&self, alert: &str, t: f64) -> bool {
+        t >= self.start && t < self.end && self.alert.as_deref().is_none_or(|a| a == alert)
+    }
+}
+
 /// Whether a notification announced a firing alert or its resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

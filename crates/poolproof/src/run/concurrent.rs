@@ -197,6 +197,8 @@ async fn drive(
             faults: Vec::new(),
             // The sink cannot tell the arms' notifications apart: each arm sees them all.
             alerts: alerts.clone(),
+            // Concurrent arms take no silences (scenario validation).
+            silences: Vec::new(),
             app_cpu: app_cpu.get_mut(a).map(std::mem::take).unwrap_or_default(),
             // Concurrent arms run the closed model only (scenario validation).
             stages: Vec::new(),

@@ -412,6 +412,23 @@ async fn drive(
         e => RunError::infra(e),
     })?;
     let handle = driver.handle();
+    // The silences count from the start of measured load too; they are deleted once it ends.
+    let (silences_done, silences_done_rx) = tokio::sync::oneshot::channel::<()>();
+    let silences = (!sc.silences.is_empty()).then(|| {
+        let h = handle.clone();
+        let plan = sc.silences.clone();
+        let api = crate::silence::SilenceApi {
+            client: ctx.client.clone(),
+            base: targets[0].clone(),
+            token: token.clone(),
+        };
+        tokio::spawn(async move {
+            let Some(start) = h.wait_measure_start().await else {
+                return Ok(Vec::new());
+            };
+            crate::silence::run(plan, api, start, silences_done_rx).await
+        })
+    });
     let sampler = Sampler::start(
         ctx.client.clone(),
         targets,
@@ -445,6 +462,17 @@ async fn drive(
     let cpu = cpu_meter.and_then(|m| m.finish());
     hold.abort();
     let _ = load_done.send(());
+    let _ = silences_done.send(());
+    let silence_result = match silences {
+        Some(t) => t
+            .await
+            .unwrap_or_else(|e| Err(format!("silence task failed: {e}"))),
+        None => Ok(Vec::new()),
+    };
+    let (silence_events, silence_error) = match silence_result {
+        Ok(v) => (v, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let fault_outcomes = match timeline {
         Some(t) => t
             .await
@@ -474,6 +502,7 @@ async fn drive(
             .filter_map(|o| o.event.clone())
             .collect(),
         alerts,
+        silences: silence_events,
         app_cpu,
         stages: crate::observe::StageSpan::of(&sc.load),
         generator: sc.load.is_scheduled().then_some(outcome.generator),
@@ -483,6 +512,10 @@ async fn drive(
     // the scenario says: an infrastructure failure, not a verdict.
     if let Some(e) = fault_outcomes.iter().find_map(|o| o.error.as_ref()) {
         return Err(RunError::infra(format!("fault timeline: {e}")));
+    }
+    // Likewise a silence that could not be created (or removed).
+    if let Some(e) = silence_error {
+        return Err(RunError::infra(format!("silences: {e}")));
     }
     Ok(ArmMeasurement {
         obs,

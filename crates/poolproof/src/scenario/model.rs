@@ -39,6 +39,10 @@ pub struct Scenario {
     /// Fault timeline; offsets count from the start of measured load (after warm-up).
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Alert silences created through the app's API during the run; offsets count from the
+    /// start of measured load, like faults.
+    #[serde(default)]
+    pub silences: Vec<SilenceSpec>,
     /// The service-level agreements to check.
     #[serde(default)]
     pub slas: Vec<Sla>,
@@ -817,6 +821,22 @@ impl Fault {
     }
 }
 
+/// One alert silence: from `at`, the app sends nothing for `alert` (or for every alert) for
+/// `for`; poolproof creates it with `POST /api/performance/alerts/silences` (`ends_at` = its
+/// creation + `for`), so the app must have `PERFORMANCE_API_TOKEN` set.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceSpec {
+    /// When it is created, as an offset from the start of measured load.
+    pub at: Duration,
+    /// How long it mutes (> 0).
+    #[serde(rename = "for")]
+    pub duration: Duration,
+    /// The alert it mutes (an alert rule's id, or `<id>_no_data`); omitted → every alert.
+    #[serde(default)]
+    pub alert: Option<String>,
+}
+
 /// Kinds of fault the harness can inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -916,9 +936,14 @@ pub struct Sla {
     /// Alert rule name (`alert_latency`, `alert_resolution`, optional for `duplicate_notifications`).
     #[serde(default)]
     pub alert: Option<String>,
-    /// Channel (`alert_latency`, `alert_resolution`, `duplicate_notifications`); omitted → any.
+    /// Channel (`alert_latency`, `alert_resolution`, `duplicate_notifications`,
+    /// `notifications_while_inhibited`, `notifications_while_silenced`); omitted → any.
     #[serde(default)]
     pub channel: Option<Channel>,
+    /// `notifications_while_inhibited` only (required there): the alert whose firing should
+    /// mute `alert` (e.g. the critical rule on the same metric).
+    #[serde(default)]
+    pub inhibited_by: Option<String>,
     /// Ratio metrics only: `[treatment, baseline]`; omitted → the first two arms.
     #[serde(default)]
     pub arms: Option<ArmPair>,
@@ -965,6 +990,9 @@ impl Sla {
         }
         if let Some(c) = &self.channel {
             s.push_str(&format!("[{c}]"));
+        }
+        if let Some(by) = &self.inhibited_by {
+            s.push_str(&format!("[by {by}]"));
         }
         if self.phase != Phase::Load {
             s.push_str(&format!("@{}", self.phase));
@@ -1032,6 +1060,12 @@ pub enum Metric {
     AlertResolution,
     /// Notifications delivered more than once per alert transition.
     DuplicateNotifications,
+    /// Firing notifications of `alert` delivered while `inhibited_by` was firing (between its
+    /// firing and its resolution at the sink): 0 when inhibition held.
+    NotificationsWhileInhibited,
+    /// Firing notifications delivered while a scenario silence muted their alert: 0 when the
+    /// silences held.
+    NotificationsWhileSilenced,
     /// Fault end → p95 and error rate back within their SLAs.
     RecoveryTime,
     /// A/B: 1 − p95(treatment) / p95(baseline).
@@ -1063,7 +1097,7 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in documentation order.
-    pub const ALL: [Metric; 27] = [
+    pub const ALL: [Metric; 29] = [
         Self::LatencyP50,
         Self::LatencyP95,
         Self::LatencyP99,
@@ -1079,6 +1113,8 @@ impl Metric {
         Self::AlertLatency,
         Self::AlertResolution,
         Self::DuplicateNotifications,
+        Self::NotificationsWhileInhibited,
+        Self::NotificationsWhileSilenced,
         Self::RecoveryTime,
         Self::P95Improvement,
         Self::CapacityRatio,
@@ -1111,6 +1147,8 @@ impl Metric {
             Self::AlertLatency => "alert_latency",
             Self::AlertResolution => "alert_resolution",
             Self::DuplicateNotifications => "duplicate_notifications",
+            Self::NotificationsWhileInhibited => "notifications_while_inhibited",
+            Self::NotificationsWhileSilenced => "notifications_while_silenced",
             Self::RecoveryTime => "recovery_time",
             Self::P95Improvement => "p95_improvement",
             Self::CapacityRatio => "capacity_ratio",
@@ -1147,6 +1185,8 @@ impl Metric {
             Self::Throughput
             | Self::HealthScore
             | Self::DuplicateNotifications
+            | Self::NotificationsWhileInhibited
+            | Self::NotificationsWhileSilenced
             | Self::FallbackActivations
             | Self::OfferedRate
             | Self::MaxSustainedRate
@@ -1193,7 +1233,11 @@ impl Metric {
     pub fn is_alert(self) -> bool {
         matches!(
             self,
-            Self::AlertLatency | Self::AlertResolution | Self::DuplicateNotifications
+            Self::AlertLatency
+                | Self::AlertResolution
+                | Self::DuplicateNotifications
+                | Self::NotificationsWhileInhibited
+                | Self::NotificationsWhileSilenced
         )
     }
 

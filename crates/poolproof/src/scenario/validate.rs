@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::locate::Seg;
 use super::model::{
     ArmsMode, Fault, FaultKind, GeneratorEngine, Generators, Load, LoadModel, Metric, Provider,
-    Scenario, Sla, Source,
+    Scenario, SilenceSpec, Sla, Source,
 };
 use super::target::{ExternalApp, Target};
 use super::types::Threshold;
@@ -42,6 +42,8 @@ pub mod limits {
     pub const MAX_FAULT_LATENCY_SECS: u64 = 60;
     /// `app.ready_timeout`
     pub const MAX_READY_TIMEOUT_SECS: u64 = 600;
+    /// `silences`
+    pub const MAX_SILENCES: usize = 100;
     /// `app.command` / `arms[].command`: arguments, and bytes per argument
     pub const MAX_ARGS: usize = 64;
     pub const MAX_ARG_BYTES: usize = 4096;
@@ -342,6 +344,32 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
         check_fault(f, i, super::types::Duration::new(l.measured()))?;
     }
 
+    // silences
+    if !s.silences.is_empty() {
+        if external {
+            return Err(root.issue(
+                &[k("silences")],
+                "silences are checked at the webhook sink of an app poolproof starts; the external provider has none",
+            ));
+        }
+        let token = |env: &super::model::EnvMap| {
+            env.get("PERFORMANCE_API_TOKEN")
+                .is_some_and(|t| !t.is_empty())
+        };
+        if !token(&s.app.env) && (s.arms.is_empty() || !s.arms.iter().all(|a| token(&a.env))) {
+            return Err(root.issue(
+                &[k("silences")],
+                "the app creates silences only behind its token: set app.env.PERFORMANCE_API_TOKEN",
+            ));
+        }
+        if s.silences.len() > MAX_SILENCES {
+            return Err(root.issue(&[k("silences")], format!("at most {MAX_SILENCES} silences")));
+        }
+    }
+    for (i, sl) in s.silences.iter().enumerate() {
+        check_silence(sl, i, super::types::Duration::new(l.measured()))?;
+    }
+
     // arms
     if s.arms.len() == 1 {
         return Err(root.issue(
@@ -475,6 +503,12 @@ fn check_concurrent(s: &Scenario) -> Result<(), Issue> {
         return Err(Issue {
             path: at,
             message: "concurrent arms share Postgres and Redis, so a fault would hit every arm at once: use arms_mode: interleaved with faults".into(),
+        });
+    }
+    if !s.silences.is_empty() {
+        return Err(Issue {
+            path: at,
+            message: "concurrent arms share Redis, where silences live, so a silence would mute every arm at once: use arms_mode: interleaved with silences".into(),
         });
     }
     if s.load.model == LoadModel::Open {
@@ -688,6 +722,40 @@ fn check_fault(f: &Fault, i: usize, load: super::types::Duration) -> Result<(), 
     Ok(())
 }
 
+/// An alert id as the app writes them: a-z 0-9 _ - (at most 128).
+fn alert_id_ok(a: &str) -> bool {
+    !a.is_empty()
+        && a.len() <= 128
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn check_silence(sl: &SilenceSpec, i: usize, load: super::types::Duration) -> Result<(), Issue> {
+    let at = |field: &str| vec![k("silences"), Seg::Index(i), k(field)];
+    if sl.duration.is_zero() {
+        return Err(Issue {
+            path: at("for"),
+            message: "a silence must last more than 0s".into(),
+        });
+    }
+    if sl.at.get() >= load.get() {
+        return Err(Issue {
+            path: at("at"),
+            message: format!(
+                "the silence starts at {}, when the measured load ({load}) is over",
+                sl.at
+            ),
+        });
+    }
+    if sl.alert.as_deref().is_some_and(|a| !alert_id_ok(a)) {
+        return Err(Issue {
+            path: at("alert"),
+            message: "an alert name must match [A-Za-z0-9_-]+".into(),
+        });
+    }
+    Ok(())
+}
+
 fn describe(t: &Threshold) -> String {
     match t {
         Threshold::Duration(d) => d.to_string(),
@@ -719,12 +787,16 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
                 message: format!("health_score lies within 0..=100, got {n}"),
             })
         }
-        (Metric::DuplicateNotifications | Metric::FallbackActivations, Threshold::Number(n))
-            if n.fract() != 0.0 =>
-        {
+        (
+            Metric::DuplicateNotifications
+            | Metric::FallbackActivations
+            | Metric::NotificationsWhileInhibited
+            | Metric::NotificationsWhileSilenced,
+            Threshold::Number(n),
+        ) if n.fract() != 0.0 || n < 0.0 => {
             return Err(Issue {
                 path: at("threshold"),
-                message: format!("duplicate_notifications is a count, got {n}"),
+                message: format!("{m} is a count, got {n}"),
             })
         }
         (
@@ -870,22 +942,44 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
         });
     }
     if sla.alert.is_some() && !m.is_alert() {
-        return Err(Issue { path: at("alert"), message: format!("alert applies to alert_latency, alert_resolution and duplicate_notifications only, not {m}") });
+        return Err(Issue { path: at("alert"), message: format!("alert applies to alert metrics only (alert_latency, alert_resolution, duplicate_notifications, notifications_while_inhibited, notifications_while_silenced), not {m}") });
     }
     if sla.channel.is_some() && !m.is_alert() {
-        return Err(Issue { path: at("channel"), message: format!("channel applies to alert_latency, alert_resolution and duplicate_notifications only, not {m}") });
+        return Err(Issue { path: at("channel"), message: format!("channel applies to alert metrics only (alert_latency, alert_resolution, duplicate_notifications, notifications_while_inhibited, notifications_while_silenced), not {m}") });
     }
-    if let Some(a) = &sla.alert {
-        let ok = !a.is_empty()
-            && a.len() <= 128
-            && a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !ok {
+    for (field, v) in [("alert", &sla.alert), ("inhibited_by", &sla.inhibited_by)] {
+        if v.as_deref().is_some_and(|a| !alert_id_ok(a)) {
             return Err(Issue {
-                path: at("alert"),
-                message: "an alert name must match [A-Za-z0-9_-]+".into(),
+                path: at(field),
+                message: format!("an {field} name must match [A-Za-z0-9_-]+"),
             });
         }
+    }
+    if sla.inhibited_by.is_some() && m != Metric::NotificationsWhileInhibited {
+        return Err(Issue {
+            path: at("inhibited_by"),
+            message: format!("inhibited_by applies to notifications_while_inhibited only, not {m}"),
+        });
+    }
+    if m == Metric::NotificationsWhileInhibited {
+        if sla.alert.is_none() || sla.inhibited_by.is_none() {
+            return Err(Issue {
+                path: vec![k("slas"), Seg::Index(i)],
+                message: "notifications_while_inhibited needs alert: (the muted alert, e.g. request_latency_warning) and inhibited_by: (the alert that mutes it, e.g. request_latency_critical)".into(),
+            });
+        }
+        if sla.alert == sla.inhibited_by {
+            return Err(Issue {
+                path: at("inhibited_by"),
+                message: "an alert does not inhibit itself: name another alert".into(),
+            });
+        }
+    }
+    if m == Metric::NotificationsWhileSilenced && s.silences.is_empty() {
+        return Err(Issue {
+            path: at("metric"),
+            message: "notifications_while_silenced is measured over the scenario's silences, but it has none".into(),
+        });
     }
     if matches!(m, Metric::AlertLatency | Metric::AlertResolution) && sla.alert.is_none() {
         return Err(Issue {

@@ -228,9 +228,11 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         Metric::DbSessionsOpenedPerRequest | Metric::DbConnectionsPeak => {
             database::measure(sla, input.obs)
         }
-        Metric::AlertLatency | Metric::AlertResolution | Metric::DuplicateNotifications => {
-            alerts::measure(sla, input.obs)
-        }
+        Metric::AlertLatency
+        | Metric::AlertResolution
+        | Metric::DuplicateNotifications
+        | Metric::NotificationsWhileInhibited
+        | Metric::NotificationsWhileSilenced => alerts::measure(sla, input.obs),
         Metric::RecoveryTime => alerts::recovery_time(all, input.obs),
         Metric::P95Improvement
         | Metric::CapacityRatio

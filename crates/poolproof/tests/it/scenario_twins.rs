@@ -198,6 +198,73 @@ fn overload_passes_and_its_twin_that_queues_instead_of_shedding_fails() {
 }
 
 #[test]
+fn alert_inhibition_passes_and_its_twin_without_inhibition_and_with_the_wrong_silence_fails() {
+    let text = shipped("alert-inhibition.yaml");
+    let (code, out) = validate("alert-inhibition", &text);
+    assert_eq!(
+        code,
+        Some(0),
+        "the shipped alert-inhibition scenario must pass:\n{out}"
+    );
+    let inhibited =
+        "notifications_while_inhibited[request_latency_warning][by request_latency_critical] <= 0";
+    assert_row(&out, inhibited, "met");
+    assert_row(&out, "notifications_while_silenced <= 0", "met");
+    assert_row(
+        &out,
+        "alert_latency[db_query_slow_critical] >= 5500ms",
+        "met",
+    );
+
+    // The twin's rules turn inhibition off, and its silence mutes an alert that never fires
+    // instead of db_query_slow_critical: the warning reaches the sink while the critical fires,
+    // and db_query_slow_critical arrives as soon as it fires.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = std::fs::read_to_string(
+        workspace_root().join("fixtures/alert-rules/alertmanager-style.yaml"),
+    )
+    .expect("rules fixture");
+    let at = rules
+        .find("\ninhibit_rules:")
+        .expect("inhibit_rules section");
+    let rules_path = dir.path().join("no-inhibition.yaml");
+    std::fs::write(
+        &rules_path,
+        format!("{}\ninhibit_rules: []\n", &rules[..at]),
+    )
+    .expect("write rules");
+    let twin = replace_once(
+        &text,
+        "ALERT_RULES_FILE: fixtures/alert-rules/alertmanager-style.yaml",
+        &format!("ALERT_RULES_FILE: {}", rules_path.display()),
+    );
+    let twin = replace_once(
+        &twin,
+        "    alert: db_query_slow_critical\n",
+        "    alert: error_rate_critical\n",
+    );
+    let (code, out) = validate("alert-inhibition", &twin);
+    assert_eq!(
+        code,
+        Some(1),
+        "no inhibition and the wrong silence must fail with exit 1:\n{out}"
+    );
+    assert_row(&out, inhibited, "FAILED");
+    assert_row(
+        &out,
+        "alert_latency[db_query_slow_critical] >= 5500ms",
+        "FAILED",
+    );
+    // Still delivered, just not held back: the alert itself works.
+    assert_row(&out, "alert_latency[db_query_slow_critical] <= 8s", "met");
+    assert_row(
+        &out,
+        "alert_latency[request_latency_critical][slack] <= 5s",
+        "met",
+    );
+}
+
+#[test]
 fn asyncpg_pooling_passes_and_its_twin_with_a_pool_of_one_fails() {
     ensure_asyncpg_app();
     let text = shipped("asyncpg-pooling.yaml");

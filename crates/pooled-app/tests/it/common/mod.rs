@@ -285,6 +285,32 @@ impl App {
         )
     }
 
+    /// A request with an optional JSON body and bearer token; (status, JSON or text).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut r = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let r = r.send().await.unwrap();
+        let code = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -403,4 +429,25 @@ pub fn assert_no_secret(text: &str, pg_password: &str) {
             &text[..text.len().min(400)]
         );
     }
+}
+
+/// The repository's root.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Runs `ci/<script>` (an `ensure-*.sh` installer) and returns the path it prints.
+pub fn ensure(script: &str) -> std::path::PathBuf {
+    let out = std::process::Command::new(workspace_root().join("ci").join(script))
+        .output()
+        .expect("run ci script");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
