@@ -137,6 +137,7 @@ fn observations() -> Observations {
         stages: Vec::new(),
         generator: None,
         shards: Vec::new(),
+        silences: Vec::new(),
     }
 }
 
