@@ -138,6 +138,7 @@ fn observations() -> Observations {
         stages: Vec::new(),
         generator: None,
         shards: Vec::new(),
+        silences: Vec::new(),
     }
 }
 
