@@ -23,18 +23,21 @@
 //!
 //! Run: `cargo bench -p pooled-app --bench monitoring` (about 4 minutes).
 
-#[path = "../tests/it/common/mod.rs"]
-mod common;
+#[allow(dead_code)] // the bench uses start and stop only
+#[path = "../tests/it/support/load.rs"]
+mod load;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Load, API_TOKEN};
 use criterion::{criterion_group, criterion_main, Criterion};
 use hdrhistogram::Histogram;
+use load::Load;
 
 const CLIENTS: usize = 32;
+/// The dashboard token the bench's apps are started with.
+const API_TOKEN: &str = "tok-SECRET-dashboard-31337";
 
 /// A `pooled-app` process, killed on drop.
 struct Proc {
@@ -443,7 +446,11 @@ fn bench(c: &mut Criterion) {
     let dur = Duration::from_millis(env_num("MON_BENCH_BATCH_MS", 500));
     let hz = clock_ticks_per_sec();
 
-    let (pg, redis) = rt.block_on(common::services());
+    let (pg, redis) = rt.block_on(async {
+        poolproof_services::start_both(&poolproof_services::Options::default())
+            .await
+            .expect("start Postgres and Redis")
+    });
     let (pg_url, redis_url) = (pg.url(), redis.url());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)

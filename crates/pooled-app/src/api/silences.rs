@@ -31,9 +31,11 @@ fn error(status: StatusCode, kind: &'static str, message: impl Into<String>) -> 
 fn store_error(e: &StoreError) -> Response {
     match e {
         StoreError::Full => error(StatusCode::CONFLICT, "too_many_silences", e.to_string()),
-        StoreError::Unavailable(_) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
-        }
+        StoreError::Unavailable(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
     }
 }
 

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::common::*;
+use crate::support::app::{TestApp, API_TOKEN};
+use crate::support::load::Load;
+use crate::support::receiver::*;
+use crate::support::services::both as services;
 
 /// A rule in the rules file's YAML (one list item).
 fn rule(id: &str, metric: &str, threshold: f64, severity: &str, extra: &str) -> String {
@@ -23,7 +26,7 @@ fn rules(items: &[String]) -> String {
 }
 
 /// The recent transitions of `/alerts/active` as `id:transition=outcome`.
-async fn outcomes(app: &App) -> Vec<String> {
+async fn outcomes(app: &TestApp) -> Vec<String> {
     let (_, a) = app.get("/api/performance/alerts/active").await;
     a["recent_transitions"]
         .as_array()
@@ -41,7 +44,7 @@ async fn outcomes(app: &App) -> Vec<String> {
 }
 
 /// Waits until the app has recorded a transition matching `pat` (`id:transition=outcome`).
-async fn wait_outcome(app: &App, pat: &str, limit: Duration) -> bool {
+async fn wait_outcome(app: &TestApp, pat: &str, limit: Duration) -> bool {
     let end = Instant::now() + limit;
     while Instant::now() < end {
         if outcomes(app).await.iter().any(|o| o == pat) {
@@ -68,7 +71,7 @@ async fn a_firing_critical_inhibits_its_warning_and_severities_route_to_their_ch
             rule("p99_warn", "request_p99", 0.01, "warning", ""),
         ]),
     );
-    let app = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &file, 100)).await;
+    let app = TestApp::start_ready(&pg.url(), &redis.url(), &alert_vars(&rx, &file, 100)).await;
 
     let load = Load::start(std::slice::from_ref(&app.base), 4);
     assert!(rx.wait_on_both("firing", Duration::from_secs(10)).await);
@@ -153,8 +156,8 @@ async fn a_critical_firing_on_one_instance_inhibits_the_warning_on_another() {
         v.push(("ALERT_ROUTE_CRITICAL", "email".to_owned()));
         v
     };
-    let a = App::start(&pg.url(), &redis.url(), &vars(&file_a, "inh-a")).await;
-    let b = App::start(&pg.url(), &redis.url(), &vars(&file_b, "inh-b")).await;
+    let a = TestApp::start_ready(&pg.url(), &redis.url(), &vars(&file_a, "inh-a")).await;
+    let b = TestApp::start_ready(&pg.url(), &redis.url(), &vars(&file_b, "inh-b")).await;
 
     // A fires first; then B's warning breaches while A's critical fires.
     let load_a = Load::start(std::slice::from_ref(&a.base), 2);
@@ -231,8 +234,8 @@ async fn a_silence_made_on_one_instance_mutes_another_until_it_ends() {
         v.push(("INSTANCE_ID", id.to_owned()));
         v
     };
-    let a = App::start(&pg.url(), &redis.url(), &vars("sil-a")).await;
-    let b = App::start(&pg.url(), &redis.url(), &vars("sil-b")).await;
+    let a = TestApp::start_ready(&pg.url(), &redis.url(), &vars("sil-a")).await;
+    let b = TestApp::start_ready(&pg.url(), &redis.url(), &vars("sil-b")).await;
     let silences = "/api/performance/alerts/silences";
 
     // Bad input: one line naming the field; no token: 401.
@@ -368,7 +371,7 @@ async fn a_silence_made_on_one_instance_mutes_another_until_it_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn silences_cannot_be_changed_without_a_configured_token() {
     let (pg, redis) = services().await;
-    let app = App::start(&pg.url(), &redis.url(), &[]).await;
+    let app = TestApp::start_ready(&pg.url(), &redis.url(), &[]).await;
     let body = format!(
         r#"{{"ends_at": "{}"}}"#,
         rfc3339_in(Duration::from_secs(60))
@@ -410,7 +413,7 @@ async fn keep_firing_for_rides_out_a_gap_in_the_breach() {
             "    keep_firing_for: 5s\n",
         )]),
     );
-    let app = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &file, 100)).await;
+    let app = TestApp::start_ready(&pg.url(), &redis.url(), &alert_vars(&rx, &file, 100)).await;
 
     // Breach, a 2.5 s gap (the 1 s window empties: no data, no breach), breach again.
     let load = Load::start(std::slice::from_ref(&app.base), 2);
@@ -459,7 +462,7 @@ async fn a_metric_without_data_raises_its_no_data_alert() {
         )]),
     );
     let started = Instant::now();
-    let app = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &file, 100)).await;
+    let app = TestApp::start_ready(&pg.url(), &redis.url(), &alert_vars(&rx, &file, 100)).await;
     // Idle from start-up: after 2 s without a value, `nd_no_data` fires (the threshold rule
     // itself stays quiet: no data is never a breach).
     assert!(

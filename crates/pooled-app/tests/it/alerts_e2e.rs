@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::app::TestApp;
+use crate::support::load::Load;
+use crate::support::receiver::*;
+use crate::support::services::both as services;
 
 fn rule(id: &str, window: &str, for_: &str, cooldown: &str) -> String {
     format!(
@@ -18,7 +21,7 @@ async fn breach_fires_within_bound_once_per_channel_and_resolves_once() {
     let rx = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let rules = rules_file(dir.path(), &rule("lat_e2e", "2s", "1s", "10m"));
-    let app = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 200)).await;
+    let app = TestApp::start_ready(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 200)).await;
 
     // Idle app: no data, no alert.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -106,7 +109,7 @@ async fn failing_receivers_are_retried_on_5xx_and_429_but_not_on_other_4xx() {
     );
     let dir = tempfile::tempdir().unwrap();
     let rules = rules_file(dir.path(), &rule("lat_retry", "2s", "0s", "10m"));
-    let app = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 200)).await;
+    let app = TestApp::start_ready(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 200)).await;
 
     let load = Load::start(std::slice::from_ref(&app.base), 2);
     let ok = rx
@@ -185,7 +188,7 @@ async fn cooldown_suppresses_a_repeat_firing() {
     let rx = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let rules = rules_file(dir.path(), &rule("lat_cool", "1s", "0s", "10m"));
-    let app = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 100)).await;
+    let app = TestApp::start_ready(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 100)).await;
 
     for round in 0..2 {
         let load = Load::start(std::slice::from_ref(&app.base), 2);
@@ -260,8 +263,8 @@ async fn two_instances_deliver_each_transition_once() {
         ));
         v
     };
-    let a = App::start(&pg.url(), &redis.url(), &named("app-a")).await;
-    let b = App::start(&pg.url(), &redis.url(), &named("app-b")).await;
+    let a = TestApp::start_ready(&pg.url(), &redis.url(), &named("app-a")).await;
+    let b = TestApp::start_ready(&pg.url(), &redis.url(), &named("app-b")).await;
 
     let load = Load::start(&[a.base.clone(), b.base.clone()], 4);
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -333,7 +336,7 @@ async fn firing_sent_while_redis_is_away_is_resolved_once_after_it_returns() {
     let rx = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let rules = rules_file(dir.path(), &rule("lat_away", "2s", "0s", "10m"));
-    let app = App::start(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 200)).await;
+    let app = TestApp::start_ready(&pg.url(), &redis.url(), &alert_vars(&rx, &rules, 200)).await;
 
     // Coordination unreachable: the firing goes out from this instance anyway.
     redis.pause().await.expect("pause redis");

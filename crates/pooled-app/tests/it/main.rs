@@ -5,7 +5,6 @@
 mod alert_mutes;
 mod alerts_e2e;
 mod binary;
-mod common;
 mod config_errors;
 mod data_path;
 mod db_recovery;

@@ -5,7 +5,11 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::*;
+use crate::support::app::{TestApp, API_TOKEN};
+use crate::support::load::Load;
+use crate::support::receiver::*;
+use crate::support::services::both as services;
+use crate::support::{ensure, workspace_root};
 
 /// What `promtool check metrics` (Prometheus 2.42) says about the OpenTelemetry name.
 const OTEL_COUNT_FINDING: &str = "db_client_connection_count non-histogram and non-summary metrics should not have \"_count\" suffix";
@@ -110,7 +114,7 @@ fn check_metrics_text(text: &str, ok: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn endpoints_shapes_token_and_prometheus_text() {
     let (pg, redis) = services().await;
-    let app = App::start(
+    let app = TestApp::start_ready(
         &pg.url(),
         &redis.url(),
         &[("PERFORMANCE_API_TOKEN", API_TOKEN.into())],
@@ -327,7 +331,7 @@ async fn monitoring_and_alerts_flags_off() {
     // Alerts off: the rule fires but nothing is sent.
     let mut vars = alert_vars(&rx, &rules, 100);
     vars.push(("ENABLE_PERFORMANCE_ALERTS", "false".into()));
-    let app = App::start(&pg.url(), &redis.url(), &vars).await;
+    let app = TestApp::start_ready(&pg.url(), &redis.url(), &vars).await;
     let load = Load::start(std::slice::from_ref(&app.base), 2);
     tokio::time::sleep(Duration::from_secs(2)).await;
     load.stop().await;
@@ -347,7 +351,7 @@ async fn monitoring_and_alerts_flags_off() {
     // Monitoring off: nothing recorded, the endpoints say so.
     let mut vars = alert_vars(&rx, &rules, 100);
     vars.push(("ENABLE_PERFORMANCE_MONITORING", "false".into()));
-    let app = App::start(&pg.url(), &redis.url(), &vars).await;
+    let app = TestApp::start_ready(&pg.url(), &redis.url(), &vars).await;
     let load = Load::start(std::slice::from_ref(&app.base), 2);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     load.stop().await;
@@ -376,7 +380,7 @@ async fn monitoring_and_alerts_flags_off() {
 async fn dashboard_page_shows_live_data_in_headless_chromium() {
     let chromium = ensure("ensure-chromium.sh");
     let (pg, redis) = services().await;
-    let app = App::start(
+    let app = TestApp::start_ready(
         &pg.url(),
         &redis.url(),
         &[("PERFORMANCE_API_TOKEN", API_TOKEN.into())],

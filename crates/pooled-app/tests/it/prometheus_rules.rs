@@ -11,7 +11,7 @@ use std::time::Duration;
 use pooled_app::alerts::rules::{default_rules, Metric};
 use serde_yaml::Value;
 
-use crate::common::{ensure, workspace_root};
+use crate::support::{ensure, workspace_root};
 
 /// Runs a tool; returns its combined output, asserting success.
 fn run_ok(bin: &Path, args: &[&str], cwd: &Path) -> String {

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use pooled_app::exposition::buckets::bucket_around;
 use serde_json::Value;
 
-use crate::common::*;
+use crate::support::app::{TestApp, API_TOKEN};
+use crate::support::load::Load;
+use crate::support::services::both as services;
+use crate::support::{ensure, workspace_root};
 
 /// A Prometheus server in a temp dir on a free loopback port, killed and removed on drop
 /// (also on a panic), and by the kernel if the test process dies first.
@@ -170,7 +173,7 @@ async fn prometheus_p95_over_two_instances_matches_the_apps_merged_p95() {
     let promtool = ensure("ensure-promtool.sh");
     let bin: PathBuf = promtool.with_file_name("prometheus");
     let (pg, redis) = services().await;
-    let a = App::start(
+    let a = TestApp::start_ready(
         &pg.url(),
         &redis.url(),
         &[
@@ -179,7 +182,7 @@ async fn prometheus_p95_over_two_instances_matches_the_apps_merged_p95() {
         ],
     )
     .await;
-    let b = App::start(
+    let b = TestApp::start_ready(
         &pg.url(),
         &redis.url(),
         &[

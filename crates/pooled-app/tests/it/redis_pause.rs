@@ -3,12 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::app::{TestApp, API_TOKEN};
+use crate::support::load::Load;
+use crate::support::services::both as services;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_paused_ten_seconds_under_load() {
     let (pg, redis) = services().await;
-    let app = App::start(
+    let app = TestApp::start_ready(
         &pg.url(),
         &redis.url(),
         &[("PERFORMANCE_API_TOKEN", API_TOKEN.into())],

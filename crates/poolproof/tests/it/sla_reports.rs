@@ -138,7 +138,6 @@ fn observations() -> Observations {
         stages: Vec::new(),
         generator: None,
         shards: Vec::new(),
-        silences: Vec::new(),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use pooled_app::middleware::{RequestObserver, RequestRecord};
@@ -10,6 +10,9 @@ use pooled_app::{AppState, Config};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The dashboard token the alerting and monitoring tests configure (`PERFORMANCE_API_TOKEN`).
+pub const API_TOKEN: &str = "tok-SECRET-dashboard-31337";
 
 /// Keeps every request record the middleware produced.
 #[derive(Default)]
@@ -31,6 +34,10 @@ impl Recorder {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `http://addr`.
+    pub base: String,
+    /// The configured `PERFORMANCE_API_TOKEN`, sent as the bearer token by [`TestApp::get`].
+    token: Option<String>,
     pub state: AppState,
     pub records: Arc<Recorder>,
     pub http: reqwest::Client,
@@ -41,6 +48,10 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the app with `vars` (DATABASE_URL etc.) on a free loopback port.
     pub async fn start(vars: Vec<(String, String)>) -> TestApp {
+        let token = vars
+            .iter()
+            .find(|(k, _)| k == "PERFORMANCE_API_TOKEN")
+            .map(|(_, v)| v.clone());
         let config = Config::from_vars(vars).expect("test configuration is valid");
         let mut state = AppState::build(config).await.expect("app state");
         let records = Arc::new(Recorder::default());
@@ -63,6 +74,8 @@ impl TestApp {
             .expect("http client");
         TestApp {
             addr,
+            base: format!("http://{addr}"),
+            token,
             state,
             records,
             http,
@@ -75,10 +88,72 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// Starts the app on the given services with a small seed (200 users, 400 requests) and
+    /// `extra` settings over it, and waits until `/readyz` answers 200.
+    pub async fn start_ready(
+        database_url: &str,
+        redis_url: &str,
+        extra: &[(&str, String)],
+    ) -> TestApp {
+        let mut settings: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), database_url.into()),
+            ("REDIS_URL".into(), redis_url.into()),
+            ("SEED_USERS".into(), "200".into()),
+            ("SEED_BUDDY_REQUESTS".into(), "400".into()),
+            ("LOG_REQUESTS".into(), "false".into()),
+        ];
+        for (k, v) in extra {
+            settings.retain(|(x, _)| x != k);
+            settings.push(((*k).into(), v.clone()));
+        }
+        let app = TestApp::start(settings).await;
+        app.wait_ready().await;
+        app
+    }
+
+    async fn wait_ready(&self) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("app not ready within 30 s");
+    }
+
+    /// `GET path` with the configured dashboard token, if any; (status, JSON or the text).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.url(path)).send().await.expect("GET");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.call(reqwest::Method::GET, path, None, self.token.as_deref())
+            .await
+    }
+
+    /// A request with an optional JSON body and bearer token; (status, JSON or the text).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut r = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let r = r.send().await.expect("send");
+        let code = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn respond(&self, request_id: i64, accept: bool) -> (u16, Value) {
