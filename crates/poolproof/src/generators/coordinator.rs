@@ -7,7 +7,7 @@ use super::engine::Launched;
 use super::wire::{
     Clock, Heartbeat, HeartbeatAnswer, Hello, ShardPlan, ShardResult, Welcome, KEY_HEADER,
 };
-use super::ShardFigures;
+use crate::observe::ShardFigures;
 use crate::load::recorder::Recorder;
 use crate::load::{LoadError, LoadHandle, LoadOutcome, LoadPlan};
 use crate::observe::{ClientSeries, GeneratorLag, LatencyHistogram, Window};

@@ -271,7 +271,7 @@ fn open_transaction(
 
 /// Open model: takes the next scheduled start no user has taken, drops the ones no user took
 /// within the drop horizon (counted), waits for its time and sends it. A user that takes a
-/// start already due is a start that found no free user: late, its latency counted from the
+/// start already due is a start that found no free user: its latency counts from the
 /// scheduled time.
 async fn open_start(
     user: &mut GooseUser,
@@ -302,18 +302,25 @@ async fn open_start(
             rec.record_slot(group, &route.name, t, SlotFate::Dropped);
             continue;
         }
-        let waited_for_it = now < at;
-        if waited_for_it {
+        let start = if now < at {
             tokio::time::sleep_until(at.into()).await;
-            rec.note_lag(t, Instant::now().saturating_duration_since(at));
-        }
+            let woke = Instant::now();
+            rec.note_lag(t, woke.saturating_duration_since(at));
+            // A start the user was waiting for counts from when its timer fired, as oha's
+            // `--latency-correction` does: the timer's own lateness is the generator's lag
+            // (noted above, and over its limit the run is inconclusive), not the server's.
+            woke
+        } else {
+            // No user was free at its time: the wait for one is queueing the server caused.
+            at
+        };
         let fate = if Instant::now() > at + LATE_TOLERANCE {
             SlotFate::Late
         } else {
             SlotFate::OnTime
         };
         rec.record_slot(group, &route.name, t, fate);
-        return one_request(user, route, rec, group, Some(at)).await;
+        return one_request(user, route, rec, group, Some(start)).await;
     }
 }
 

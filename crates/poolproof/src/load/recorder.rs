@@ -151,8 +151,8 @@ impl Recorder {
         }
     }
 
-    /// Closed model: waits for this request's slot under the rate limit and returns its
-    /// scheduled instant (at once and `None` without a rate limit). Records the slot's fate
+    /// Closed model: waits for this request's slot under the rate limit and returns the
+    /// instant its corrected latency counts from (at once and `None` without a rate limit). Records the slot's fate
     /// and the slots dropped before it.
     pub(crate) async fn pace(&self, group: usize, route: &str) -> Option<Instant> {
         let p = self.pacer.as_ref()?;
@@ -161,14 +161,19 @@ impl Recorder {
             let name = self.routes.get(p.route(*i)).map_or("", String::as_str);
             self.record_slot_at(group, name, *at, SlotFate::Dropped);
         }
+        let waited_for_it = Instant::now() < claim.slot;
         tokio::time::sleep_until(claim.slot.into()).await;
-        let fate = if Instant::now() > claim.slot + LATE_TOLERANCE {
+        let woke = Instant::now();
+        let fate = if woke > claim.slot + LATE_TOLERANCE {
             SlotFate::Late
         } else {
             SlotFate::OnTime
         };
         self.record_slot_at(group, route, claim.slot, fate);
-        Some(claim.slot)
+        // As in the open model: a slot the user waited for counts from when its timer fired
+        // (timer lateness is the generator's, not the server's); one already due when the user
+        // got to it counts from its time.
+        Some(if waited_for_it { woke } else { claim.slot })
     }
 
     /// The instant of offset `t` (seconds from the start of measured load), once known.

@@ -9,11 +9,13 @@
 mod client;
 mod histogram;
 mod server;
+mod shards;
 mod timeline;
 
 pub use client::{ClientSeries, ErrorKind, RouteSecond, SecondBucket, SlotFate, WindowStats};
 pub use histogram::LatencyHistogram;
 pub use server::{DbSample, OtelPool, PoolStats, PromHistogram, ServerSample};
+pub use shards::ShardFigures;
 pub use timeline::{AlertDelivery, AlertTransition, FaultEvent, PhaseKind, SilenceEvent, Window};
 
 use serde::{Deserialize, Serialize};
@@ -58,7 +60,7 @@ pub struct Observations {
     /// loads only).
     pub generator: Option<GeneratorLag>,
     /// Sharded load: each generator shard's figures (empty for load run in process).
-    pub shards: Vec<crate::generators::ShardFigures>,
+    pub shards: Vec<ShardFigures>,
 }
 
 /// One stage of an open-model arrival rate: linear from `from_rps` to `rps` over

@@ -284,7 +284,7 @@ pub struct RunReport {
     pub generator: Option<GeneratorReport>,
     /// Sharded load: every generator shard's rate, lag, CPU and clock offset.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub generators: Vec<crate::generators::ShardFigures>,
+    pub generators: Vec<crate::observe::ShardFigures>,
     /// `validate --baseline`: the regression gate's comparison, shown in report.md and
     /// report.html. Not in report.json: the run directory's comparison.json carries it.
     #[serde(skip)]

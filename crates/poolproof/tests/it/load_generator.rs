@@ -124,8 +124,10 @@ async fn measured_latency_matches_a_known_server_delay_and_counts_match_the_serv
     let w = out.client.window(&[out.load], None);
     let p50 = w.latency.quantile_ms(0.5).unwrap();
     let p95 = w.latency.quantile_ms(0.95).unwrap();
-    // The server sleeps 20 ms; loopback and framing add well under 2 ms at this load.
-    assert!((20.0..22.0).contains(&p50), "p50 {p50} ms");
+    // The server sleeps 20 ms, which tokio's millisecond timer rounds up (20-21 ms); loopback
+    // and framing add well under 1 ms at this load, and a busy host's scheduling up to ~1 ms
+    // more (one run beside a parallel build read 22.015 ms).
+    assert!((20.0..23.0).contains(&p50), "p50 {p50} ms");
     assert!((20.0..25.0).contains(&p95), "p95 {p95} ms");
     assert_eq!(w.error_count(), 0);
     // 8 users × 1/20 ms × 3 s ≈ 1200 requests in the measured window.
