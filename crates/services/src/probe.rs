@@ -32,6 +32,27 @@ impl Probe {
     }
 }
 
+/// Sends `request` (named `what` in errors) and reads the first part of the reply, at most
+/// `max` bytes: enough to tell the answer's kind.
+async fn exchange(
+    stream: &mut TcpStream,
+    request: &[u8],
+    what: &str,
+    max: usize,
+) -> Result<Vec<u8>, String> {
+    stream
+        .write_all(request)
+        .await
+        .map_err(|e| format!("send {what}: {e}"))?;
+    let mut reply = vec![0u8; max];
+    let n = stream
+        .read(&mut reply)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    reply.truncate(n);
+    Ok(reply)
+}
+
 async fn postgres(stream: &mut TcpStream, user: &str, database: &str) -> Result<(), String> {
     // StartupMessage, protocol 3.0: length, version, key/value pairs, terminator.
     let mut body = Vec::new();
@@ -45,38 +66,22 @@ async fn postgres(stream: &mut TcpStream, user: &str, database: &str) -> Result<
     body.push(0);
     let mut message = ((body.len() + 4) as i32).to_be_bytes().to_vec();
     message.extend_from_slice(&body);
-    stream
-        .write_all(&message)
-        .await
-        .map_err(|e| format!("send startup: {e}"))?;
-    let mut reply = [0u8; 512];
-    let n = stream
-        .read(&mut reply)
-        .await
-        .map_err(|e| format!("read: {e}"))?;
-    match reply.get(..n) {
+    let reply = exchange(stream, &message, "startup", 512).await?;
+    match reply.as_slice() {
         // An authentication request: the server accepts sessions for this user and database.
-        Some([b'R', ..]) => Ok(()),
-        Some([b'E', rest @ ..]) => Err(format!("server error: {}", printable(rest))),
-        Some([]) | None => Err("connection closed".to_owned()),
-        Some(other) => Err(format!("unexpected reply: {}", printable(other))),
+        [b'R', ..] => Ok(()),
+        [b'E', rest @ ..] => Err(format!("server error: {}", printable(rest))),
+        [] => Err("connection closed".to_owned()),
+        other => Err(format!("unexpected reply: {}", printable(other))),
     }
 }
 
 async fn redis(stream: &mut TcpStream) -> Result<(), String> {
-    stream
-        .write_all(b"*1\r\n$4\r\nPING\r\n")
-        .await
-        .map_err(|e| format!("send PING: {e}"))?;
-    let mut reply = [0u8; 256];
-    let n = stream
-        .read(&mut reply)
-        .await
-        .map_err(|e| format!("read: {e}"))?;
-    let text = String::from_utf8_lossy(&reply[..n]);
+    let reply = exchange(stream, b"*1\r\n$4\r\nPING\r\n", "PING", 256).await?;
+    let text = String::from_utf8_lossy(&reply);
     if text.starts_with("+PONG") {
         Ok(())
-    } else if n == 0 {
+    } else if reply.is_empty() {
         Err("connection closed".to_owned())
     } else {
         Err(format!("PING answered {:?}", text.trim_end()))

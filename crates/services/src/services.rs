@@ -71,18 +71,28 @@ async fn sweep_once() {
         .await;
 }
 
-/// Starts Postgres with the provider `options` resolve to.
-pub async fn start_postgres(options: &Options) -> Result<Postgres, ServiceError> {
+/// Starts a service with `try_start` and the provider `options` resolve to, again (up to
+/// [`PORT_ATTEMPTS`] in all) when another process took the chosen port meanwhile.
+async fn start_with<'a, T, F, Fut>(options: &'a Options, try_start: F) -> Result<T, ServiceError>
+where
+    F: Fn(&'a Options, Provider) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ServiceError>>,
+{
     sweep_once().await;
     let provider = resolve_provider(options).await;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match try_start_postgres(options, provider).await {
+        match try_start(options, provider).await {
             Err(e) if attempt < PORT_ATTEMPTS && e.is_port_clash() => continue,
             other => return other,
         }
     }
+}
+
+/// Starts Postgres with the provider `options` resolve to.
+pub async fn start_postgres(options: &Options) -> Result<Postgres, ServiceError> {
+    start_with(options, try_start_postgres).await
 }
 
 async fn try_start_postgres(
@@ -145,16 +155,7 @@ async fn try_start_postgres(
 
 /// Starts Redis with the provider `options` resolve to.
 pub async fn start_redis(options: &Options) -> Result<Redis, ServiceError> {
-    sweep_once().await;
-    let provider = resolve_provider(options).await;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match try_start_redis(options, provider).await {
-            Err(e) if attempt < PORT_ATTEMPTS && e.is_port_clash() => continue,
-            other => return other,
-        }
-    }
+    start_with(options, try_start_redis).await
 }
 
 async fn try_start_redis(options: &Options, provider: Provider) -> Result<Redis, ServiceError> {

@@ -73,6 +73,36 @@ fn transport(e: &reqwest::Error, channel: &str) -> DeliveryError {
     }
 }
 
+/// A failure no retry will mend: the service answered, but not as it does on success.
+fn final_error(status: reqwest::StatusCode, message: &str) -> DeliveryError {
+    DeliveryError {
+        retryable: false,
+        retry_after: None,
+        status: Some(status.as_u16()),
+        message: message.into(),
+    }
+}
+
+/// One delivery attempt: POSTs `payload` with the notification's idempotency key; the answer's
+/// status, headers and body, or the transport failure.
+async fn attempt(
+    req: reqwest::RequestBuilder,
+    n: &Notification,
+    payload: &serde_json::Value,
+    channel: &str,
+) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, String), DeliveryError> {
+    let resp = req
+        .header("Idempotency-Key", &n.idempotency_key)
+        .json(payload)
+        .send()
+        .await
+        .map_err(|e| transport(&e.without_url(), channel))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.text().await.unwrap_or_default();
+    Ok((status, headers, body))
+}
+
 /// Slack incoming webhook.
 #[derive(Clone)]
 pub struct Slack {
@@ -98,26 +128,12 @@ impl Slack {
     }
 
     pub async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
-        let resp = self
-            .client
-            .post(&self.url)
-            .header("Idempotency-Key", &n.idempotency_key)
-            .json(&Self::payload(n))
-            .send()
-            .await
-            .map_err(|e| transport(&e.without_url(), "slack"))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.text().await.unwrap_or_default();
+        let req = self.client.post(&self.url);
+        let (status, headers, body) = attempt(req, n, &Self::payload(n), "slack").await?;
         if status.as_u16() == 200 && body.trim() == "ok" {
             Ok(())
         } else if status.as_u16() == 200 {
-            Err(DeliveryError {
-                retryable: false,
-                retry_after: None,
-                status: Some(200),
-                message: "slack answered 200 without `ok`".into(),
-            })
+            Err(final_error(status, "slack answered 200 without `ok`"))
         } else {
             Err(classify(status, &headers, &body, "slack"))
         }
@@ -147,30 +163,15 @@ impl Resend {
 
     pub async fn send(&self, n: &Notification) -> Result<(), DeliveryError> {
         let url = format!("{}/emails", self.base_url.trim_end_matches('/'));
-        let resp = self
-            .client
-            .post(url)
-            .bearer_auth(&self.api_key)
-            .header("Idempotency-Key", &n.idempotency_key)
-            .json(&self.payload(n))
-            .send()
-            .await
-            .map_err(|e| transport(&e.without_url(), "resend"))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.text().await.unwrap_or_default();
+        let req = self.client.post(url).bearer_auth(&self.api_key);
+        let (status, headers, body) = attempt(req, n, &self.payload(n), "resend").await?;
         if status.is_success() {
             let id = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.get("id").cloned());
             match id {
                 Some(_) => Ok(()),
-                None => Err(DeliveryError {
-                    retryable: false,
-                    retry_after: None,
-                    status: Some(status.as_u16()),
-                    message: "resend answered without an id".into(),
-                }),
+                None => Err(final_error(status, "resend answered without an id")),
             }
         } else {
             Err(classify(status, &headers, &body, "resend"))

@@ -140,6 +140,33 @@ impl Coordinator {
         }
     }
 
+    /// An invocation of one of the episode scripts: every one takes KEYS `ep`, `firing` (then its
+    /// own) and ARGV `instance`, `now_ms`, `episode_ttl_ms` (then its own).
+    fn episode_script<'a>(
+        &self,
+        script: &'a redis::Script,
+        rule: &str,
+        now_ms: u64,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut inv = script.prepare_invoke();
+        inv.key(ep_key(rule))
+            .key(firing_key(rule))
+            .arg(&self.instance)
+            .arg(now_ms)
+            .arg(self.episode_ttl.as_millis() as u64);
+        inv
+    }
+
+    /// Runs an episode script; it answers `(episode, outcome)`.
+    async fn invoke(
+        &self,
+        inv: redis::ScriptInvocation<'_>,
+    ) -> Result<(String, String), LinkError> {
+        self.link
+            .run(move |mut c| async move { inv.invoke_async(&mut c).await })
+            .await
+    }
+
     /// A local firing transition; `local` is what this instance decided for it (sent, or kept
     /// back by its cooldown or a mute). The shared cooldown can still keep a send back.
     pub async fn fire(
@@ -149,19 +176,11 @@ impl Coordinator {
         cooldown: Duration,
         local: EpisodeFlag,
     ) -> Result<Claim, LinkError> {
-        let mut inv = self.fire.prepare_invoke();
-        inv.key(ep_key(rule))
-            .key(firing_key(rule))
-            .key(last_key(rule))
-            .arg(&self.instance)
-            .arg(now_ms)
-            .arg(self.episode_ttl.as_millis() as u64)
+        let mut inv = self.episode_script(&self.fire, rule, now_ms);
+        inv.key(last_key(rule))
             .arg(cooldown.as_millis() as u64)
             .arg(local.code());
-        let (ep, what): (String, String) = self
-            .link
-            .run(move |mut c| async move { inv.invoke_async(&mut c).await })
-            .await?;
+        let (ep, what) = self.invoke(inv).await?;
         Ok(match what.as_str() {
             "send" => Claim::Send(start_of(&ep)),
             "joined" => Claim::Joined(EpisodeFlag::of(&ep)),
@@ -177,18 +196,9 @@ impl Coordinator {
         now_ms: u64,
         cooldown: Duration,
     ) -> Result<Claim, LinkError> {
-        let mut inv = self.release.prepare_invoke();
-        inv.key(ep_key(rule))
-            .key(firing_key(rule))
-            .key(last_key(rule))
-            .arg(&self.instance)
-            .arg(now_ms)
-            .arg(self.episode_ttl.as_millis() as u64)
-            .arg(cooldown.as_millis() as u64);
-        let (ep, what): (String, String) = self
-            .link
-            .run(move |mut c| async move { inv.invoke_async(&mut c).await })
-            .await?;
+        let mut inv = self.episode_script(&self.release, rule, now_ms);
+        inv.key(last_key(rule)).arg(cooldown.as_millis() as u64);
+        let (ep, what) = self.invoke(inv).await?;
         Ok(match what.as_str() {
             "send" => Claim::Send(start_of(&ep)),
             "suppressed" => Claim::Skip("suppressed"),
@@ -219,16 +229,8 @@ impl Coordinator {
 
     /// A local resolution.
     pub async fn resolve(&self, rule: &str, now_ms: u64) -> Result<Claim, LinkError> {
-        let mut inv = self.resolve.prepare_invoke();
-        inv.key(ep_key(rule))
-            .key(firing_key(rule))
-            .arg(&self.instance)
-            .arg(now_ms)
-            .arg(self.episode_ttl.as_millis() as u64);
-        let (ep, what): (String, String) = self
-            .link
-            .run(move |mut c| async move { inv.invoke_async(&mut c).await })
-            .await?;
+        let inv = self.episode_script(&self.resolve, rule, now_ms);
+        let (ep, what) = self.invoke(inv).await?;
         Ok(match what.as_str() {
             "send" => Claim::Send(start_of(&ep)),
             "others_firing" => Claim::Skip("others_firing"),

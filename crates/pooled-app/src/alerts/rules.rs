@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 /// The built-in rules (same text as fixtures/alert-rules/default.yaml).
 pub const DEFAULT_RULES_YAML: &str = include_str!("../../../../fixtures/alert-rules/default.yaml");
@@ -61,7 +61,8 @@ impl fmt::Display for Severity {
 }
 
 /// A duration written as `500ms`, `30s`, `10m`, `1h` (or `0`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Span(#[serde(serialize_with = "ser_ms")] pub Duration);
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -90,41 +91,39 @@ pub fn parse_span(s: &str) -> Option<Duration> {
     Some(Duration::from_millis(ms.round() as u64))
 }
 
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_span(&s).map(Span).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "invalid duration {s:?} (expected e.g. 500ms, 30s, 10m, 1h)"
-            ))
-        })
+impl TryFrom<String> for Span {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        parse_span(&s)
+            .map(Span)
+            .ok_or_else(|| format!("invalid duration {s:?} (expected e.g. 500ms, 30s, 10m, 1h)"))
     }
 }
 
 /// A finite, positive threshold.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64")]
 pub struct Threshold(pub f64);
 
-impl<'de> Deserialize<'de> for Threshold {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
+impl TryFrom<f64> for Threshold {
+    type Error = String;
+    fn try_from(v: f64) -> Result<Self, String> {
         if v.is_finite() && v > 0.0 {
             Ok(Threshold(v))
         } else {
-            Err(serde::de::Error::custom(format!(
-                "threshold must be a positive number, got {v}"
-            )))
+            Err(format!("threshold must be a positive number, got {v}"))
         }
     }
 }
 
 /// A rule id: lowercase letters, digits, `_` and `-` (it appears in Redis keys and idempotency keys).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct RuleId(pub String);
 
-impl<'de> Deserialize<'de> for RuleId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+impl TryFrom<String> for RuleId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.chars()
@@ -132,9 +131,7 @@ impl<'de> Deserialize<'de> for RuleId {
         if ok {
             Ok(RuleId(s))
         } else {
-            Err(serde::de::Error::custom(format!(
-                "invalid id {s:?} (1-64 of a-z, 0-9, _ and -)"
-            )))
+            Err(format!("invalid id {s:?} (1-64 of a-z, 0-9, _ and -)"))
         }
     }
 }
@@ -457,26 +454,19 @@ mod tests {
             find("request_latency_warning").cooldown.0,
             Duration::from_secs(900)
         );
-        assert_eq!(find("db_query_slow_critical").threshold.0, 2000.0);
-        assert_eq!(
-            find("db_query_slow_critical").cooldown.0,
-            Duration::from_secs(300)
-        );
-        assert_eq!(find("db_query_slow_warning").threshold.0, 500.0);
-        assert_eq!(
-            find("db_query_slow_warning").cooldown.0,
-            Duration::from_secs(600)
-        );
-        assert_eq!(find("error_rate_critical").threshold.0, 10.0);
-        assert_eq!(
-            find("error_rate_critical").cooldown.0,
-            Duration::from_secs(300)
-        );
-        assert_eq!(find("error_rate_warning").threshold.0, 5.0);
-        assert_eq!(
-            find("error_rate_warning").cooldown.0,
-            Duration::from_secs(600)
-        );
+        for (id, threshold, cooldown_secs) in [
+            ("db_query_slow_critical", 2000.0, 300),
+            ("db_query_slow_warning", 500.0, 600),
+            ("error_rate_critical", 10.0, 300),
+            ("error_rate_warning", 5.0, 600),
+        ] {
+            let rule = find(id);
+            assert_eq!(
+                (rule.threshold.0, rule.cooldown.0),
+                (threshold, Duration::from_secs(cooldown_secs)),
+                "{id}"
+            );
+        }
     }
 
     #[test]
@@ -500,31 +490,31 @@ mod tests {
     #[test]
     fn errors_are_one_located_line() {
         assert!(parse_rules(OK, "r").is_ok());
-        let e = err(&OK.replace("window: 10s", "window: 10x"));
-        assert!(
-            e.starts_with("rules.yaml:5:13: rules[0].window: invalid duration \"10x\""),
-            "{e}"
-        );
-        let e = err(&OK.replace("threshold: 5", "threshold: -5"));
-        assert!(
-            e.starts_with("rules.yaml:4:16: rules[0].threshold: threshold must be a positive"),
-            "{e}"
-        );
-        let e = err(&OK.replace("metric: request_p95", "metric: p95"));
-        assert!(
-            e.starts_with("rules.yaml:3:13: rules[0].metric: unknown variant `p95`"),
-            "{e}"
-        );
-        let e = err(&OK.replace("cooldown: 1m", "cooldown: 1m\n    colour: red"));
-        assert!(
-            e.starts_with("rules.yaml:8:13: rules[0].colour: unknown field `colour`"),
-            "{e}"
-        );
-        let e = err(&format!("{OK}{}", OK.trim_start_matches("rules:\n")));
-        assert!(
-            e.starts_with("rules.yaml:8:5: rules[1].id: duplicate rule id \"a\""),
-            "{e}"
-        );
+        for (text, start) in [
+            (
+                OK.replace("window: 10s", "window: 10x"),
+                "rules.yaml:5:13: rules[0].window: invalid duration \"10x\"",
+            ),
+            (
+                OK.replace("threshold: 5", "threshold: -5"),
+                "rules.yaml:4:16: rules[0].threshold: threshold must be a positive",
+            ),
+            (
+                OK.replace("metric: request_p95", "metric: p95"),
+                "rules.yaml:3:13: rules[0].metric: unknown variant `p95`",
+            ),
+            (
+                OK.replace("cooldown: 1m", "cooldown: 1m\n    colour: red"),
+                "rules.yaml:8:13: rules[0].colour: unknown field `colour`",
+            ),
+            (
+                format!("{OK}{}", OK.trim_start_matches("rules:\n")),
+                "rules.yaml:8:5: rules[1].id: duplicate rule id \"a\"",
+            ),
+        ] {
+            let e = err(&text);
+            assert!(e.starts_with(start), "{e}");
+        }
         let e = err("rules: [\n");
         assert!(e.starts_with("rules.yaml:"), "{e}");
         assert!(!e.contains('\n'));

@@ -94,21 +94,21 @@ impl Collector for App {
                 "Health score 0-100 by service.",
                 &scores,
             )?;
-            if let Some(t) = s.database.response_time_ms {
-                gauge(
-                    &mut enc,
+            for (name, help, ms) in [
+                (
                     "pooled_app_health_database_round_trip_seconds",
                     "Last database health-check round trip.",
-                    &[(none(), t / 1000.0)],
-                )?;
-            }
-            if let Some(t) = s.redis.response_time_ms {
-                gauge(
-                    &mut enc,
+                    s.database.response_time_ms,
+                ),
+                (
                     "pooled_app_health_redis_round_trip_seconds",
                     "Last Redis PING round trip.",
-                    &[(none(), t / 1000.0)],
-                )?;
+                    s.redis.response_time_ms,
+                ),
+            ] {
+                if let Some(t) = ms {
+                    gauge(&mut enc, name, help, &[(none(), t / 1000.0)])?;
+                }
             }
         }
         if let Some(a) = &m.alerts {

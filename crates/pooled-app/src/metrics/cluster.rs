@@ -55,22 +55,7 @@ async fn seconds(
     from: u64,
     now: u64,
 ) -> Result<(Vec<String>, Vec<Bucket>), LinkError> {
-    let instances = store::instances_since(link, from).await?;
-    if instances.is_empty() {
-        return Ok((instances, Vec::new()));
-    }
-    let mut pipe = redis::pipe();
-    for i in &instances {
-        pipe.cmd("ZRANGEBYSCORE")
-            .arg(keys::seconds(i))
-            .arg(from)
-            .arg(format!("({now}"));
-    }
-    let raw: Vec<Vec<Vec<u8>>> = link
-        .run_within(link.timeout() * 4, move |mut c| async move {
-            pipe.query_async(&mut c).await
-        })
-        .await?;
+    let (instances, raw) = store::read_since(link, from, keys::seconds, format!("({now}")).await?;
     let buckets = raw
         .into_iter()
         .flatten()
@@ -110,27 +95,8 @@ pub async fn realtime(link: &RedisLink, window: u64) -> Result<ClusterRealtime, 
     let last_10s = stats(&merged(&buckets, now.saturating_sub(10)), 10);
     let m60 = merged(&buckets, now.saturating_sub(60));
     let last_60s = stats(&m60, 60);
-    let routes = m60
-        .routes
-        .iter()
-        .map(|(k, r)| RouteStats {
-            route: k.clone(),
-            requests: r.hist.len(),
-            errors: r.errors,
-            rps: round2(r.hist.len() as f64 / 60.0),
-            latency_ms: Latency::of(&r.hist),
-        })
-        .collect();
-    let query_kinds = m60
-        .db
-        .iter()
-        .filter(|(_, h)| !h.is_empty())
-        .map(|(k, h)| KindStats {
-            kind: k.clone(),
-            queries: h.len(),
-            latency_ms: Latency::of(h),
-        })
-        .collect();
+    let routes = RouteStats::all_of(&m60, 60.0);
+    let query_kinds = KindStats::all_of(&m60);
     Ok(ClusterRealtime {
         monitoring_enabled: true,
         scope: "cluster",

@@ -136,6 +136,37 @@ pub struct KindStats {
     pub latency_ms: Latency,
 }
 
+impl RouteStats {
+    /// Every route of `acc`, with its rate over `secs` seconds.
+    pub fn all_of(acc: &LiveBucket, secs: f64) -> Vec<RouteStats> {
+        acc.routes
+            .iter()
+            .map(|(k, r)| RouteStats {
+                route: k.clone(),
+                requests: r.hist.len(),
+                errors: r.errors,
+                rps: (r.hist.len() as f64 / secs * 100.0).round() / 100.0,
+                latency_ms: Latency::of(&r.hist),
+            })
+            .collect()
+    }
+}
+
+impl KindStats {
+    /// Every query kind of `acc` that ran at least once.
+    pub fn all_of(acc: &LiveBucket) -> Vec<KindStats> {
+        acc.db
+            .iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(k, h)| KindStats {
+                kind: k.clone(),
+                queries: h.len(),
+                latency_ms: Latency::of(h),
+            })
+            .collect()
+    }
+}
+
 /// One point of the per-second series the dashboard charts.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Point {
@@ -641,34 +672,9 @@ fn build_realtime(shared: &Shared, live: &Live, last: &Bucket, now: u64) -> Real
     );
     let covered60 = w60.map_or(1, |w| w.covered().max(1)) as f64;
     let routes = w60
-        .map(|w| {
-            w.acc
-                .routes
-                .iter()
-                .map(|(k, r)| RouteStats {
-                    route: k.clone(),
-                    requests: r.hist.len(),
-                    errors: r.errors,
-                    rps: (r.hist.len() as f64 / covered60 * 100.0).round() / 100.0,
-                    latency_ms: Latency::of(&r.hist),
-                })
-                .collect()
-        })
+        .map(|w| RouteStats::all_of(&w.acc, covered60))
         .unwrap_or_default();
-    let query_kinds = w60
-        .map(|w| {
-            w.acc
-                .db
-                .iter()
-                .filter(|(_, h)| !h.is_empty())
-                .map(|(k, h)| KindStats {
-                    kind: k.clone(),
-                    queries: h.len(),
-                    latency_ms: Latency::of(h),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let query_kinds = w60.map(|w| KindStats::all_of(&w.acc)).unwrap_or_default();
     let baseline = shared.baseline.get();
     let regression = baseline.as_ref().and_then(|b| {
         (last_60s.requests >= 20 && b.p95_ms > 0.0).then(|| {

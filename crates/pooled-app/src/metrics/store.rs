@@ -42,6 +42,44 @@ pub async fn instances_since(link: &RedisLink, from: u64) -> Result<Vec<String>,
     .await
 }
 
+/// The instances that wrote at or after `from`, and for each the members of its sorted set
+/// `key(instance)` scored from `from` to `max` (as Redis reads a bound: `(123` excludes 123).
+pub async fn read_since(
+    link: &RedisLink,
+    from: u64,
+    key: fn(&str) -> String,
+    max: String,
+) -> Result<(Vec<String>, Vec<Vec<Vec<u8>>>), LinkError> {
+    let instances = instances_since(link, from).await?;
+    let raw = ranges(
+        link,
+        instances
+            .iter()
+            .map(|i| (key(i), from, max.clone()))
+            .collect(),
+    )
+    .await?;
+    Ok((instances, raw))
+}
+
+/// The members of each `(key, min, max)` score range, read in one pipeline (none: no round trip).
+pub async fn ranges(
+    link: &RedisLink,
+    ranges: Vec<(String, u64, String)>,
+) -> Result<Vec<Vec<Vec<u8>>>, LinkError> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for (key, min, max) in ranges {
+        pipe.cmd("ZRANGEBYSCORE").arg(key).arg(min).arg(max);
+    }
+    link.run_within(link.timeout() * 4, move |mut c| async move {
+        pipe.query_async(&mut c).await
+    })
+    .await
+}
+
 /// A finished bucket handed to the writer.
 #[derive(Debug, Clone)]
 pub enum FlushItem {

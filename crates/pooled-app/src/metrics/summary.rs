@@ -87,22 +87,7 @@ async fn fetch(
     from: u64,
     now: u64,
 ) -> Result<(Vec<String>, Vec<Bucket>), SummaryError> {
-    let instances = store::instances_since(link, from).await?;
-    if instances.is_empty() {
-        return Ok((instances, Vec::new()));
-    }
-    let mut pipe = redis::pipe();
-    for i in &instances {
-        pipe.cmd("ZRANGEBYSCORE")
-            .arg(keys::minutes(i))
-            .arg(from)
-            .arg(now);
-    }
-    let raw: Vec<Vec<Vec<u8>>> = link
-        .run_within(link.timeout() * 4, move |mut c| async move {
-            pipe.query_async(&mut c).await
-        })
-        .await?;
+    let (instances, raw) = store::read_since(link, from, keys::minutes, now.to_string()).await?;
     let first_full_minute = from.div_ceil(60) * 60;
     let mut out = Vec::new();
     let mut ranges = Vec::new();
@@ -119,18 +104,14 @@ async fn fetch(
         ranges.push((i.clone(), covered, from, first_full_minute.min(after)));
         ranges.push((i.clone(), std::collections::HashSet::new(), after, now));
     }
-    let mut pipe = redis::pipe();
-    for (i, _, lo, hi) in &ranges {
-        pipe.cmd("ZRANGEBYSCORE")
-            .arg(keys::seconds(i))
-            .arg(*lo)
-            .arg(format!("({}", hi.max(lo)));
-    }
-    let raw: Vec<Vec<Vec<u8>>> = link
-        .run_within(link.timeout() * 4, move |mut c| async move {
-            pipe.query_async(&mut c).await
-        })
-        .await?;
+    let raw = store::ranges(
+        link,
+        ranges
+            .iter()
+            .map(|(i, _, lo, hi)| (keys::seconds(i), *lo, format!("({}", hi.max(lo))))
+            .collect(),
+    )
+    .await?;
     for ((_, covered, _, _), secs) in ranges.iter().zip(raw) {
         for s in secs {
             if let Ok(b) = Bucket::decode(&s) {

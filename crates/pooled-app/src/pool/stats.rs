@@ -570,33 +570,33 @@ mod tests {
         );
     }
 
+    /// A pool of `size` connections, all idle, configured `min..=max`; `max` 0: unpooled.
+    fn gauges(size: u32, min: u32, max: u32) -> Gauges {
+        let pooled = max > 0;
+        Gauges {
+            mode: if pooled {
+                PoolMode::Pooled
+            } else {
+                PoolMode::Unpooled
+            },
+            pooling_enabled: pooled,
+            size,
+            idle: size,
+            max,
+            min,
+            pool_size_actual: size,
+        }
+    }
+
     #[test]
     fn efficiency_is_share_of_acquisitions_without_a_new_connection() {
         let s = PoolStats::default();
         s.acquisitions.store(1000, Ordering::Relaxed);
         s.pool_opened.store(10, Ordering::Relaxed);
-        let g = Gauges {
-            mode: PoolMode::Pooled,
-            pooling_enabled: true,
-            size: 10,
-            idle: 10,
-            max: 20,
-            min: 5,
-            pool_size_actual: 10,
-        };
-        let snap = s.snapshot(g);
+        let snap = s.snapshot(gauges(10, 5, 20));
         assert_eq!(snap.pool_efficiency_percent, 99.0);
         assert_eq!(snap.connections_closed.pool_evicted, 0);
         s.direct_opened.store(990, Ordering::Relaxed);
-        let g = Gauges {
-            mode: PoolMode::Unpooled,
-            pooling_enabled: false,
-            size: 0,
-            idle: 0,
-            max: 0,
-            min: 0,
-            pool_size_actual: 0,
-        };
-        assert_eq!(s.snapshot(g).pool_efficiency_percent, 0.0);
+        assert_eq!(s.snapshot(gauges(0, 0, 0)).pool_efficiency_percent, 0.0);
     }
 }

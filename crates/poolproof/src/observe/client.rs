@@ -68,6 +68,19 @@ impl RouteSecond {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
+
+    /// Adds `other`'s measurements to these (another second, route or load worker).
+    pub fn absorb(&mut self, other: &RouteSecond) {
+        self.latency.merge(&other.latency);
+        self.service.merge(&other.service);
+        self.requests += other.requests;
+        self.scheduled += other.scheduled;
+        self.late += other.late;
+        self.dropped += other.dropped;
+        for (k, n) in &other.errors {
+            *self.errors.entry(*k).or_insert(0) += n;
+        }
+    }
 }
 
 /// All routes during one second; `t` is the second's start offset from the start of measured
@@ -170,16 +183,7 @@ impl ClientSeries {
                 routes: BTreeMap::new(),
             });
             for (name, ors) in &ob.routes {
-                let rs = b.routes.entry(name.clone()).or_default();
-                rs.latency.merge(&ors.latency);
-                rs.service.merge(&ors.service);
-                rs.requests += ors.requests;
-                rs.scheduled += ors.scheduled;
-                rs.late += ors.late;
-                rs.dropped += ors.dropped;
-                for (k, n) in &ors.errors {
-                    *rs.errors.entry(*k).or_insert(0) += n;
-                }
+                b.routes.entry(name.clone()).or_default().absorb(ors);
             }
         }
     }
@@ -202,30 +206,36 @@ impl ClientSeries {
     /// Merged statistics over `windows`, for one route or (with `None`) all routes.
     pub fn window(&self, windows: &[Window], route: Option<&str>) -> WindowStats {
         let seconds = Self::seconds_in(windows);
-        let mut out = WindowStats {
-            seconds: seconds.len() as f64,
-            ..WindowStats::default()
-        };
-        for t in seconds {
-            let Some(b) = self.buckets.get(&t) else {
+        let mut sum = RouteSecond::default();
+        for t in &seconds {
+            let Some(b) = self.buckets.get(t) else {
                 continue;
             };
             for (name, rs) in &b.routes {
-                if route.is_some_and(|r| r != name) {
-                    continue;
-                }
-                out.latency.merge(&rs.latency);
-                out.service.merge(&rs.service);
-                out.requests += rs.requests;
-                out.scheduled += rs.scheduled;
-                out.late += rs.late;
-                out.dropped += rs.dropped;
-                for (k, n) in &rs.errors {
-                    *out.errors.entry(*k).or_insert(0) += n;
+                if route.is_none_or(|r| r == name) {
+                    sum.absorb(rs);
                 }
             }
         }
-        out
+        let RouteSecond {
+            latency,
+            service,
+            requests,
+            errors,
+            scheduled,
+            late,
+            dropped,
+        } = sum;
+        WindowStats {
+            latency,
+            service,
+            scheduled,
+            late,
+            dropped,
+            requests,
+            errors,
+            seconds: seconds.len() as f64,
+        }
     }
 
     /// Statistics of one second, for one route or all.

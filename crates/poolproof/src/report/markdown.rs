@@ -62,6 +62,19 @@ fn summary_row(name: &str, s: &Summary) -> String {
     )
 }
 
+/// A table of one row per item after `head` (its heading, header and separator rows), and a
+/// blank line; nothing when there are no items.
+fn table<T>(o: &mut String, head: &str, items: &[T], row: impl Fn(&T) -> String) {
+    if items.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "{head}");
+    for x in items {
+        let _ = writeln!(o, "{}", row(x));
+    }
+    o.push('\n');
+}
+
 const SUMMARY_HEAD: &str = "| | requests | errors | error rate | throughput | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
 
 pub fn markdown(r: &RunReport) -> String {
@@ -201,15 +214,15 @@ pub fn markdown(r: &RunReport) -> String {
             opt(g.max_lag_ms, Unit::Milliseconds),
         );
     }
-    if !r.generators.is_empty() {
-        let _ = writeln!(
-            o,
+    table(
+        &mut o,
+        &format!(
             "Load generators ({} shards, histograms merged exactly):\n\n| shard | where | requests | rate | late starts | p99 lag | CPU | clock offset |\n|---:|---|---:|---:|---:|---:|---:|---:|",
             r.generators.len()
-        );
-        for g in &r.generators {
-            let _ = writeln!(
-                o,
+        ),
+        &r.generators,
+        |g| {
+            format!(
                 "| {} | {} | {} | {} | {} of {} | {} | {:.2} s | {:+.2} ms |",
                 g.shard,
                 cell(&g.name),
@@ -220,10 +233,9 @@ pub fn markdown(r: &RunReport) -> String {
                 opt(g.lag_p99_ms, Unit::Milliseconds),
                 g.cpu_seconds,
                 g.clock_offset_ms,
-            );
-        }
-        o.push('\n');
-    }
+            )
+        },
+    );
     if !r.summary.errors_by_kind.is_empty() {
         let kinds: Vec<String> = r
             .summary
@@ -241,63 +253,41 @@ pub fn markdown(r: &RunReport) -> String {
         }
         o.push('\n');
     }
-    if !r.app_cpu.is_empty() {
-        let _ = writeln!(
-            o,
-            "## App CPU (measured load, /proc schedstat)\n\n| arm | replicate | requests | CPU | per request |\n|---|---:|---:|---:|---:|"
-        );
-        for c in &r.app_cpu {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {:.3} s | {} |",
-                cell(c.arm.as_deref().unwrap_or("-")),
-                c.replicate,
-                c.requests,
-                c.cpu_seconds,
-                c.cpu_us_per_request
-                    .map(|u| format!("{u:.2} µs"))
-                    .unwrap_or_else(|| "-".into()),
-            );
-        }
-        o.push('\n');
-    }
-    if !r.faults.is_empty() {
-        let _ = writeln!(
-            o,
-            "## Faults\n\n| kind | planned at | started | ended |\n|---|---:|---:|---:|"
-        );
-        for f in &r.faults {
-            let end = f
-                .end
-                .map(|e| format!("{e:.2} s"))
-                .unwrap_or_else(|| "not ended".into());
-            let _ = writeln!(
-                o,
-                "| {} | {:.2} s | {:.2} s | {end} |",
+    table(
+        &mut o,
+        "## App CPU (measured load, /proc schedstat)\n\n| arm | replicate | requests | CPU | per request |\n|---|---:|---:|---:|---:|",
+        &r.app_cpu,
+        |c| format!("| {} |", c.cells("-").map(|v| cell(&v)).join(" | ")),
+    );
+    table(
+        &mut o,
+        "## Faults\n\n| kind | planned at | started | ended |\n|---|---:|---:|---:|",
+        &r.faults,
+        |f| {
+            format!(
+                "| {} | {:.2} s | {:.2} s | {} |",
                 cell(&f.kind),
                 f.planned_at,
-                f.start
-            );
-        }
-        o.push('\n');
-    }
-    if !r.silences.is_empty() {
-        let _ = writeln!(
-            o,
-            "## Alert silences\n\n| alert | planned at | in force from | until |\n|---|---:|---:|---:|"
-        );
-        for s in &r.silences {
-            let _ = writeln!(
-                o,
+                f.start,
+                f.end
+                    .map_or_else(|| "not ended".into(), |e| format!("{e:.2} s"))
+            )
+        },
+    );
+    table(
+        &mut o,
+        "## Alert silences\n\n| alert | planned at | in force from | until |\n|---|---:|---:|---:|",
+        &r.silences,
+        |s| {
+            format!(
                 "| {} | {:.2} s | {:.2} s | {:.2} s |",
                 cell(s.alert.as_deref().unwrap_or("every alert")),
                 s.planned_at,
                 s.start,
                 s.end
-            );
-        }
-        o.push('\n');
-    }
+            )
+        },
+    );
     if r.replicates.len() > 1 {
         // Host noise across replicates (regression gating, docs/regression-gating.md).
         let noise =

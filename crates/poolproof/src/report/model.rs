@@ -213,6 +213,19 @@ impl AppCpuRun {
             cpu_us_per_request: cpu.us_per_request(),
         })
     }
+
+    /// Its row of the reports' app CPU table, unescaped: arm, replicate, requests, CPU and CPU
+    /// per request (`missing` without requests).
+    pub fn cells(&self, missing: &str) -> [String; 5] {
+        [
+            self.arm.clone().unwrap_or_else(|| "-".into()),
+            self.replicate.to_string(),
+            self.requests.to_string(),
+            format!("{:.3} s", self.cpu_seconds),
+            self.cpu_us_per_request
+                .map_or_else(|| missing.into(), |u| format!("{u:.2} µs")),
+        ]
+    }
 }
 
 /// How well the load generator kept its own schedule over measured load: of the starts a

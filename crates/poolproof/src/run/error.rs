@@ -20,6 +20,15 @@ impl RunError {
     pub(super) fn infra(what: impl std::fmt::Display) -> Self {
         RunError::Infra(redact::redact_urls(&what.to_string()))
     }
+
+    /// A failure the scenario is at fault for (`usage`: exit 2) or else the machine (exit 3).
+    pub(super) fn usage_or_infra(usage: bool, what: impl std::fmt::Display) -> Self {
+        if usage {
+            RunError::Usage(what.to_string())
+        } else {
+            RunError::infra(what)
+        }
+    }
 }
 
 impl From<&RunError> for Exit {

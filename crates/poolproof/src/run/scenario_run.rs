@@ -84,13 +84,7 @@ pub async fn measure(
     // an interruption is looked at once it is done.
     let provisioned = provider::provision(scenario, provider, &run_id)
         .await
-        .map_err(|e| {
-            if e.is_usage() {
-                RunError::Usage(e.to_string())
-            } else {
-                RunError::infra(e)
-            }
-        })?;
+        .map_err(|e| RunError::usage_or_infra(e.is_usage(), e))?;
     let result = with_services(scenario, &provisioned, &run_dir, progress).await;
     progress.phase("tearing down");
     provisioned.teardown().await;
@@ -157,13 +151,7 @@ async fn with_services(
                 progress.phase("applying fixtures.sql");
                 app::fixtures::apply(services.database_url(), &scenario.fixtures.sql.0)
                     .await
-                    .map_err(|e| {
-                        if e.is_usage() {
-                            RunError::Usage(e.to_string())
-                        } else {
-                            RunError::infra(e)
-                        }
-                    })?;
+                    .map_err(|e| RunError::usage_or_infra(e.is_usage(), e))?;
             }
             let sink = WebhookSink::start().await.map_err(RunError::infra)?;
             (binary, Some(sink))

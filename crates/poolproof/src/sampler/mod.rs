@@ -155,19 +155,23 @@ impl Sampler {
                     let client = &client;
                     let token = token.as_deref();
                     let sources = &sources;
+                    let endpoint = Endpoint {
+                        client,
+                        base,
+                        token,
+                        timeout: interval,
+                    };
                     async move {
                         let pooled = async {
                             if sources.pooled_app {
-                                Some(pooled_app::fetch_all(client, base, token, interval).await)
+                                Some(pooled_app::fetch_all(endpoint).await)
                             } else {
                                 None
                             }
                         };
                         let scrape = async {
                             match &sources.prometheus {
-                                Some(path) => {
-                                    Some(scrape(client, base, path, token, interval).await)
-                                }
+                                Some(path) => Some(scrape(endpoint, path).await),
                                 None => None,
                             }
                         };
@@ -243,15 +247,9 @@ impl RawSample {
     }
 }
 
-/// One scrape of `base` + `path`, parsed for the OpenTelemetry pool and HTTP names.
-async fn scrape(
-    client: &reqwest::Client,
-    base: &str,
-    path: &str,
-    token: Option<&str>,
-    timeout: Duration,
-) -> Scraped {
-    match get(client, base, path, token, timeout, &[]).await {
+/// One scrape of `path`, parsed for the OpenTelemetry pool and HTTP names.
+async fn scrape(endpoint: Endpoint<'_>, path: &str) -> Scraped {
+    match endpoint.get(path, &[]).await {
         Ok(body) => {
             let text = String::from_utf8_lossy(&body);
             let lines = prometheus::parse(&text);
@@ -267,34 +265,42 @@ async fn scrape(
 /// Largest body a source may answer with (a /metrics page is a few hundred KiB at most).
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
-/// GET `base` + `path`: the body of a 2xx answer (or of a status in `also`), else a short
-/// reason prefixed with the path.
-pub(crate) async fn get(
-    client: &reqwest::Client,
-    base: &str,
-    path: &str,
-    token: Option<&str>,
-    timeout: Duration,
-    also: &[u16],
-) -> Result<Vec<u8>, String> {
-    let mut req = client.get(format!("{base}{path}")).timeout(timeout);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) if e.is_timeout() => return Err(format!("{path}: timed out")),
-        Err(e) if e.is_connect() => return Err(format!("{path}: connection refused")),
-        Err(_) => return Err(format!("{path}: request failed")),
-    };
-    let status = resp.status();
-    if !(status.is_success() || also.contains(&status.as_u16())) {
-        return Err(format!("{path}: HTTP {}", status.as_u16()));
-    }
-    match resp.bytes().await {
-        Ok(b) if b.len() <= MAX_BODY => Ok(b.to_vec()),
-        Ok(_) => Err(format!("{path}: body larger than {MAX_BODY} bytes")),
-        Err(_) => Err(format!("{path}: body cut short")),
+/// One app instance as the sampler reads it: its base URL, the bearer token (external apps)
+/// and how long one GET may take (the sampling interval).
+#[derive(Clone, Copy)]
+pub(crate) struct Endpoint<'a> {
+    pub client: &'a reqwest::Client,
+    pub base: &'a str,
+    pub token: Option<&'a str>,
+    pub timeout: Duration,
+}
+
+impl Endpoint<'_> {
+    /// GET `base` + `path`: the body of a 2xx answer (or of a status in `also`), else a short
+    /// reason prefixed with the path.
+    pub(crate) async fn get(&self, path: &str, also: &[u16]) -> Result<Vec<u8>, String> {
+        let mut req = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .timeout(self.timeout);
+        if let Some(token) = self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Err(format!("{path}: timed out")),
+            Err(e) if e.is_connect() => return Err(format!("{path}: connection refused")),
+            Err(_) => return Err(format!("{path}: request failed")),
+        };
+        let status = resp.status();
+        if !(status.is_success() || also.contains(&status.as_u16())) {
+            return Err(format!("{path}: HTTP {}", status.as_u16()));
+        }
+        match resp.bytes().await {
+            Ok(b) if b.len() <= MAX_BODY => Ok(b.to_vec()),
+            Ok(_) => Err(format!("{path}: body larger than {MAX_BODY} bytes")),
+            Err(_) => Err(format!("{path}: body cut short")),
+        }
     }
 }
 

@@ -5,7 +5,6 @@
 use super::{Fetched, RawSample};
 use crate::observe::PoolStats;
 use serde_json::Value;
-use std::time::Duration;
 
 /// The endpoints sampled, relative to an instance's base URL.
 pub const POOL: &str = "/api/performance/pool";
@@ -105,28 +104,17 @@ fn first_num(v: &Value, paths: &[&[&str]]) -> Option<f64> {
 }
 
 /// The three endpoints of one instance, fetched together.
-pub(super) async fn fetch_all(
-    client: &reqwest::Client,
-    base: &str,
-    token: Option<&str>,
-    timeout: Duration,
-) -> (Fetched, Fetched, Fetched) {
+pub(super) async fn fetch_all(endpoint: super::Endpoint<'_>) -> (Fetched, Fetched, Fetched) {
     tokio::join!(
-        fetch(client, base, POOL, token, timeout),
-        fetch(client, base, HEALTH, token, timeout),
-        fetch(client, base, REALTIME, token, timeout),
+        fetch(endpoint, POOL),
+        fetch(endpoint, HEALTH),
+        fetch(endpoint, REALTIME),
     )
 }
 
-async fn fetch(
-    client: &reqwest::Client,
-    base: &str,
-    path: &str,
-    token: Option<&str>,
-    timeout: Duration,
-) -> Fetched {
+async fn fetch(endpoint: super::Endpoint<'_>, path: &str) -> Fetched {
     // The health endpoint answers 503 with a body when unhealthy: that body is a sample too.
-    let body = match super::get(client, base, path, token, timeout, &[503]).await {
+    let body = match endpoint.get(path, &[503]).await {
         Ok(b) => b,
         Err(gap) => return Fetched::Gap(gap),
     };

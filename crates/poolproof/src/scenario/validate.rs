@@ -871,23 +871,7 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
             });
         }
         if s.arm(arm).is_none() {
-            let known = s
-                .arms
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(Issue {
-                path: at("arm"),
-                message: if s.arms.is_empty() {
-                    "arm selects one of the scenario's arms, but it defines none".to_owned()
-                } else {
-                    format!(
-                        "unknown arm {:?} (arms: {known})",
-                        super::types::shorten(arm)
-                    )
-                },
-            });
+            return Err(unknown_arm(s, arm, at("arm")));
         }
     }
     if sla.timing.is_some() && !m.is_latency() {
@@ -1020,19 +1004,7 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
         if let Some(pair) = &sla.arms {
             for name in [&pair.treatment, &pair.baseline] {
                 if s.arm(name).is_none() {
-                    let known = s
-                        .arms
-                        .iter()
-                        .map(|a| a.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    return Err(Issue {
-                        path: at("arms"),
-                        message: format!(
-                            "unknown arm {:?} (arms: {known})",
-                            super::types::shorten(name)
-                        ),
-                    });
+                    return Err(unknown_arm(s, name, at("arms")));
                 }
             }
         }
@@ -1067,6 +1039,29 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
         }
     }
     Ok(())
+}
+
+/// An SLA's arm name (at `path`) that the scenario does not define: names the ones it does.
+fn unknown_arm(s: &Scenario, name: &str, path: Vec<Seg>) -> Issue {
+    if s.arms.is_empty() {
+        return Issue {
+            path,
+            message: "arm selects one of the scenario's arms, but it defines none".to_owned(),
+        };
+    }
+    let known = s
+        .arms
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Issue {
+        path,
+        message: format!(
+            "unknown arm {:?} (arms: {known})",
+            super::types::shorten(name)
+        ),
+    }
 }
 
 /// `command`, `port_env` and `ready` of `app` or of an arm (at `base`).

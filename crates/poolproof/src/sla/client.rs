@@ -17,10 +17,7 @@ pub(crate) fn measure(sla: &Sla, obs: &Observations) -> Measure {
         .map(|r| format!("route {r}"))
         .unwrap_or_else(|| "all routes".into());
     if windows.is_empty() {
-        return Measure::NoData(format!(
-            "phase `{}` does not occur in this run",
-            phase.as_str()
-        ));
+        return super::phase_missing(phase);
     }
     if let Some(route) = sla.route.as_deref() {
         if !obs.client.routes.iter().any(|r| r == route) {

@@ -3,19 +3,15 @@
 //! between the phase's first and last sample, per client request completed in that span) and
 //! `db_connections_peak` (the most client connections `pg_stat_activity` showed at once).
 
-use super::{phase_kind, Measure};
+use super::{phase_windows, Measure};
 use crate::observe::{Observations, Window};
 use crate::scenario::{Metric, Sla};
 
 pub(crate) fn measure(sla: &Sla, obs: &Observations) -> Measure {
-    let phase = phase_kind(sla.phase);
-    let windows = obs.windows(phase);
-    if windows.is_empty() {
-        return Measure::NoData(format!(
-            "phase `{}` does not occur in this run",
-            phase.as_str()
-        ));
-    }
+    let (phase, windows) = match phase_windows(sla, obs) {
+        Ok(w) => w,
+        Err(missing) => return missing,
+    };
     let samples: Vec<_> = obs.db_samples_in(&windows).collect();
     let within = format!("{} database samples in `{}`", samples.len(), phase.as_str());
     match sla.metric {

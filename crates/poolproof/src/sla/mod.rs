@@ -171,6 +171,27 @@ pub(crate) fn phase_kind(p: Phase) -> PhaseKind {
     }
 }
 
+/// The SLA's phase and its windows, or the answer that the phase did not occur in the run.
+pub(crate) fn phase_windows(
+    sla: &Sla,
+    obs: &Observations,
+) -> Result<(PhaseKind, Vec<crate::observe::Window>), Measure> {
+    let phase = phase_kind(sla.phase);
+    let windows = obs.windows(phase);
+    if windows.is_empty() {
+        return Err(phase_missing(phase));
+    }
+    Ok((phase, windows))
+}
+
+/// The answer for an SLA whose phase did not occur in the run.
+pub(crate) fn phase_missing(phase: PhaseKind) -> Measure {
+    Measure::NoData(format!(
+        "phase `{}` does not occur in this run",
+        phase.as_str()
+    ))
+}
+
 /// The windows an SLA looks at: its phase, narrowed to its `stage:` when it has one.
 pub(crate) fn sla_windows(
     sla: &Sla,

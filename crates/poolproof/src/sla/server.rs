@@ -2,21 +2,17 @@
 //! sampled, else the OpenTelemetry names of the app's `/metrics` (`prometheus` source); the
 //! database's own figures are in [`super::database`].
 
-use super::{phase_kind, Measure};
-use crate::observe::{Observations, PromHistogram, ServerSample};
+use super::{phase_windows, Measure};
+use crate::observe::{Observations, PoolStats, PromHistogram, ServerSample};
 use crate::sampler::prometheus as names;
 use crate::scenario::{Aggregate, Metric, Sla, Transaction};
 use std::collections::BTreeMap;
 
 pub(crate) fn measure(sla: &Sla, obs: &Observations, transactions: &[Transaction]) -> Measure {
-    let phase = phase_kind(sla.phase);
-    let windows = obs.windows(phase);
-    if windows.is_empty() {
-        return Measure::NoData(format!(
-            "phase `{}` does not occur in this run",
-            phase.as_str()
-        ));
-    }
+    let (phase, windows) = match phase_windows(sla, obs) {
+        Ok(w) => w,
+        Err(missing) => return missing,
+    };
     let samples: Vec<&ServerSample> = obs.server_samples_in(&windows).collect();
     let n = samples.len();
     let within = format!("{n} samples in `{}`", phase.as_str());
@@ -392,6 +388,11 @@ fn pool_series<'a>(samples: &[&'a ServerSample]) -> BTreeMap<usize, Vec<&'a Serv
     by_instance
 }
 
+/// An instance's first and last pool stats (of its [`pool_series`]).
+fn first_and_last<'a>(list: &[&'a ServerSample]) -> Option<(&'a PoolStats, &'a PoolStats)> {
+    Some((list.first()?.pool.as_ref()?, list.last()?.pool.as_ref()?))
+}
+
 /// Switches to fallback within the phase: the difference of the app's `fallback_activations`
 /// counter between an instance's first and last sample, plus one for an instance already in
 /// fallback at its first sample (it switched before the phase but is still there).
@@ -403,10 +404,7 @@ fn fallback_activations(samples: &[&ServerSample], within: &str) -> Measure {
     let mut switches = 0u64;
     let mut in_fallback = 0usize;
     for list in by_instance.values() {
-        let (Some(first), Some(last)) = (
-            list.first().and_then(|s| s.pool.as_ref()),
-            list.last().and_then(|s| s.pool.as_ref()),
-        ) else {
+        let Some((first, last)) = first_and_last(list) else {
             continue;
         };
         switches += last
@@ -434,10 +432,7 @@ fn efficiency(samples: &[&ServerSample], within: &str) -> Measure {
     }
     let (mut d_acq, mut d_open) = (0u64, 0u64);
     for list in by_instance.values() {
-        let (Some(first), Some(last)) = (
-            list.first().and_then(|s| s.pool.as_ref()),
-            list.last().and_then(|s| s.pool.as_ref()),
-        ) else {
+        let Some((first, last)) = first_and_last(list) else {
             continue;
         };
         d_acq += last.acquisitions.saturating_sub(first.acquisitions);

@@ -213,24 +213,23 @@ fn summaries_table(h: &mut String, cols: &[(&str, &Summary)]) {
     }
     h.push_str("</tr>");
     let values: Vec<[String; 9]> = cols.iter().map(|(_, s)| summary_values(s)).collect();
-    for (i, row) in SUMMARY_ROWS.iter().enumerate() {
+    figure_rows(h, &SUMMARY_ROWS, &values);
+    if cols.iter().any(|(_, s)| s.scheduled > 0) {
+        let values: Vec<[String; 7]> = cols.iter().map(|(_, s)| schedule_values(s)).collect();
+        figure_rows(h, &SCHEDULE_ROWS, &values);
+    }
+    h.push_str("</table>");
+}
+
+/// One row per figure `names[i]`, with a cell per summary: `values[summary][i]`.
+fn figure_rows<const N: usize>(h: &mut String, names: &[&str; N], values: &[[String; N]]) {
+    for (i, row) in names.iter().enumerate() {
         let _ = write!(h, "<tr><th>{row}</th>");
-        for v in &values {
+        for v in values {
             let _ = write!(h, r#"<td class="num">{}</td>"#, escape(&v[i]));
         }
         h.push_str("</tr>");
     }
-    if cols.iter().any(|(_, s)| s.scheduled > 0) {
-        let values: Vec<[String; 7]> = cols.iter().map(|(_, s)| schedule_values(s)).collect();
-        for (i, row) in SCHEDULE_ROWS.iter().enumerate() {
-            let _ = write!(h, "<tr><th>{row}</th>");
-            for v in &values {
-                let _ = write!(h, r#"<td class="num">{}</td>"#, escape(&v[i]));
-            }
-            h.push_str("</tr>");
-        }
-    }
-    h.push_str("</table>");
 }
 
 fn summary_section(h: &mut String, r: &RunReport) {
@@ -246,48 +245,56 @@ fn summary_section(h: &mut String, r: &RunReport) {
 
 /// Sharded load: each generator shard's rate, lag, CPU and clock offset.
 fn generators_section(h: &mut String, r: &RunReport) {
-    if r.generators.is_empty() {
-        return;
-    }
-    h.push_str("<section><h2>Load generators (shards, merged exactly)</h2><table><tr><th>shard</th><th>where</th><th>requests</th><th>rate</th><th>late starts</th><th>p99 lag</th><th>CPU</th><th>clock offset</th></tr>");
-    for g in &r.generators {
-        let _ = write!(
-            h,
-            r#"<tr><td class="num">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{} of {}</td><td class="num">{}</td><td class="num">{:.2} s ({:.2} cores)</td><td class="num">{:+.2} ms (rtt {:.2} ms)</td></tr>"#,
-            g.shard,
-            escape(&g.name),
-            g.requests,
-            rps(Some(g.rate_rps)),
-            g.late_starts,
-            g.lag_starts,
-            ms(g.lag_p99_ms),
-            g.cpu_seconds,
-            g.busy_cores,
-            g.clock_offset_ms,
-            g.clock_rtt_ms,
-        );
-    }
-    h.push_str("</table></section>");
+    table_section(
+        h,
+        "<section><h2>Load generators (shards, merged exactly)</h2><table><tr><th>shard</th><th>where</th><th>requests</th><th>rate</th><th>late starts</th><th>p99 lag</th><th>CPU</th><th>clock offset</th></tr>",
+        &r.generators,
+        |h, g| {
+            let _ = write!(
+                h,
+                r#"<tr><td class="num">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{} of {}</td><td class="num">{}</td><td class="num">{:.2} s ({:.2} cores)</td><td class="num">{:+.2} ms (rtt {:.2} ms)</td></tr>"#,
+                g.shard,
+                escape(&g.name),
+                g.requests,
+                rps(Some(g.rate_rps)),
+                g.late_starts,
+                g.lag_starts,
+                ms(g.lag_p99_ms),
+                g.cpu_seconds,
+                g.busy_cores,
+                g.clock_offset_ms,
+                g.clock_rtt_ms,
+            );
+        },
+    );
 }
 
 /// The app processes' CPU per arm run (locally started apps).
 fn app_cpu_section(h: &mut String, r: &RunReport) {
-    if r.app_cpu.is_empty() {
+    table_section(
+        h,
+        "<section><h2>App CPU (measured load, /proc schedstat)</h2><table><tr><th>arm</th><th>replicate</th><th>requests</th><th>CPU</th><th>per request</th></tr>",
+        &r.app_cpu,
+        |h, c| {
+            let [arm, figures @ ..] = c.cells("–");
+            let _ = write!(h, "<tr><td>{}</td>", escape(&arm));
+            for v in figures {
+                let _ = write!(h, r#"<td class="num">{}</td>"#, escape(&v));
+            }
+            h.push_str("</tr>");
+        },
+    );
+}
+
+/// A section of one table row per item, after `head` (the section's markup up to and with the
+/// header row); nothing when there are no items.
+fn table_section<T>(h: &mut String, head: &str, items: &[T], row: impl Fn(&mut String, &T)) {
+    if items.is_empty() {
         return;
     }
-    h.push_str("<section><h2>App CPU (measured load, /proc schedstat)</h2><table><tr><th>arm</th><th>replicate</th><th>requests</th><th>CPU</th><th>per request</th></tr>");
-    for c in &r.app_cpu {
-        let _ = write!(
-            h,
-            r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{:.3} s</td><td class="num">{}</td></tr>"#,
-            escape(c.arm.as_deref().unwrap_or("-")),
-            c.replicate,
-            c.requests,
-            c.cpu_seconds,
-            c.cpu_us_per_request
-                .map(|u| format!("{u:.2} µs"))
-                .unwrap_or_else(|| "–".into())
-        );
+    h.push_str(head);
+    for x in items {
+        row(h, x);
     }
     h.push_str("</table></section>");
 }
@@ -642,9 +649,11 @@ fn arms_charts(h: &mut String, r: &RunReport) {
 
 /// Faults, silences and the alert notifications received, as they happened.
 fn faults_and_alerts(h: &mut String, r: &RunReport) {
-    if !r.faults.is_empty() {
-        h.push_str("<section><h2>Faults (as they happened)</h2><table><tr><th>kind</th><th>target</th><th>planned at</th><th>began</th><th>ended</th><th>lasted</th></tr>");
-        for f in &r.faults {
+    table_section(
+        h,
+        "<section><h2>Faults (as they happened)</h2><table><tr><th>kind</th><th>target</th><th>planned at</th><th>began</th><th>ended</th><th>lasted</th></tr>",
+        &r.faults,
+        |h, f| {
             let _ = write!(
                 h,
                 r#"<tr><td>{}</td><td>{}</td><td class="num">{:.2} s</td><td class="num">{:.3} s</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
@@ -659,12 +668,13 @@ fn faults_and_alerts(h: &mut String, r: &RunReport) {
                     .map(|e| format!("{:.3} s", e - f.start))
                     .unwrap_or_else(|| "–".into()),
             );
-        }
-        h.push_str("</table></section>");
-    }
-    if !r.silences.is_empty() {
-        h.push_str("<section><h2>Alert silences</h2><table><tr><th>alert</th><th>planned at</th><th>in force from</th><th>until</th></tr>");
-        for s in &r.silences {
+        },
+    );
+    table_section(
+        h,
+        "<section><h2>Alert silences</h2><table><tr><th>alert</th><th>planned at</th><th>in force from</th><th>until</th></tr>",
+        &r.silences,
+        |h, s| {
             let _ = write!(
                 h,
                 r#"<tr><td><code>{}</code></td><td class="num">{:.2} s</td><td class="num">{:.3} s</td><td class="num">{:.3} s</td></tr>"#,
@@ -673,12 +683,13 @@ fn faults_and_alerts(h: &mut String, r: &RunReport) {
                 s.start,
                 s.end,
             );
-        }
-        h.push_str("</table></section>");
-    }
-    if !r.alerts.is_empty() {
-        h.push_str("<section><h2>Alert notifications received</h2><table><tr><th>at</th><th>channel</th><th>alert</th><th>transition</th><th>answered</th></tr>");
-        for a in &r.alerts {
+        },
+    );
+    table_section(
+        h,
+        "<section><h2>Alert notifications received</h2><table><tr><th>at</th><th>channel</th><th>alert</th><th>transition</th><th>answered</th></tr>",
+        &r.alerts,
+        |h, a| {
             let _ = write!(
                 h,
                 r#"<tr><td class="num">{:.3} s</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class="num">{}</td></tr>"#,
@@ -691,7 +702,6 @@ fn faults_and_alerts(h: &mut String, r: &RunReport) {
                 },
                 a.status
             );
-        }
-        h.push_str("</table></section>");
-    }
+        },
+    );
 }
