@@ -152,8 +152,8 @@ impl Recorder {
     }
 
     /// Closed model: waits for this request's slot under the rate limit and returns the
-    /// instant its corrected latency counts from (at once and `None` without a rate limit). Records the slot's fate
-    /// and the slots dropped before it.
+    /// instant its corrected latency counts from (at once and `None` without a rate limit).
+    /// Records the slot's fate and the slots dropped before it.
     pub(crate) async fn pace(&self, group: usize, route: &str) -> Option<Instant> {
         let p = self.pacer.as_ref()?;
         let claim = p.claim()?;
