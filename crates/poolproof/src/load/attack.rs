@@ -199,7 +199,9 @@ impl Attack {
         let mut attack =
             GooseAttack::initialize_with_config(self.configuration()).map_err(goose_err)?;
         for (i, target) in self.plan.targets.iter().enumerate() {
-            let mut scenario = Scenario::new(&format!("instance{i}")).set_host(target);
+            let mut scenario = Scenario::new(&format!("instance{i}"))
+                .set_host(target)
+                .register_transaction(client_setup(self.plan.request_timeout));
             let group = self.groups.get(i).copied().unwrap_or(0);
             if self.plan.open.is_some() {
                 // One transaction that takes the next scheduled start, whatever its route.
@@ -219,6 +221,29 @@ impl Attack {
         }
         Ok(attack)
     }
+}
+
+/// How long a user keeps an idle connection to the app: below common server keep-alive
+/// timeouts (pooled-app's `HTTP_IDLE_TIMEOUT_MS` 5 s, Node's 5 s), so the client drops an idle
+/// connection before the server closes it. Otherwise a request can go out on a connection the
+/// server is closing at that moment and fail as a transport error that is the generator's
+/// doing (reqwest keeps idle connections 90 s by default).
+const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Runs once per user before its first request: its HTTP client, as goose's own but with
+/// [`CLIENT_IDLE_TIMEOUT`].
+fn client_setup(request_timeout: Duration) -> Transaction {
+    let f: goose::goose::TransactionFunction = Arc::new(move |user: &mut GooseUser| {
+        Box::pin(async move {
+            let builder = reqwest::Client::builder()
+                .user_agent(concat!("poolproof/", env!("CARGO_PKG_VERSION")))
+                .timeout(request_timeout)
+                .pool_idle_timeout(CLIENT_IDLE_TIMEOUT);
+            user.set_client_builder(builder).await.map_err(Box::new)?;
+            Ok(())
+        })
+    });
+    Transaction::new(f).set_name("client").set_on_start()
 }
 
 async fn stop_at_end_of_window(rec: Arc<Recorder>) {
