@@ -7,9 +7,9 @@ use super::engine::Launched;
 use super::wire::{
     Clock, Heartbeat, HeartbeatAnswer, Hello, ShardPlan, ShardResult, Welcome, KEY_HEADER,
 };
-use crate::observe::ShardFigures;
 use crate::load::recorder::Recorder;
 use crate::load::{LoadError, LoadHandle, LoadOutcome, LoadPlan};
+use crate::observe::ShardFigures;
 use crate::observe::{ClientSeries, GeneratorLag, LatencyHistogram, Window};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
