@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the local images poolproof/postgres:15 and poolproof/redis:7 without any registry:
-# a root filesystem assembled from this machine's own Postgres 15 and redis-server files
+# Builds the local images poolproof/postgres:15, poolproof/redis:7 and poolproof/pgbouncer:1.18
+# without any registry: a root filesystem assembled from this machine's own Postgres 15,
+# redis-server and pgbouncer files
 # (plus the shared libraries they need) is fed to `docker import`. Idempotent: an image whose
 # poolproof.build label matches the hash of its inputs is kept. Takes seconds.
 set -euo pipefail
@@ -8,6 +9,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PG_IMAGE=${POOLPROOF_POSTGRES_IMAGE:-poolproof/postgres:15}
 REDIS_IMAGE=${POOLPROOF_REDIS_IMAGE:-poolproof/redis:7}
+PGB_IMAGE=${POOLPROOF_PGBOUNCER_IMAGE:-poolproof/pgbouncer:1.18}
+PGB_BIN=/usr/sbin/pgbouncer
 PGBIN=/usr/lib/postgresql/15/bin
 PGLIB=/usr/lib/postgresql/15/lib
 PGSHARE=/usr/share/postgresql/15
@@ -26,6 +29,9 @@ if [[ "$REDIS_IMAGE" == poolproof/* ]] && ! command -v redis-server >/dev/null 2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >&2
 fi
 REDIS_BIN=$(command -v redis-server || true)
+if [[ "$PGB_IMAGE" == poolproof/* ]] && [ ! -x "$PGB_BIN" ]; then
+    "$HERE/ensure-pgbouncer.sh" >/dev/null
+fi
 
 # Copies files into the root $1 at their canonical paths (the root is merged-/usr like the
 # host), then the targets of symlinks among them.
@@ -168,6 +174,31 @@ build_redis() {
     say "built $REDIS_IMAGE in $((SECONDS - t0))s"
 }
 
+# Debian's PgBouncer; poolproof copies its pgbouncer.ini and userlist.txt into
+# /etc/pgbouncer of each container and runs it on the host network.
+build_pgbouncer() {
+    local hash
+    hash=$(inputs_hash "$PGB_BIN")
+    if [ "$(image_label "$PGB_IMAGE")" = "$hash" ]; then
+        say "$PGB_IMAGE is up to date"; return 0
+    fi
+    local t0=$SECONDS root=$WORK/pgbouncer
+    base_root "$root" pgbouncer /var/lib/pgbouncer
+    put "$root" "$PGB_BIN"
+    put_libs "$root" "$PGB_BIN"
+    mkdir -p "$root/etc/pgbouncer" "$root/var/lib/pgbouncer"
+    chown $APP_UID:$APP_UID "$root/etc/pgbouncer" "$root/var/lib/pgbouncer"
+    import_root "$root" "$PGB_IMAGE" \
+        -c 'ENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/bin' \
+        -c 'USER pgbouncer' \
+        -c 'WORKDIR /var/lib/pgbouncer' \
+        -c 'EXPOSE 6432' \
+        -c 'ENTRYPOINT ["/usr/sbin/pgbouncer"]' \
+        -c 'CMD ["/etc/pgbouncer/pgbouncer.ini"]' \
+        -c "LABEL poolproof.build=$hash"
+    say "built $PGB_IMAGE in $((SECONDS - t0))s"
+}
+
 # Images named elsewhere (POOLPROOF_*_IMAGE=postgres:15 where a registry is reachable) are
 # pulled, not built.
 local_build() { case "$1" in poolproof/*) return 0 ;; *) return 1 ;; esac; }
@@ -179,5 +210,6 @@ ensure_pulled() {
 
 if local_build "$PG_IMAGE"; then build_postgres; else ensure_pulled "$PG_IMAGE"; fi
 if local_build "$REDIS_IMAGE"; then build_redis; else ensure_pulled "$REDIS_IMAGE"; fi
+if local_build "$PGB_IMAGE"; then build_pgbouncer; else ensure_pulled "$PGB_IMAGE"; fi
 # Earlier builds that were still in use when they were replaced, now untagged and unused.
 docker image prune -f --filter label=poolproof.build >/dev/null 2>&1 || true

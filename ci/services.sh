@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gets everything tests and local runs need for real Postgres 15 and Redis, idempotently:
+# Gets everything tests and local runs need for real Postgres 15, Redis and PgBouncer, idempotently:
 # the machine's own postgres and redis-server binaries (the processes provider, always),
 # then a Docker engine and the local images (the containers provider) when they can be had.
 # Without an engine it still succeeds: poolproof-services then falls back to processes.
@@ -25,6 +25,9 @@ if [ ${#need[@]} -gt 0 ]; then
         say "could not install ${need[*]}: the processes provider will not work here"
     fi
 fi
+
+# PgBouncer for scenarios with services.pgbouncer (processes provider, and the image).
+"$HERE/ensure-pgbouncer.sh" >/dev/null || say "no pgbouncer: scenarios with services.pgbouncer will not run"
 
 if "$HERE/ensure-docker.sh" && "$HERE/build-images.sh"; then
     say "containers provider ready ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?') engine)"

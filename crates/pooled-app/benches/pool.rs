@@ -23,6 +23,7 @@ fn settings(pooling: bool) -> DbSettings {
         fallback_after_errors: 3,
         fallback_max: 20,
         idle_ping_after: Duration::from_secs(1),
+        prepared_statements: true,
     }
 }
 

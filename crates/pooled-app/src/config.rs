@@ -118,6 +118,14 @@ impl ConfigError {
 pub struct Config {
     /// `DATABASE_URL` (required): postgres:// URL.
     pub database_url: SecretUrl,
+    /// `DATABASE_MIGRATION_URL` (`DATABASE_URL`): where migrations and the seed run, on one
+    /// connection of their own. Behind a transaction-pooling PgBouncer it must be Postgres
+    /// itself: the migrator's advisory lock is a session lock.
+    pub migration_url: Option<SecretUrl>,
+    /// `DATABASE_PREPARED_STATEMENTS` (true): false sends every statement as one simple query
+    /// with its parameters as literals, for a transaction-pooling PgBouncer (< 1.21), which
+    /// may hand a statement's Parse and its Bind to different server connections.
+    pub prepared_statements: bool,
     /// `REDIS_URL`: redis:// URL; unset means no cache (every lookup is a miss).
     pub redis_url: Option<SecretUrl>,
     /// `BIND_ADDR` (127.0.0.1:8000).
@@ -198,6 +206,8 @@ fn email_address_ok(v: &str) -> bool {
 /// Names of every variable read, for documentation and `--help`.
 pub const VARIABLES: &[&str] = &[
     "DATABASE_URL",
+    "DATABASE_MIGRATION_URL",
+    "DATABASE_PREPARED_STATEMENTS",
     "REDIS_URL",
     "BIND_ADDR",
     "ENABLE_CONNECTION_POOLING",
@@ -240,6 +250,23 @@ pub const VARIABLES: &[&str] = &[
 struct Vars(HashMap<String, String>);
 
 impl Vars {
+    /// A `postgres://` URL if set (its password never echoed in the error).
+    fn postgres_url(&self, var: &'static str) -> Result<Option<SecretUrl>, ConfigError> {
+        let Some(v) = self.get(var) else {
+            return Ok(None);
+        };
+        let ok = (v.starts_with("postgres://") || v.starts_with("postgresql://"))
+            && PgConnectOptions::from_str(v).is_ok();
+        if !ok {
+            return Err(ConfigError::Invalid {
+                var,
+                shown: format!("{:?}", redact_url(v)),
+                expected: "a postgres:// URL".into(),
+            });
+        }
+        Ok(Some(SecretUrl::new(v.to_string())))
+    }
+
     /// The value if set and non-empty.
     fn get(&self, var: &str) -> Option<&str> {
         self.0
@@ -360,26 +387,17 @@ impl Config {
                 .collect(),
         );
 
-        let database_url = match vars.get("DATABASE_URL") {
+        let database_url = match vars.postgres_url("DATABASE_URL")? {
+            Some(url) => url,
             None => {
                 return Err(ConfigError::Missing {
                     var: "DATABASE_URL",
                     expected: "a postgres:// URL".into(),
                 })
             }
-            Some(v) => {
-                let ok = (v.starts_with("postgres://") || v.starts_with("postgresql://"))
-                    && PgConnectOptions::from_str(v).is_ok();
-                if !ok {
-                    return Err(ConfigError::Invalid {
-                        var: "DATABASE_URL",
-                        shown: format!("{:?}", redact_url(v)),
-                        expected: "a postgres:// URL".into(),
-                    });
-                }
-                SecretUrl::new(v.to_string())
-            }
         };
+        let migration_url = vars.postgres_url("DATABASE_MIGRATION_URL")?;
+        let prepared_statements = vars.bool("DATABASE_PREPARED_STATEMENTS", true)?;
 
         let redis_url = match vars.get("REDIS_URL") {
             None => None,
@@ -526,6 +544,8 @@ impl Config {
 
         Ok(Config {
             database_url,
+            migration_url,
+            prepared_statements,
             redis_url,
             bind_addr,
             pooling,

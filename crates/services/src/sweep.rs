@@ -122,7 +122,11 @@ fn remove_service_dir(dir: &Path) {
         && dir
             .file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("poolproof-pg-") || n.starts_with("poolproof-redis-"));
+            .is_some_and(|n| {
+                ["poolproof-pg-", "poolproof-redis-", "poolproof-pgbouncer-"]
+                    .iter()
+                    .any(|prefix| n.starts_with(prefix))
+            });
     if ours {
         let _ = fs::remove_dir_all(dir);
     }

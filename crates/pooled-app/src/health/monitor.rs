@@ -35,8 +35,7 @@ impl DbProbe for sqlx::PgPool {
     fn round_trip(&self) -> BoxFut<'_, Result<f64, String>> {
         Box::pin(async move {
             let t = Instant::now();
-            sqlx::query("SELECT 1")
-                .execute(self)
+            sqlx::Executor::execute(self, "SELECT 1")
                 .await
                 .map_err(|e| db_error(&e))?;
             Ok(t.elapsed().as_secs_f64() * 1000.0)

@@ -11,7 +11,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Postgres};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{DbError, DbInner, QueryKind};
+use super::{DbError, DbInner, QueryKind, Statement};
 use crate::request_scope;
 
 enum Inner {
@@ -82,6 +82,28 @@ impl DbConn {
                 Err(DbError::Query(e))
             }
         }
+    }
+
+    /// Runs `statement` on this connection and returns its rows, prepared or as one simple
+    /// query as `DATABASE_PREPARED_STATEMENTS` says; pass the result to [`DbConn::finish`].
+    pub async fn fetch_all<T>(&mut self, statement: Statement<'_>) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let prepared = self.db.settings.prepared_statements;
+        statement.fetch_all(self.as_mut(), prepared).await
+    }
+
+    /// Like [`DbConn::fetch_all`], the first row if any.
+    pub async fn fetch_optional<T>(
+        &mut self,
+        statement: Statement<'_>,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let prepared = self.db.settings.prepared_statements;
+        statement.fetch_optional(self.as_mut(), prepared).await
     }
 
     fn mark_broken(&mut self) {

@@ -16,6 +16,7 @@ mod conn;
 mod direct;
 mod otel;
 mod probe;
+mod statement;
 mod stats;
 
 use std::str::FromStr;
@@ -28,6 +29,7 @@ use sqlx::ConnectOptions;
 
 pub use conn::DbConn;
 pub use otel::PoolMetrics;
+pub use statement::{Param, Statement};
 pub use stats::{
     health_score, ClosedByReason, HealthInputs, LatencySummary, PoolMode, PoolStats,
     PoolStatsSnapshot, QueryKind, QueryTimes,
@@ -73,6 +75,8 @@ pub struct DbSettings {
     /// Direct connections open at once in fallback mode (`DATABASE_FALLBACK_MAX_CONNECTIONS`).
     pub fallback_max: u32,
     pub idle_ping_after: Duration,
+    /// `DATABASE_PREPARED_STATEMENTS`: see [`Statement`].
+    pub prepared_statements: bool,
 }
 
 impl DbSettings {
@@ -86,6 +90,7 @@ impl DbSettings {
             fallback_after_errors: c.fallback_after_errors,
             fallback_max: c.fallback_max_connections,
             idle_ping_after: c.idle_ping_after,
+            prepared_statements: c.prepared_statements,
         }
     }
 }
@@ -128,6 +133,12 @@ impl Db {
             })?
             .application_name("pooled-app")
             .disable_statement_logging();
+        // Without prepared statements nothing may be cached under a name either.
+        let connect_options = if settings.prepared_statements {
+            connect_options
+        } else {
+            connect_options.statement_cache_capacity(0)
+        };
         let settings_fallback_max = settings.fallback_max;
         let initial = if settings.pooling {
             PoolMode::Pooled
@@ -165,6 +176,11 @@ impl Db {
 
     pub fn mode(&self) -> PoolMode {
         self.inner.mode()
+    }
+
+    /// `DATABASE_CONNECT_TIMEOUT_MS`.
+    pub fn connect_timeout(&self) -> Duration {
+        self.inner.settings.connect_timeout
     }
 
     /// The live counters (histograms can be cloned from there).
@@ -278,7 +294,9 @@ impl Db {
         let start = Instant::now();
         let mut conn = self.acquire().await?;
         let t = Instant::now();
-        let r = sqlx::query("SELECT 1").execute(conn.as_mut()).await;
+        // A simple query: one round trip, and nothing prepared (a transaction-pooling PgBouncer
+        // may be in between).
+        let r = sqlx::Executor::execute(conn.as_mut(), "SELECT 1").await;
         conn.finish(QueryKind::Select, t, r)?;
         Ok(start.elapsed())
     }

@@ -26,7 +26,7 @@ pub(super) async fn run(inner: &Arc<DbInner>) {
             Ok(pool) => {
                 let check = tokio::time::timeout(
                     inner.settings.connect_timeout,
-                    sqlx::query("SELECT 1").execute(&pool),
+                    sqlx::Executor::execute(&pool, "SELECT 1"),
                 )
                 .await;
                 if matches!(check, Ok(Ok(_))) {

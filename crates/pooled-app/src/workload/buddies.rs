@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::pool::QueryKind;
+use crate::pool::{QueryKind, Statement};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -40,18 +40,20 @@ pub async fn list_buddies(
     let limit = i64::from(q.limit.unwrap_or(20).clamp(1, 100));
     let mut conn = state.db.acquire().await?;
     let t = Instant::now();
-    let rows = sqlx::query_as::<_, Buddy>(
-        "SELECT u.id, u.name, u.city, m.updated_at AS since FROM ( \
-             SELECT user_b AS other, updated_at FROM matches WHERE user_a = $1 AND accepted \
-             UNION ALL \
-             SELECT user_a AS other, updated_at FROM matches WHERE user_b = $1 AND accepted \
-         ) m JOIN users u ON u.id = m.other \
-         ORDER BY m.updated_at DESC LIMIT $2",
-    )
-    .bind(q.user_id)
-    .bind(limit)
-    .fetch_all(conn.as_mut())
-    .await;
+    let rows = conn
+        .fetch_all::<Buddy>(
+            Statement::new(
+                "SELECT u.id, u.name, u.city, m.updated_at AS since FROM ( \
+                     SELECT user_b AS other, updated_at FROM matches WHERE user_a = $1 AND accepted \
+                     UNION ALL \
+                     SELECT user_a AS other, updated_at FROM matches WHERE user_b = $1 AND accepted \
+                 ) m JOIN users u ON u.id = m.other \
+                 ORDER BY m.updated_at DESC LIMIT $2",
+            )
+            .bind(q.user_id)
+            .bind(limit),
+        )
+        .await;
     let buddies = conn.finish(QueryKind::Select, t, rows)?;
     Ok(Json(BuddiesResponse {
         user_id: q.user_id,

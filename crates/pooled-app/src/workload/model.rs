@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::pool::{DbConn, QueryKind};
+use crate::pool::{DbConn, QueryKind, Statement};
 use crate::state::AppState;
 
 /// A user's public profile; cached in Redis under [`profile_key`].
@@ -51,12 +51,12 @@ pub async fn profiles(
         return Err(ApiError::Internal);
     };
     let t = Instant::now();
-    let rows = sqlx::query_as::<_, UserProfile>(
-        "SELECT id, name, city, bio, created_at FROM users WHERE id = ANY($1)",
-    )
-    .bind(&missing)
-    .fetch_all(c.as_mut())
-    .await;
+    let rows = c
+        .fetch_all::<UserProfile>(
+            Statement::new("SELECT id, name, city, bio, created_at FROM users WHERE id = ANY($1)")
+                .bind(&missing[..]),
+        )
+        .await;
     let rows = c.finish(QueryKind::Select, t, rows)?;
     for p in rows {
         state

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{profiles, UserProfile};
 use crate::error::ApiError;
-use crate::pool::QueryKind;
+use crate::pool::{QueryKind, Statement};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -45,20 +45,22 @@ pub async fn respond(
     // One statement: the UPDATE takes the request's row lock and the upsert runs under it, so
     // concurrent answers to one request serialize and the last one sets both status and match.
     // Two statements without a transaction let them interleave (status declined, match accepted).
-    let row = sqlx::query_as::<_, (i64, i64, i64)>(
-        "WITH answered AS ( \
-             UPDATE buddy_requests SET status = $2, responded_at = now() WHERE id = $1 \
-             RETURNING requester_id, recipient_id) \
-         INSERT INTO matches (request_id, user_a, user_b, accepted) \
-         SELECT $1, requester_id, recipient_id, $3 FROM answered \
-         ON CONFLICT (request_id) DO UPDATE SET accepted = EXCLUDED.accepted, updated_at = now() \
-         RETURNING id, user_a, user_b",
-    )
-    .bind(body.request_id)
-    .bind(status)
-    .bind(body.accept)
-    .fetch_optional(conn.as_mut())
-    .await;
+    let row = conn
+        .fetch_optional::<(i64, i64, i64)>(
+            Statement::new(
+                "WITH answered AS ( \
+                     UPDATE buddy_requests SET status = $2, responded_at = now() WHERE id = $1 \
+                     RETURNING requester_id, recipient_id) \
+                 INSERT INTO matches (request_id, user_a, user_b, accepted) \
+                 SELECT $1, requester_id, recipient_id, $3 FROM answered \
+                 ON CONFLICT (request_id) DO UPDATE SET accepted = EXCLUDED.accepted, updated_at = now() \
+                 RETURNING id, user_a, user_b",
+            )
+            .bind(body.request_id)
+            .bind(status)
+            .bind(body.accept),
+        )
+        .await;
     let Some((match_id, requester_id, recipient_id)) = conn.finish(QueryKind::Update, t, row)?
     else {
         return Err(ApiError::NotFound(format!(

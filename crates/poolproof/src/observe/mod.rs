@@ -14,7 +14,7 @@ mod timeline;
 
 pub use client::{ClientSeries, ErrorKind, RouteSecond, SecondBucket, SlotFate, WindowStats};
 pub use histogram::LatencyHistogram;
-pub use server::{DbSample, OtelPool, PoolStats, PromHistogram, ServerSample};
+pub use server::{DbSample, OtelPool, PgbouncerSample, PoolStats, PromHistogram, ServerSample};
 pub use shards::ShardFigures;
 pub use timeline::{AlertDelivery, AlertTransition, FaultEvent, PhaseKind, SilenceEvent, Window};
 
@@ -41,6 +41,8 @@ pub struct Observations {
     pub server: Vec<ServerSample>,
     /// The database's own figures, once a second (`postgres` source).
     pub db: Vec<DbSample>,
+    /// PgBouncer's pools and stats, once a second (`pgbouncer` source).
+    pub pgbouncer: Vec<PgbouncerSample>,
     /// Ramp-up and warm-up before measured load (negative offsets); excluded from SLAs.
     pub warmup: Option<Window>,
     /// The measured load window, `[0, duration)`.
@@ -185,6 +187,16 @@ impl Observations {
         windows: &'a [Window],
     ) -> impl Iterator<Item = &'a DbSample> + 'a {
         self.db
+            .iter()
+            .filter(move |s| windows.iter().any(|w| w.contains(s.t)))
+    }
+
+    /// PgBouncer samples whose time lies in any of `windows`.
+    pub fn pgbouncer_samples_in<'a>(
+        &'a self,
+        windows: &'a [Window],
+    ) -> impl Iterator<Item = &'a PgbouncerSample> + 'a {
+        self.pgbouncer
             .iter()
             .filter(move |s| windows.iter().any(|w| w.contains(s.t)))
     }

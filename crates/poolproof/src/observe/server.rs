@@ -186,6 +186,35 @@ pub struct DbSample {
     pub error: Option<String>,
 }
 
+/// One sample of PgBouncer's admin console (`pgbouncer` source), at `t` seconds from the start
+/// of measured load: `SHOW POOLS` summed over the pools of the app's database, `SHOW STATS`
+/// of that database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PgbouncerSample {
+    pub t: f64,
+    /// Clients that hold or are running on a server connection (`cl_active`).
+    pub clients_active: Option<u64>,
+    /// Clients waiting for a server connection (`cl_waiting`).
+    pub clients_waiting: Option<u64>,
+    /// Server connections open to Postgres: `sv_active + sv_idle + sv_used + sv_tested +
+    /// sv_login`.
+    pub server_connections: Option<u64>,
+    /// Server connections linked to a client now (`sv_active`).
+    pub server_active: Option<u64>,
+    /// How long the oldest waiting client has waited, ms (`maxwait` + `maxwait_us`).
+    pub max_wait_ms: Option<f64>,
+    /// Transactions pooled so far (`total_xact_count`, cumulative).
+    pub xact_count: Option<u64>,
+    /// Time clients spent waiting for a server so far, µs (`total_wait_time`, cumulative).
+    pub wait_time_us: Option<u64>,
+    /// PgBouncer's own per-second average wait over its last stats period, µs
+    /// (`avg_wait_time`).
+    pub avg_wait_us: Option<u64>,
+    /// Why this sample has no figures (one short line, no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::PromHistogram;

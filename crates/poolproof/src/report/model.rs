@@ -170,6 +170,9 @@ pub struct Series {
     /// The database's samples (`postgres` source).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub db: Vec<crate::observe::DbSample>,
+    /// PgBouncer's samples (`pgbouncer` source).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pgbouncer: Vec<crate::observe::PgbouncerSample>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -469,6 +472,7 @@ impl RunReport {
                 client: client_series(obs),
                 server: obs.server.clone(),
                 db: obs.db.clone(),
+                pgbouncer: obs.pgbouncer.clone(),
             },
             arm_series: input
                 .arms
@@ -480,6 +484,7 @@ impl RunReport {
                             client: client_series(o),
                             server: o.server.clone(),
                             db: o.db.clone(),
+                            pgbouncer: o.pgbouncer.clone(),
                         },
                     )
                 })

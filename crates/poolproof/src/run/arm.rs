@@ -2,7 +2,7 @@
 //! `concurrent`): an arm's description and context, starting its app instances, waiting until
 //! they are ready, and what one measured arm hands back.
 
-use super::env::{instance_env, EnvInputs, SinkUrls};
+use super::env::{instance_env, BehindPgbouncer, EnvInputs, SinkUrls};
 use super::error::RunError;
 use crate::app::meter::CpuUsage;
 use crate::app::{self, AppInstance, InstanceSpec};
@@ -63,6 +63,20 @@ pub(super) fn start_instances(
     redis_url: Option<&str>,
     n: usize,
 ) -> Result<Vec<AppInstance>, RunError> {
+    let provisioned_pgbouncer = match ctx.provisioned {
+        Provisioned::Local(services) => services
+            .pgbouncer()
+            .map(|p| (services.database_url(), p.settings().pool_mode)),
+        Provisioned::External(_) => None,
+    };
+    // Only pooled-app's settings are known; another program is told in docs/services.md.
+    let pgbouncer = match (ctx.launch, provisioned_pgbouncer) {
+        (Launch::PooledApp { .. }, Some((postgres_url, mode))) => Some(BehindPgbouncer {
+            postgres_url,
+            per_transaction: mode != poolproof_services::PoolMode::Session,
+        }),
+        _ => None,
+    };
     let (program, args, port_env) = match ctx.launch {
         Launch::PooledApp { .. } => {
             let binary = ctx
@@ -96,6 +110,7 @@ pub(super) fn start_instances(
             seed_users: ctx.scenario.fixtures.users,
             seed_buddy_requests: ctx.scenario.fixtures.buddy_requests,
             sink: sink.as_ref(),
+            pgbouncer,
             scenario_env: Some(&ctx.scenario.app.env.0),
             arm_env: Some(ctx.arm_env),
         });

@@ -71,7 +71,7 @@ pub(super) async fn run_replicate(
         // Apps already started are dropped (killed) if a later one fails to start.
         apps.push(start_instances(
             &ctx,
-            services.database_url(),
+            &services.app_database_url(),
             services.redis_url(),
             n,
         )?);
@@ -192,6 +192,7 @@ async fn drive(
                 .unwrap_or_default(),
             server: samples.server(origin),
             db: samples.db(origin),
+            pgbouncer: samples.pgbouncer(origin),
             warmup: Some(outcome.warmup),
             load: outcome.load,
             faults: Vec::new(),

@@ -1,5 +1,5 @@
 //! The environment of one app instance: service URLs from the provider, its bind address,
-//! fixture sizes, the webhook sink's URLs, then the scenario's `app.env` and the arm's env on top
+//! fixture sizes, the webhook sink's URLs, pooled-app's settings for a PgBouncer in between, then the scenario's `app.env` and the arm's env on top
 //! (later layers win, so a scenario can override anything the harness sets).
 
 use std::collections::BTreeMap;
@@ -11,6 +11,17 @@ pub struct SinkUrls {
     pub resend: String,
 }
 
+/// pooled-app behind PgBouncer: where it migrates, and whether statements may be prepared.
+#[derive(Debug, Clone, Copy)]
+pub struct BehindPgbouncer<'a> {
+    /// Postgres itself (`DATABASE_MIGRATION_URL`): the migrator's advisory lock is a session
+    /// lock, which transaction pooling would leave behind on a server connection.
+    pub postgres_url: &'a str,
+    /// Transaction or statement pooling: `DATABASE_PREPARED_STATEMENTS=false`, since PgBouncer
+    /// 1.18 may send a statement's Parse and its Bind to different server connections.
+    pub per_transaction: bool,
+}
+
 /// Inputs of an instance's environment.
 #[derive(Debug, Clone, Default)]
 pub struct EnvInputs<'a> {
@@ -20,6 +31,8 @@ pub struct EnvInputs<'a> {
     pub seed_users: u32,
     pub seed_buddy_requests: u32,
     pub sink: Option<&'a SinkUrls>,
+    /// pooled-app with `DATABASE_URL` at PgBouncer.
+    pub pgbouncer: Option<BehindPgbouncer<'a>>,
     pub scenario_env: Option<&'a BTreeMap<String, String>>,
     pub arm_env: Option<&'a BTreeMap<String, String>>,
 }
@@ -46,6 +59,12 @@ pub fn instance_env(i: &EnvInputs<'_>) -> BTreeMap<String, String> {
             "PERFORMANCE_ALERT_EMAIL",
             "alerts@poolproof.invalid".to_owned(),
         );
+    }
+    if let Some(behind) = i.pgbouncer {
+        set("DATABASE_MIGRATION_URL", behind.postgres_url.to_owned());
+        if behind.per_transaction {
+            set("DATABASE_PREPARED_STATEMENTS", "false".to_owned());
+        }
     }
     for layer in [i.scenario_env, i.arm_env].into_iter().flatten() {
         for (k, v) in layer {
@@ -77,6 +96,7 @@ mod tests {
             seed_users: 100,
             seed_buddy_requests: 300,
             sink: Some(&sink),
+            pgbouncer: None,
             scenario_env: Some(&scenario),
             arm_env: Some(&arm),
         });
@@ -104,5 +124,30 @@ mod tests {
         ] {
             assert!(!env.contains_key(k), "{k}");
         }
+    }
+
+    #[test]
+    fn pooled_app_behind_pgbouncer_migrates_at_postgres_and_prepares_nothing_per_transaction() {
+        let behind = |per_transaction| {
+            instance_env(&EnvInputs {
+                database_url: "postgres://u:p@127.0.0.1:6432/db",
+                pgbouncer: Some(BehindPgbouncer {
+                    postgres_url: "postgres://u:p@127.0.0.1:5432/db",
+                    per_transaction,
+                }),
+                ..EnvInputs::default()
+            })
+        };
+        let env = behind(true);
+        assert_eq!(env["DATABASE_URL"], "postgres://u:p@127.0.0.1:6432/db");
+        assert_eq!(
+            env["DATABASE_MIGRATION_URL"],
+            "postgres://u:p@127.0.0.1:5432/db"
+        );
+        assert_eq!(env["DATABASE_PREPARED_STATEMENTS"], "false");
+        // Session pooling keeps a server connection per client: statements may be prepared.
+        let env = behind(false);
+        assert!(!env.contains_key("DATABASE_PREPARED_STATEMENTS"));
+        assert!(env.contains_key("DATABASE_MIGRATION_URL"));
     }
 }

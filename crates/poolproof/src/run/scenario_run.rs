@@ -17,7 +17,7 @@ use crate::load::{LoadError, LoadOutcome};
 use crate::observe::Observations;
 use crate::progress::Progress;
 use crate::provider::{self, Provisioned};
-use crate::sampler::{Sampler, SourceSet};
+use crate::sampler::{PgbouncerTarget, Sampler, SourceSet};
 use crate::scenario::{ArmsMode, Launch, Provider, Scenario, Source, DEFAULT_METRICS_PATH};
 use crate::sink::WebhookSink;
 use poolproof_services::proxy::TcpProxy;
@@ -293,23 +293,26 @@ async fn run_arm(
             let n = sc.app.instances.max(1) as usize;
             // Latency and reset faults sit between the app and Postgres: the app's
             // DATABASE_URL goes through the harness' proxy (only then, so other runs measure
-            // the direct path).
-            let proxy = if plan.iter().any(|f| f.action.needs_proxy()) {
-                let pg = services.postgres();
-                let proxy = TcpProxy::start(([127, 0, 0, 1], pg.port()).into())
-                    .await
-                    .map_err(RunError::infra)?;
-                Some(Arc::new(proxy))
-            } else {
-                None
+            // the direct path). Behind PgBouncer the provider has put the proxy between
+            // PgBouncer and Postgres instead, and the app keeps PgBouncer's URL.
+            let proxy = match services.postgres_proxy() {
+                Some(p) => Some(p),
+                None if plan.iter().any(|f| f.action.needs_proxy()) => {
+                    let pg = services.postgres();
+                    let proxy = TcpProxy::start(([127, 0, 0, 1], pg.port()).into())
+                        .await
+                        .map_err(RunError::infra)?;
+                    Some(Arc::new(proxy))
+                }
+                None => None,
             };
             let database_url = match &proxy {
-                Some(p) => via_port(
+                Some(p) if services.pgbouncer().is_none() => via_port(
                     services.database_url(),
                     services.postgres().port(),
                     p.port(),
                 ),
-                None => services.database_url().to_owned(),
+                _ => services.app_database_url(),
             };
             proxy_for_app.clone_from(&proxy);
             if !plan.is_empty() {
@@ -483,6 +486,7 @@ async fn drive(
         client: outcome.client,
         server: sampled.server(origin),
         db: sampled.db(origin),
+        pgbouncer: sampled.pgbouncer(origin),
         warmup: Some(outcome.warmup),
         load: outcome.load,
         faults: fault_outcomes
@@ -512,9 +516,9 @@ async fn drive(
     })
 }
 
-/// What the run's samplers read, from the scenario's `sources:`: the app's endpoints, and for
-/// `postgres` the run's database directly (not through the fault proxy) or the deployed app's
-/// monitoring URL.
+/// What the run's samplers read, from the scenario's `sources:`: the app's endpoints, for
+/// `postgres` the run's database directly (not through the fault proxy or PgBouncer) or the
+/// deployed app's monitoring URL, and for `pgbouncer` its admin console.
 fn source_set(scenario: &Scenario, provisioned: &Provisioned) -> SourceSet {
     SourceSet {
         pooled_app: scenario.samples(Source::PooledApp),
@@ -532,6 +536,15 @@ fn source_set(scenario: &Scenario, provisioned: &Provisioned) -> SourceSet {
                 .monitor_database_url
                 .as_ref()
                 .map(|u| u.expose().to_owned()),
+        },
+        pgbouncer: match provisioned {
+            Provisioned::Local(services) if scenario.samples(Source::Pgbouncer) => {
+                services.pgbouncer().map(|p| PgbouncerTarget {
+                    admin_url: p.admin_url(),
+                    database: services.postgres().database().to_owned(),
+                })
+            }
+            _ => None,
         },
     }
 }

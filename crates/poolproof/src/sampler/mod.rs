@@ -1,17 +1,18 @@
 //! The server-side sampler: every second, read each app instance's server-side sources and the
 //! database, and keep the answers as time series. Sources (`sources:` of the scenario):
 //! [`pooled_app`] (its JSON monitoring API), [`prometheus`] (the app's `/metrics`, OpenTelemetry
-//! pool names) and [`postgres`] (the database's own counters, once per tick, not per
-//! instance). A failed fetch is recorded as a gap (with the reason), never as an error of the
+//! pool names), [`postgres`] (the database's own counters) and [`pgbouncer`] (its admin
+//! console), the last two once per tick, not per instance. A failed fetch is recorded as a gap (with the reason), never as an error of the
 //! run.
 
+pub mod pgbouncer;
 pub mod pooled_app;
 pub mod postgres;
 pub mod prometheus;
 
 pub use pooled_app::{HEALTH, POOL, REALTIME};
 
-use crate::observe::{DbSample, OtelPool, PromHistogram, ServerSample};
+use crate::observe::{DbSample, OtelPool, PgbouncerSample, PromHistogram, ServerSample};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -27,6 +28,16 @@ pub struct SourceSet {
     pub prometheus: Option<String>,
     /// The database to watch (`postgres` source): a URL with its password, never printed.
     pub postgres: Option<String>,
+    /// PgBouncer's admin console (`pgbouncer` source).
+    pub pgbouncer: Option<PgbouncerTarget>,
+}
+
+/// Where the `pgbouncer` source reads: the admin console's URL (with the password, never
+/// printed) and the database whose pools count.
+#[derive(Clone)]
+pub struct PgbouncerTarget {
+    pub admin_url: String,
+    pub database: String,
 }
 
 impl std::fmt::Debug for SourceSet {
@@ -35,6 +46,7 @@ impl std::fmt::Debug for SourceSet {
             .field("pooled_app", &self.pooled_app)
             .field("prometheus", &self.prometheus)
             .field("postgres", &self.postgres.as_ref().map(|_| "***"))
+            .field("pgbouncer", &self.pgbouncer.as_ref().map(|t| &t.database))
             .finish()
     }
 }
@@ -84,6 +96,7 @@ pub struct RawSample {
 pub struct Sampled {
     pub app: Vec<RawSample>,
     pub db: Vec<(Instant, DbSample)>,
+    pub pgbouncer: Vec<(Instant, PgbouncerSample)>,
 }
 
 impl Sampled {
@@ -92,6 +105,16 @@ impl Sampled {
         self.app
             .iter()
             .map(|s| s.to_server_sample(origin))
+            .collect()
+    }
+    /// PgBouncer's samples with times as offsets from `origin`.
+    pub fn pgbouncer(&self, origin: Instant) -> Vec<PgbouncerSample> {
+        self.pgbouncer
+            .iter()
+            .map(|(at, s)| PgbouncerSample {
+                t: offset_secs(origin, *at),
+                ..s.clone()
+            })
             .collect()
     }
     /// The database's samples with times as offsets from `origin`.
@@ -141,6 +164,22 @@ impl Sampler {
                     ));
                     None
                 }
+                None => None,
+            };
+            let mut bouncer = match &sources.pgbouncer {
+                Some(target) => match pgbouncer::PgbouncerMonitor::new(&target.admin_url, &target.database) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        out.pgbouncer.push((
+                            Instant::now(),
+                            PgbouncerSample {
+                                error: Some(e),
+                                ..PgbouncerSample::default()
+                            },
+                        ));
+                        None
+                    }
+                },
                 None => None,
             };
             let mut tick = tokio::time::interval(interval);
@@ -196,13 +235,26 @@ impl Sampler {
                         None => None,
                     }
                 };
-                let (samples, db) = tokio::join!(futures::future::join_all(fetches), db);
+                let pools = async {
+                    match bouncer.as_mut() {
+                        Some(m) => Some(m.sample(interval).await),
+                        None => None,
+                    }
+                };
+                let (samples, db, pools) =
+                    tokio::join!(futures::future::join_all(fetches), db, pools);
                 out.app.extend(samples);
                 if let Some(d) = db {
                     out.db.push((at, d));
                 }
+                if let Some(p) = pools {
+                    out.pgbouncer.push((at, p));
+                }
             }
             if let Some(m) = monitor {
+                m.close().await;
+            }
+            if let Some(m) = bouncer {
                 m.close().await;
             }
             out
@@ -373,6 +425,7 @@ mod tests {
                 pooled_app: true,
                 prometheus: Some("/metrics".into()),
                 postgres: None,
+                pgbouncer: None,
             },
         );
         tokio::time::sleep(Duration::from_millis(450)).await;

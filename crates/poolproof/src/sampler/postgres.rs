@@ -114,7 +114,7 @@ fn gap(error: String) -> DbSample {
 }
 
 /// A short reason without the server's details (which may name users or hosts).
-fn short(e: &sqlx::Error) -> String {
+pub(crate) fn short(e: &sqlx::Error) -> String {
     match e {
         sqlx::Error::Database(db) => match db.code() {
             Some(code) => format!("SQLSTATE {code}"),

@@ -61,10 +61,11 @@ pub struct Scenario {
     pub arms_mode: ArmsMode,
     /// Where server-side metrics come from, one or more of `pooled-app` (its JSON monitoring
     /// API), `prometheus` (the app's `/metrics`, OpenTelemetry connection-pool names) and
-    /// `postgres` (`pg_stat_database` / `pg_stat_activity`, whatever the app). Default:
-    /// `[pooled-app]`, or `[prometheus]` when `app.command` runs another program.
+    /// `postgres` (`pg_stat_database` / `pg_stat_activity`, whatever the app) and `pgbouncer`
+    /// (its `SHOW POOLS` / `SHOW STATS`). Default: `[pooled-app]`, or `[prometheus]` when
+    /// `app.command` runs another program; plus `pgbouncer` with `services.pgbouncer`.
     #[serde(default)]
-    #[schemars(length(min = 1, max = 3))]
+    #[schemars(length(min = 1, max = 4))]
     pub sources: Option<Vec<Source>>,
     /// What it runs against, as validation found it (not a YAML key).
     #[serde(skip)]
@@ -123,8 +124,18 @@ impl Scenario {
     pub fn sources(&self) -> Vec<Source> {
         match &self.sources {
             Some(list) => list.clone(),
-            None if self.app.command.is_some() => vec![Source::Prometheus],
-            None => vec![Source::PooledApp],
+            None => {
+                let app = if self.app.command.is_some() {
+                    Source::Prometheus
+                } else {
+                    Source::PooledApp
+                };
+                let mut list = vec![app];
+                if self.services.pgbouncer.is_some() {
+                    list.push(Source::Pgbouncer);
+                }
+                list
+            }
         }
     }
     /// Whether the scenario samples `source`.
@@ -177,6 +188,63 @@ pub struct Services {
     /// Redis settings (containers provider).
     #[serde(default)]
     pub redis: ServiceImage,
+    /// An optional PgBouncer between the app instances and Postgres, started by the same
+    /// provider: the instances' `DATABASE_URL` points at it; fixtures and the `postgres`
+    /// source keep talking to Postgres directly.
+    #[serde(default)]
+    pub pgbouncer: Option<PgBouncerService>,
+}
+
+/// `services.pgbouncer:` — Debian's PgBouncer (1.18) in front of Postgres.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgBouncerService {
+    /// `session`, `transaction` or `statement`. With `transaction`, pooled-app instances get
+    /// `DATABASE_TRANSACTION_POOLING=true` (no named prepared statements); another
+    /// `app.command` must do the equivalent itself (see docs/services.md).
+    pub pool_mode: PgBouncerPoolMode,
+    /// Server connections PgBouncer opens per database and user (1..=1000, default 20).
+    #[serde(default = "default_pgbouncer_pool_size")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub default_pool_size: u32,
+    /// Client connections PgBouncer accepts at once (1..=10000, default 1000).
+    #[serde(default = "default_pgbouncer_clients")]
+    #[schemars(range(min = 1, max = 10_000))]
+    pub max_client_conn: u32,
+    /// `name:tag` (containers provider); default from env (POOLPROOF_PGBOUNCER_IMAGE) or the
+    /// local build `poolproof/pgbouncer:1.18`.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+fn default_pgbouncer_pool_size() -> u32 {
+    20
+}
+fn default_pgbouncer_clients() -> u32 {
+    1000
+}
+
+/// PgBouncer's `pool_mode`: when a server connection goes back to its pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PgBouncerPoolMode {
+    /// When the client disconnects.
+    Session,
+    /// At the end of each transaction.
+    Transaction,
+    /// After each statement (multi-statement transactions are refused).
+    Statement,
+}
+
+impl PgBouncerPoolMode {
+    /// The name as scenarios and PgBouncer spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::Transaction => "transaction",
+            Self::Statement => "statement",
+        }
+    }
 }
 
 /// Where the services (and with `external`, the app) come from.
@@ -230,6 +298,10 @@ pub enum Source {
     /// and `pg_stat_activity` (connections held).
     #[serde(rename = "postgres")]
     Postgres,
+    /// PgBouncer's admin console once a second (`SHOW POOLS`: clients waiting, server
+    /// connections; `SHOW STATS`: transactions and wait time); needs `services.pgbouncer`.
+    #[serde(rename = "pgbouncer")]
+    Pgbouncer,
 }
 
 impl Source {
@@ -239,6 +311,7 @@ impl Source {
             Self::PooledApp => "pooled-app",
             Self::Prometheus => "prometheus",
             Self::Postgres => "postgres",
+            Self::Pgbouncer => "pgbouncer",
         }
     }
 }
@@ -1093,11 +1166,21 @@ pub enum Metric {
     DbSessionsOpenedPerRequest,
     /// Most connections the database held at once over the phase (`postgres` source).
     DbConnectionsPeak,
+    /// Most clients waiting in PgBouncer for a server connection at once (`SHOW POOLS`
+    /// `cl_waiting`, `pgbouncer` source).
+    PgbouncerClientsWaitingPeak,
+    /// Most server connections PgBouncer held at once (`SHOW POOLS` `sv_*`, `pgbouncer`
+    /// source).
+    PgbouncerServerConnectionsPeak,
+    /// Mean time a transaction waited in PgBouncer for a server connection over the phase
+    /// (`SHOW STATS` total_wait_time / total_xact_count between the phase's first and last
+    /// sample, `pgbouncer` source).
+    PgbouncerAvgWait,
 }
 
 impl Metric {
     /// Every metric, in documentation order.
-    pub const ALL: [Metric; 29] = [
+    pub const ALL: [Metric; 32] = [
         Self::LatencyP50,
         Self::LatencyP95,
         Self::LatencyP99,
@@ -1127,6 +1210,9 @@ impl Metric {
         Self::PendingRequests,
         Self::DbSessionsOpenedPerRequest,
         Self::DbConnectionsPeak,
+        Self::PgbouncerClientsWaitingPeak,
+        Self::PgbouncerServerConnectionsPeak,
+        Self::PgbouncerAvgWait,
     ];
 
     /// The snake_case name used in scenarios and reports.
@@ -1161,6 +1247,9 @@ impl Metric {
             Self::PendingRequests => "pending_requests",
             Self::DbSessionsOpenedPerRequest => "db_sessions_opened_per_request",
             Self::DbConnectionsPeak => "db_connections_peak",
+            Self::PgbouncerClientsWaitingPeak => "pgbouncer_clients_waiting_peak",
+            Self::PgbouncerServerConnectionsPeak => "pgbouncer_server_connections_peak",
+            Self::PgbouncerAvgWait => "pgbouncer_avg_wait",
         }
     }
 
@@ -1176,7 +1265,8 @@ impl Metric {
             | Self::ServerLatencyP95
             | Self::AlertLatency
             | Self::AlertResolution
-            | Self::RecoveryTime => &[K::Duration],
+            | Self::RecoveryTime
+            | Self::PgbouncerAvgWait => &[K::Duration],
             Self::ErrorRate
             | Self::PoolEfficiency
             | Self::PoolUtilization
@@ -1192,7 +1282,9 @@ impl Metric {
             | Self::MaxSustainedRate
             | Self::PendingRequests
             | Self::DbSessionsOpenedPerRequest
-            | Self::DbConnectionsPeak => &[K::Number],
+            | Self::DbConnectionsPeak
+            | Self::PgbouncerClientsWaitingPeak
+            | Self::PgbouncerServerConnectionsPeak => &[K::Number],
             Self::P95Improvement | Self::ConnectionOverheadReduction | Self::ThroughputLoss => {
                 &[K::Percent, K::Ratio]
             }
@@ -1274,6 +1366,9 @@ impl Metric {
                 | Self::PendingRequests
                 | Self::DbSessionsOpenedPerRequest
                 | Self::DbConnectionsPeak
+                | Self::PgbouncerClientsWaitingPeak
+                | Self::PgbouncerServerConnectionsPeak
+                | Self::PgbouncerAvgWait
         )
     }
 
@@ -1289,6 +1384,9 @@ impl Metric {
                 &[Source::PooledApp]
             }
             Self::DbSessionsOpenedPerRequest | Self::DbConnectionsPeak => &[Source::Postgres],
+            Self::PgbouncerClientsWaitingPeak
+            | Self::PgbouncerServerConnectionsPeak
+            | Self::PgbouncerAvgWait => &[Source::Pgbouncer],
             _ => &[],
         }
     }

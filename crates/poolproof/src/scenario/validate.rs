@@ -26,6 +26,10 @@ pub mod limits {
     pub const MAX_STAGES: usize = 100;
     /// `app.instances`
     pub const MAX_INSTANCES: u32 = 16;
+    /// `services.pgbouncer.default_pool_size` (server connections)
+    pub const MAX_PGBOUNCER_POOL: u32 = 1000;
+    /// `services.pgbouncer.max_client_conn`
+    pub const MAX_PGBOUNCER_CLIENTS: u32 = 10_000;
     /// `replicates`
     pub const MAX_REPLICATES: u32 = 100;
     /// `arms`
@@ -227,6 +231,7 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
             "services.postgres.database_url is for the external provider (poolproof knows the database it starts)",
         ));
     }
+    check_pgbouncer(s, external)?;
     check_launch(
         &[k("app")],
         s.app.command.as_deref(),
@@ -1212,6 +1217,42 @@ fn check_sql_files(s: &Scenario) -> Result<(), Issue> {
     Ok(())
 }
 
+/// `services.pgbouncer:` — sizes in range; only where poolproof starts the services.
+fn check_pgbouncer(s: &Scenario, external: bool) -> Result<(), Issue> {
+    use limits::*;
+    let Some(pgb) = &s.services.pgbouncer else {
+        return Ok(());
+    };
+    let at = |field: &str| vec![k("services"), k("pgbouncer"), k(field)];
+    if external {
+        return Err(Issue {
+            path: vec![k("services"), k("pgbouncer")],
+            message: "the external provider starts no services: remove services.pgbouncer".into(),
+        });
+    }
+    check(
+        pgb.default_pool_size,
+        1,
+        MAX_PGBOUNCER_POOL,
+        &at("default_pool_size"),
+    )?;
+    check(
+        pgb.max_client_conn,
+        1,
+        MAX_PGBOUNCER_CLIENTS,
+        &at("max_client_conn"),
+    )?;
+    if let Some(image) = &pgb.image {
+        if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+            return Err(Issue {
+                path: at("image"),
+                message: "an image must be name:tag without spaces".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `sources:` — no repeats; `postgres` needs a database to watch and arms it can tell apart.
 fn check_sources(s: &Scenario, external: bool) -> Result<(), Issue> {
     let Some(list) = &s.sources else {
@@ -1220,7 +1261,7 @@ fn check_sources(s: &Scenario, external: bool) -> Result<(), Issue> {
     if list.is_empty() {
         return Err(Issue {
             path: vec![k("sources")],
-            message: "give at least one source (pooled-app, prometheus, postgres) or omit sources"
+            message: "give at least one source (pooled-app, prometheus, postgres, pgbouncer) or omit sources"
                 .into(),
         });
     }
@@ -1230,6 +1271,18 @@ fn check_sources(s: &Scenario, external: bool) -> Result<(), Issue> {
             return Err(Issue {
                 path: vec![k("sources"), Seg::Index(i)],
                 message: format!("{src} is listed twice"),
+            });
+        }
+        if *src == Source::Pgbouncer && s.services.pgbouncer.is_none() {
+            return Err(Issue {
+                path: vec![k("sources"), Seg::Index(i)],
+                message: "the pgbouncer source needs services.pgbouncer (a PgBouncer that poolproof starts)".into(),
+            });
+        }
+        if *src == Source::Pgbouncer && s.arms_mode == ArmsMode::Concurrent {
+            return Err(Issue {
+                path: vec![k("sources"), Seg::Index(i)],
+                message: "concurrent arms share one PgBouncer, whose pools cannot tell them apart: use arms_mode: interleaved with the pgbouncer source".into(),
             });
         }
         if *src == Source::Postgres {

@@ -24,6 +24,8 @@
 //!   per-second sum of `db_client_connection_pending_requests`.
 //! - `db_sessions_opened_per_request`, `db_connections_peak`: the `postgres` source, see
 //!   [`database`].
+//! - `pgbouncer_clients_waiting_peak`, `pgbouncer_server_connections_peak`,
+//!   `pgbouncer_avg_wait`: the `pgbouncer` source, see [`pgbouncer`].
 //! - `dropped_requests`: scheduled starts never sent / scheduled starts (by scheduled time);
 //!   `offered_rate`: scheduled starts per second.
 //! - `max_sustained_rate`: see [`capacity`].
@@ -37,6 +39,7 @@ mod alerts;
 mod capacity;
 mod client;
 mod database;
+mod pgbouncer;
 mod ratios;
 mod server;
 mod value;
@@ -249,6 +252,9 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         Metric::DbSessionsOpenedPerRequest | Metric::DbConnectionsPeak => {
             database::measure(sla, input.obs)
         }
+        Metric::PgbouncerClientsWaitingPeak
+        | Metric::PgbouncerServerConnectionsPeak
+        | Metric::PgbouncerAvgWait => pgbouncer::measure(sla, input.obs),
         Metric::AlertLatency
         | Metric::AlertResolution
         | Metric::DuplicateNotifications
