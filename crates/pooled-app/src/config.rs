@@ -702,6 +702,35 @@ mod tests {
     }
 
     #[test]
+    fn statements_and_migration_url_for_a_transaction_pooler() {
+        let c = Config::from_vars(base()).unwrap();
+        assert!(c.prepared_statements && c.migration_url.is_none());
+        let mut v = base();
+        v.push(("DATABASE_PREPARED_STATEMENTS", "false"));
+        v.push((
+            "DATABASE_MIGRATION_URL",
+            "postgres://app:s3cret@127.0.0.1:5433/app",
+        ));
+        let c = Config::from_vars(v).unwrap();
+        assert!(!c.prepared_statements);
+        assert_eq!(
+            c.migration_url.as_ref().map(SecretUrl::redacted),
+            Some("postgres://app:***@127.0.0.1:5433/app")
+        );
+        let mut v = base();
+        v.push(("DATABASE_PREPARED_STATEMENTS", "sometimes"));
+        assert_eq!(
+            Config::from_vars(v).unwrap_err().to_string(),
+            r#"invalid DATABASE_PREPARED_STATEMENTS="sometimes": expected a boolean (true/false, 1/0, yes/no, on/off)"#
+        );
+        let mut v = base();
+        v.push(("DATABASE_MIGRATION_URL", "mysql://u:hunter2@h/db"));
+        let e = Config::from_vars(v).unwrap_err();
+        assert_eq!(e.var(), "DATABASE_MIGRATION_URL");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
     fn empty_means_unset() {
         let mut v = base();
         v.push(("DATABASE_POOL_SIZE", ""));

@@ -109,14 +109,13 @@ impl AppState {
 
     async fn migrate_once(&self) -> Result<(), DbError> {
         let c = &self.config;
-        let outcome =
-            migrate::migrate_and_seed(
-                &self.db,
-                c.migration_url.as_ref(),
-                c.seed_users,
-                c.seed_buddy_requests,
-            )
-            .await?;
+        let outcome = migrate::migrate_and_seed(
+            &self.db,
+            c.migration_url.as_ref(),
+            c.seed_users,
+            c.seed_buddy_requests,
+        )
+        .await?;
         if outcome.seeded_users > 0 {
             tracing::info!(
                 users = c.seed_users,

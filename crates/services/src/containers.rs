@@ -66,7 +66,10 @@ pub(crate) fn redis_request(
     finish(request, run_label)
 }
 
-pub(crate) fn finish<I: Image>(request: ContainerRequest<I>, run_label: &str) -> ContainerRequest<I> {
+pub(crate) fn finish<I: Image>(
+    request: ContainerRequest<I>,
+    run_label: &str,
+) -> ContainerRequest<I> {
     request
         .with_label(RUN_LABEL, run_label)
         .with_label(OWNER_LABEL, ProcessToken::current().to_string())

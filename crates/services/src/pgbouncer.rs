@@ -205,13 +205,16 @@ fn request(
     run_label: &str,
 ) -> ContainerRequest<GenericImage> {
     let (name, tag) = split_image(&settings.image);
-    let image = GenericImage::new(name, tag)
-        .with_wait_for(WaitFor::message_on_stderr("process up"));
+    let image =
+        GenericImage::new(name, tag).with_wait_for(WaitFor::message_on_stderr("process up"));
     let request = image
         // Host network: PgBouncer reaches Postgres at its published loopback port (kept across
         // restarts), and listens on the host's loopback itself.
         .with_network("host")
-        .with_copy_to(format!("{IMAGE_CONFIG_DIR}/pgbouncer.ini"), ini.into_bytes())
+        .with_copy_to(
+            format!("{IMAGE_CONFIG_DIR}/pgbouncer.ini"),
+            ini.into_bytes(),
+        )
         .with_copy_to(
             format!("{IMAGE_CONFIG_DIR}/userlist.txt"),
             userlist.into_bytes(),
@@ -226,13 +229,12 @@ fn start_process(
     settings: &PgBouncerSettings,
     run_label: &str,
 ) -> Result<ProcessService, ServiceError> {
-    let program = find_binary("pgbouncer", &["/usr/sbin/pgbouncer"]).ok_or(
-        ServiceError::MissingBinary {
+    let program =
+        find_binary("pgbouncer", &["/usr/sbin/pgbouncer"]).ok_or(ServiceError::MissingBinary {
             service: SERVICE,
             binary: "pgbouncer".to_owned(),
             hint: "install it (apt-get install pgbouncer, or run ci/services.sh)",
-        },
-    )?;
+        })?;
     // PgBouncer refuses to run as root.
     let who = run_as(SERVICE)?;
     let dir = tempfile::Builder::new()

@@ -119,14 +119,11 @@ fn sweep_processes() -> usize {
 /// Removes a service temp dir, but only one this crate creates (`poolproof-*` in the temp dir).
 fn remove_service_dir(dir: &Path) {
     let ours = dir.parent() == Some(std::env::temp_dir().as_path())
-        && dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| {
-                ["poolproof-pg-", "poolproof-redis-", "poolproof-pgbouncer-"]
-                    .iter()
-                    .any(|prefix| n.starts_with(prefix))
-            });
+        && dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            ["poolproof-pg-", "poolproof-redis-", "poolproof-pgbouncer-"]
+                .iter()
+                .any(|prefix| n.starts_with(prefix))
+        });
     if ours {
         let _ = fs::remove_dir_all(dir);
     }

@@ -104,7 +104,9 @@ impl<'a> Statement<'a> {
         row.as_ref().map(T::from_row).transpose()
     }
 
-    fn prepared<T>(&self) -> sqlx::query::QueryAs<'a, sqlx::Postgres, T, sqlx::postgres::PgArguments>
+    fn prepared<T>(
+        &self,
+    ) -> sqlx::query::QueryAs<'a, sqlx::Postgres, T, sqlx::postgres::PgArguments>
     where
         T: for<'r> FromRow<'r, PgRow>,
     {
@@ -195,17 +197,19 @@ mod tests {
     #[test]
     fn parameters_become_typed_literals_in_place() {
         let ids = [3_i64, -4, 5];
-        let st = Statement::new("SELECT $1, $10 FROM t WHERE id = ANY($2) AND s = $3 AND b = $4 AND x-$1 > 0 LIMIT $1")
-            .bind(-7_i64)
-            .bind(&ids[..])
-            .bind("it's a \\ test")
-            .bind(true)
-            .bind(5_i64)
-            .bind(6_i64)
-            .bind(7_i64)
-            .bind(8_i64)
-            .bind(9_i64)
-            .bind(10_i64);
+        let st = Statement::new(
+            "SELECT $1, $10 FROM t WHERE id = ANY($2) AND s = $3 AND b = $4 AND x-$1 > 0 LIMIT $1",
+        )
+        .bind(-7_i64)
+        .bind(&ids[..])
+        .bind("it's a \\ test")
+        .bind(true)
+        .bind(5_i64)
+        .bind(6_i64)
+        .bind(7_i64)
+        .bind(8_i64)
+        .bind(9_i64)
+        .bind(10_i64);
         assert_eq!(
             st.inlined().expect("all parameters given"),
             "SELECT '-7'::int8, '10'::int8 FROM t WHERE id = ANY('{3,-4,5}'::int8[]) AND s = E'it''s a \\\\ test'::text AND b = 'true'::bool AND x-'-7'::int8 > 0 LIMIT '-7'::int8"
@@ -218,7 +222,9 @@ mod tests {
         assert!(matches!(err, Err(sqlx::Error::Encode(_))), "{err:?}");
         // A `$` without digits is left alone.
         assert_eq!(
-            Statement::new("SELECT 'a$b'").inlined().expect("no parameters"),
+            Statement::new("SELECT 'a$b'")
+                .inlined()
+                .expect("no parameters"),
             "SELECT 'a$b'"
         );
     }

@@ -20,6 +20,16 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"invalid DATABASE_URL="[redacted]": expected a postgres:// URL"#,
     ),
     (
+        "DATABASE_MIGRATION_URL",
+        "mysql://u:pw@h/db",
+        r#"invalid DATABASE_MIGRATION_URL="mysql://u:***@h/db": expected a postgres:// URL"#,
+    ),
+    (
+        "DATABASE_PREPARED_STATEMENTS",
+        "sometimes",
+        r#"invalid DATABASE_PREPARED_STATEMENTS="sometimes": expected a boolean (true/false, 1/0, yes/no, on/off)"#,
+    ),
+    (
         "REDIS_URL",
         "http://127.0.0.1:6379",
         r#"invalid REDIS_URL="http://127.0.0.1:6379": expected a redis:// URL"#,

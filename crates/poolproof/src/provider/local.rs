@@ -185,7 +185,10 @@ impl LocalServices {
                 eprintln!("poolproof: tearing down pgbouncer: {e}");
             }
         }
-        if let Some(proxy) = self.postgres_proxy.and_then(|p| std::sync::Arc::try_unwrap(p).ok()) {
+        if let Some(proxy) = self
+            .postgres_proxy
+            .and_then(|p| std::sync::Arc::try_unwrap(p).ok())
+        {
             proxy.shutdown().await;
         }
         // The timeline's clones are gone once its load ended; should one remain, dropping the

@@ -167,19 +167,21 @@ impl Sampler {
                 None => None,
             };
             let mut bouncer = match &sources.pgbouncer {
-                Some(target) => match pgbouncer::PgbouncerMonitor::new(&target.admin_url, &target.database) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        out.pgbouncer.push((
-                            Instant::now(),
-                            PgbouncerSample {
-                                error: Some(e),
-                                ..PgbouncerSample::default()
-                            },
-                        ));
-                        None
+                Some(target) => {
+                    match pgbouncer::PgbouncerMonitor::new(&target.admin_url, &target.database) {
+                        Ok(m) => Some(m),
+                        Err(e) => {
+                            out.pgbouncer.push((
+                                Instant::now(),
+                                PgbouncerSample {
+                                    error: Some(e),
+                                    ..PgbouncerSample::default()
+                                },
+                            ));
+                            None
+                        }
                     }
-                },
+                }
                 None => None,
             };
             let mut tick = tokio::time::interval(interval);

@@ -14,16 +14,23 @@ pub(crate) fn measure(sla: &Sla, obs: &Observations) -> Measure {
         Err(missing) => return missing,
     };
     let samples: Vec<_> = obs.pgbouncer_samples_in(&windows).collect();
-    let within = format!("{} PgBouncer samples in `{}`", samples.len(), phase.as_str());
-    let peak = |what: &str, of: &dyn Fn(&PgbouncerSample) -> Option<u64>, detail: &str| {
-        match samples.iter().filter_map(|s| of(s)).max() {
+    let within = format!(
+        "{} PgBouncer samples in `{}`",
+        samples.len(),
+        phase.as_str()
+    );
+    let peak =
+        |what: &str, of: &dyn Fn(&PgbouncerSample) -> Option<u64>, detail: &str| match samples
+            .iter()
+            .filter_map(|s| of(s))
+            .max()
+        {
             Some(p) => Measure::Value {
                 value: p as f64,
                 detail: format!("{detail} ({within})"),
             },
             None => Measure::NoData(no_figures(what, &within, &samples)),
-        }
-    };
+        };
     match sla.metric {
         Metric::PgbouncerClientsWaitingPeak => peak(
             "SHOW POOLS cl_waiting",

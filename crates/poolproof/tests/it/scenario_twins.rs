@@ -320,3 +320,29 @@ fn stack_ab_compares_pooled_app_with_asyncpg_app_at_the_same_load() {
         "met",
     );
 }
+
+#[test]
+fn pgbouncer_fanout_passes_and_its_twin_with_two_server_connections_fails_on_waiting() {
+    let text = shipped("pgbouncer-fanout.yaml");
+    let (code, out) = validate("pgbouncer-fanout", &text);
+    assert_eq!(
+        code,
+        Some(0),
+        "the shipped pgbouncer-fanout scenario must pass:\n{out}"
+    );
+    assert_row(&out, "db_connections_peak <= 25", "met");
+    assert_row(&out, "pgbouncer_avg_wait <= 1ms", "met");
+    // 160 client connections on 2 server connections, each transaction holding one for the
+    // 2 ms to Postgres: clients queue in PgBouncer. Postgres itself sees fewer connections than
+    // ever, so it is the measured wait and latency that fail, not the connection count.
+    let twin = replace_once(&text, "default_pool_size: 20", "default_pool_size: 2");
+    let (code, out) = validate("pgbouncer-fanout", &twin);
+    assert_eq!(
+        code,
+        Some(1),
+        "2 server connections must fail with exit 1:\n{out}"
+    );
+    assert_row(&out, "db_connections_peak <= 25", "met");
+    assert_row(&out, "pgbouncer_avg_wait <= 1ms", "FAILED");
+    assert_row(&out, "latency_p95 <= 50ms", "FAILED");
+}
