@@ -14,15 +14,9 @@ missing() {
 if missing; then
     if [ "$(id -u)" != 0 ]; then say "promtool, prometheus or amtool missing and not root: install Debian's prometheus and prometheus-alertmanager packages"; exit 1; fi
     say "installing prometheus and prometheus-alertmanager"
-    export DEBIAN_FRONTEND=noninteractive
-    # policy-rc.d 101: the packages must not start a Prometheus or Alertmanager on this machine.
-    had_policy=0; [ -e /usr/sbin/policy-rc.d ] && had_policy=1
-    if [ $had_policy = 0 ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi
-    rc=0
-    apt-get -o DPkg::Lock::Timeout=300 update -qq >&2 || rc=$?
-    [ $rc = 0 ] && { apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus prometheus-alertmanager >&2 || rc=$?; }
-    [ $had_policy = 0 ] && rm -f /usr/sbin/policy-rc.d
-    [ $rc = 0 ] || { say "apt-get install prometheus prometheus-alertmanager failed"; exit 1; }
+    # Without starting a Prometheus or Alertmanager on this machine.
+    "$(dirname "$0")/apt-install.sh" prometheus prometheus-alertmanager ||
+        { say "apt-get install prometheus prometheus-alertmanager failed"; exit 1; }
 fi
 for b in promtool prometheus amtool; do
     p=$(command -v "$b" 2>/dev/null || true)

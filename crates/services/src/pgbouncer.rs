@@ -19,6 +19,7 @@ use crate::options::split_image;
 use crate::ports::free_port;
 use crate::probe::Probe;
 use crate::processes::{find_binary, hand_over, run_as, ProcessService, Spawn};
+use crate::services::loopback_url;
 use crate::{containers, Options, Postgres, Provider, ServiceError};
 
 const SERVICE: &str = "pgbouncer";
@@ -294,23 +295,12 @@ impl PgBouncer {
     }
 
     fn url_for(&self, database: &str) -> String {
-        format!(
-            "postgres://{}:{}@127.0.0.1:{}/{}",
-            self.user,
-            self.password,
-            self.port(),
-            database
-        )
+        loopback_url(&self.user, &self.password, self.port(), database)
     }
 
     /// [`PgBouncer::url`] with the password replaced by `***`.
     pub fn url_redacted(&self) -> String {
-        format!(
-            "postgres://{}:***@127.0.0.1:{}/{}",
-            self.user,
-            self.port(),
-            self.database
-        )
+        loopback_url(&self.user, "***", self.port(), &self.database)
     }
 
     /// Container id (containers provider).

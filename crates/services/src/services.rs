@@ -266,23 +266,12 @@ impl Postgres {
     /// `postgres://USER:PASSWORD@127.0.0.1:PORT/DB`. Holds the password: never print it;
     /// use [`Postgres::url_redacted`] for output.
     pub fn url(&self) -> String {
-        format!(
-            "postgres://{}:{}@127.0.0.1:{}/{}",
-            self.user,
-            self.password,
-            self.port(),
-            self.database
-        )
+        loopback_url(&self.user, &self.password, self.port(), &self.database)
     }
 
     /// [`Postgres::url`] with the password replaced by `***`.
     pub fn url_redacted(&self) -> String {
-        format!(
-            "postgres://{}:***@127.0.0.1:{}/{}",
-            self.user,
-            self.port(),
-            self.database
-        )
+        loopback_url(&self.user, "***", self.port(), &self.database)
     }
 
     pub fn user(&self) -> &str {
@@ -298,6 +287,11 @@ impl Postgres {
     }
 
     controls!("Postgres");
+}
+
+/// `postgres://USER:PASSWORD@127.0.0.1:PORT/DB`, for Postgres and for PgBouncer in front of it.
+pub(crate) fn loopback_url(user: &str, password: &str, port: u16, database: &str) -> String {
+    format!("postgres://{user}:{password}@127.0.0.1:{port}/{database}")
 }
 
 impl Redis {

@@ -10,6 +10,7 @@ mod data_path;
 mod db_recovery;
 mod fallback;
 mod monitoring_api;
+mod pgbouncer;
 mod pooling;
 mod prometheus_rules;
 mod real_prometheus;

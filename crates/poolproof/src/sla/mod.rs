@@ -270,6 +270,24 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
     result(sla, unit, measure)
 }
 
+/// "No data" for a metric of a once-a-second `source` (`postgres`, `pgbouncer`): `what` was
+/// looked for in `samples` samples `within` the phase; `error` is why the first failed one did.
+pub(crate) fn no_source_figures(
+    what: &str,
+    within: &str,
+    source: crate::scenario::Source,
+    samples: usize,
+    error: Option<&str>,
+) -> String {
+    match error {
+        Some(r) => format!("no {what} figures in the {within} (the {source} source failed: {r})"),
+        None if samples == 0 => format!(
+            "no {what} figures: no {source} samples in the phase (is `{source}` in sources?)"
+        ),
+        None => format!("no {what} figures in the {within}"),
+    }
+}
+
 /// The verdict of `measure` against the SLA's threshold, with everything reports show.
 fn result(sla: &Sla, unit: Unit, measure: Measure) -> SlaResult {
     let threshold = sla.threshold.canonical();

@@ -6,7 +6,7 @@
 
 use super::{phase_windows, Measure};
 use crate::observe::{Observations, PgbouncerSample};
-use crate::scenario::{Metric, Sla};
+use crate::scenario::{Metric, Sla, Source};
 
 pub(crate) fn measure(sla: &Sla, obs: &Observations) -> Measure {
     let (phase, windows) = match phase_windows(sla, obs) {
@@ -71,14 +71,8 @@ pub(crate) fn measure(sla: &Sla, obs: &Observations) -> Measure {
 
 /// "No data" naming what was looked for and, when the samples failed, why.
 fn no_figures(what: &str, within: &str, samples: &[&PgbouncerSample]) -> String {
-    let reason = samples.iter().find_map(|s| s.error.as_deref());
-    match reason {
-        Some(r) => format!("no {what} figures in the {within} (the pgbouncer source failed: {r})"),
-        None if samples.is_empty() => format!(
-            "no {what} figures: no PgBouncer samples in the phase (is `pgbouncer` in sources?)"
-        ),
-        None => format!("no {what} figures in the {within}"),
-    }
+    let error = samples.iter().find_map(|s| s.error.as_deref());
+    super::no_source_figures(what, within, Source::Pgbouncer, samples.len(), error)
 }
 
 #[cfg(test)]

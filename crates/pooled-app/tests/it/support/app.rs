@@ -111,7 +111,7 @@ impl TestApp {
         app
     }
 
-    async fn wait_ready(&self) {
+    pub async fn wait_ready(&self) {
         let end = Instant::now() + Duration::from_secs(30);
         while Instant::now() < end {
             if let Ok(r) = self.http.get(self.url("/readyz")).send().await {
