@@ -119,6 +119,7 @@ fn observations() -> Observations {
         client: c,
         server,
         db: Vec::new(),
+        pgbouncer: Vec::new(),
         warmup: Some(Window::new(-2.0, 0.0)),
         load: Window::new(0.0, 10.0),
         faults: vec![FaultEvent {
