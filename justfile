@@ -12,7 +12,8 @@ default:
 services:
     ci/services.sh
     ci/ensure-asyncpg-app.sh >/dev/null
-    cargo run --quiet --release -p poolproof-services -- sweep
+    cargo build --quiet --release --workspace --bins
+    target/release/poolproof-services sweep
 
 # Everything CI checks: lints and the whole test suite against real services.
 test: services
@@ -32,11 +33,10 @@ test: services
 
 # Start Postgres and Redis and keep them up (prints URLs without passwords; Ctrl-C stops).
 up: services
-    cargo run --quiet --release -p poolproof-services -- up
+    target/release/poolproof-services up
 
 # Run pooled-app against locally started Postgres and Redis (Ctrl-C stops everything).
 app: services
-    cargo build --release -p pooled-app -p poolproof-services
     target/release/poolproof-services run -- target/release/pooled-app
 
 # The main job: the smoke scenarios (smoke.yaml, then smoke-external.yaml against a locally
