@@ -179,17 +179,20 @@ impl Repo {
         })
     }
 
-    /// `cargo build --release -p pooled-app` of the workspace at `dir`, into the target
-    /// directory; returns the built binary. Ctrl-C kills the build.
+    /// `cargo build --release --workspace --bin pooled-app` of the workspace at `dir`, into the
+    /// target directory; returns the built binary. Ctrl-C kills the build. `--workspace`
+    /// because it resolves dependency features as the workspace's own builds do (`just
+    /// services` builds `--workspace --bins`); `-p pooled-app` alone would compile hyper, h2
+    /// and others again with fewer features.
     fn build(&self, dir: &Path, what: &str) -> Result<PathBuf, BuildError> {
         let manifest = dir.join("Cargo.toml");
         eprintln!(
-            "poolproof gate: building pooled-app at {what} (cargo build --release -p pooled-app, target {})",
+            "poolproof gate: building pooled-app at {what} (cargo build --release --workspace --bin pooled-app, target {})",
             self.target_dir.display()
         );
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut child = Command::new(&cargo)
-            .args(["build", "--release", "-p", APP_BIN, "--bin", APP_BIN])
+            .args(["build", "--release", "--workspace", "--bin", APP_BIN])
             .args(["--message-format", "short", "--manifest-path"])
             .arg(&manifest)
             .env("CARGO_TARGET_DIR", &self.target_dir)
