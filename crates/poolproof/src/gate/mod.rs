@@ -105,7 +105,7 @@ pub fn cmd_gate(args: &GateCommandArgs) -> Exit {
         reports_dir: args.reports_dir.clone(),
         baseline: None,
         gate: args.gate.config(),
-        arm_pair: Some(crate::run::ArmPair {
+        arm_pair: Some(crate::run::PairedArms {
             base_arm: BASE_ARM.to_owned(),
             base_label: base.label,
             new_arm: HEAD_ARM.to_owned(),

@@ -36,13 +36,13 @@ pub struct RunOptions {
     /// The regression gate's settings (`--tolerance`, ...).
     pub gate: crate::compare::GateConfig,
     /// `poolproof gate`: after the run, compare these two arms of it pair by pair.
-    pub arm_pair: Option<ArmPair>,
+    pub arm_pair: Option<PairedArms>,
 }
 
 /// Two arms of one run that `poolproof gate` compares: BASE and NEW, with the labels the
 /// comparison shows for them (e.g. the commits they were built from).
 #[derive(Debug, Clone)]
-pub struct ArmPair {
+pub struct PairedArms {
     pub base_arm: String,
     pub base_label: String,
     pub new_arm: String,

@@ -192,7 +192,7 @@ fn gate_arms(
     loaded: &LoadedScenario,
     m: &Measured,
     report: &RunReport,
-    pair: &super::ArmPair,
+    pair: &super::PairedArms,
     opts: &RunOptions,
 ) -> Result<crate::compare::Comparison, Exit> {
     let side = |arm: &str, label: &str| crate::compare::RunFigures {
