@@ -955,6 +955,13 @@ pub struct Sla {
     /// when none of it does, otherwise inconclusive (exit 4).
     #[serde(default)]
     pub confidence: Option<Percent>,
+    /// Ratio metrics with a percentage threshold only: `[control, baseline]`, two arms that
+    /// differ in nothing (an A/A pair), measured with the same metric in the same run. Their
+    /// interval is the run's own noise floor: when it is wider than the threshold and the
+    /// measured value lies within that width of the threshold, the verdict is inconclusive
+    /// (exit 4), since noise alone could have moved it across.
+    #[serde(default)]
+    pub noise_floor: Option<ArmPair>,
     /// Latency metrics only: `corrected` (default: from each request's scheduled start, so
     /// queueing in the load generator counts) or `uncorrected` (service time, from the
     /// actual send). They differ only when requests start on a schedule.

@@ -1014,6 +1014,28 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
             message: format!("arms applies to ratio metrics only, not {m}"),
         });
     }
+    if let Some(pair) = &sla.noise_floor {
+        if !m.is_ratio() || !matches!(sla.threshold, Threshold::Percent(_)) {
+            return Err(Issue {
+                path: at("noise_floor"),
+                message: format!(
+                    "noise_floor applies to ratio metrics with a percentage threshold only, not {m} {}",
+                    sla.threshold
+                ),
+            });
+        }
+        for name in [&pair.treatment, &pair.baseline] {
+            if s.arm(name).is_none() {
+                return Err(unknown_arm(s, name, at("noise_floor")));
+            }
+        }
+        if s.replicates < 2 && s.arms_mode != ArmsMode::Concurrent {
+            return Err(Issue {
+                path: at("noise_floor"),
+                message: "a noise floor is an interval, which needs at least two pairs: set replicates: 2 or more (or arms_mode: concurrent, which pairs seconds)".into(),
+            });
+        }
+    }
     if let Some(c) = sla.confidence {
         if !m.is_ratio() {
             return Err(Issue {

@@ -59,14 +59,20 @@ pub enum Verdict {
     NoData,
     /// poolproof cannot evaluate this metric (yet, or in this configuration): a failure.
     NotEvaluated,
-    /// A ratio SLA with `confidence:` whose interval straddles the threshold: too noisy to
-    /// decide (exit 4 unless another SLA failed).
+    /// A ratio SLA with `confidence:` whose interval straddles the threshold, or one whose
+    /// value lies within its `noise_floor:` of the threshold: too noisy to decide (exit 4
+    /// unless another SLA failed).
     Inconclusive,
 }
 
 impl Verdict {
     pub fn passed(self) -> bool {
         self == Verdict::Met
+    }
+
+    /// Met or failed on a measured value (not inconclusive, not missing).
+    fn decided(self) -> bool {
+        matches!(self, Verdict::Met | Verdict::Failed)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -261,7 +267,75 @@ pub fn evaluate(sla: &Sla, all: &[Sla], input: EvalInput<'_>) -> SlaResult {
         | Metric::ThroughputLoss
         | Metric::CpuPerRequestIncrease => ratios::measure(sla, all, &input),
     };
-    result(sla, unit, measure)
+    let judged = result(sla, unit, measure);
+    match &sla.noise_floor {
+        Some(pair) => against_noise_floor(judged, sla, pair, all, &input),
+        None => judged,
+    }
+}
+
+/// Holds a ratio SLA's verdict against the run's own noise: the same metric between two arms
+/// that differ in nothing (`noise_floor:`). An A/A interval wider than the threshold says that
+/// noise alone moves the figure by more than the threshold; a measured value within that width
+/// of the threshold could then have landed on either side, so it is inconclusive. A value
+/// farther away (a gross cost, a clear pass) keeps its verdict.
+fn against_noise_floor(
+    mut judged: SlaResult,
+    sla: &Sla,
+    pair: &crate::scenario::ArmPair,
+    all: &[Sla],
+    input: &EvalInput<'_>,
+) -> SlaResult {
+    let aa_sla = Sla {
+        arms: Some(pair.clone()),
+        noise_floor: None,
+        ..sla.clone()
+    };
+    let names = format!("{} vs {}", pair.treatment, pair.baseline);
+    let unit = judged.unit;
+    let interval = match ratios::measure(&aa_sla, all, input) {
+        Measure::Paired {
+            interval: Some(iv), ..
+        } => iv,
+        Measure::Paired { .. } => {
+            return undecidable(
+                judged,
+                format!("noise floor ({names}): one pair, no interval"),
+            )
+        }
+        Measure::NoData(why) | Measure::NotEvaluated(why) => {
+            return undecidable(judged, format!("noise floor ({names}): {why}"))
+        }
+        Measure::Value { .. } => return judged,
+    };
+    let width = interval.hi - interval.lo;
+    let threshold = sla.threshold.canonical();
+    let floor = format!(
+        "noise floor ({names}) [{}, {}]",
+        format_value(interval.lo, unit),
+        format_value(interval.hi, unit)
+    );
+    let decisive = judged
+        .measured
+        .is_some_and(|v| (v - threshold).abs() > width);
+    if width > threshold.abs() && !decisive {
+        return undecidable(
+            judged,
+            format!("{floor} is wider than the threshold and the value lies within it"),
+        );
+    }
+    judged.detail.push_str(&format!("; {floor}"));
+    judged
+}
+
+/// A verdict that cannot stand without its noise floor: inconclusive, saying why. A missing
+/// value or a metric not evaluated stays the failure it is.
+fn undecidable(mut judged: SlaResult, why: String) -> SlaResult {
+    judged.detail.push_str(&format!("; {why}"));
+    if judged.verdict.decided() {
+        judged.verdict = Verdict::Inconclusive;
+    }
+    judged
 }
 
 /// The verdict of `measure` against the SLA's threshold, with everything reports show.

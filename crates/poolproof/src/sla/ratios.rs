@@ -977,4 +977,89 @@ mod pair_tests {
         assert_eq!(r.interval_text, "n=1");
         assert_eq!(r.detail, "throughput 120.0 rps vs 100.0 rps (a vs b)");
     }
+
+    /// Arms `a` (treatment), `b` (baseline) and `c` (b's A/A control) at the given rates, one
+    /// tuple per replicate.
+    fn run_with_control(slas: &str, rps: &[(u32, u32, u32)]) -> Vec<SlaResult> {
+        let text = format!(
+            "name: t\nload: {{ users: 3, duration: 10s, transactions: [{{ name: r, path: / }}] }}\n\
+             arms: [{{ name: a }}, {{ name: b }}, {{ name: c }}]\nreplicates: {}\nslas:\n{slas}",
+            rps.len()
+        );
+        let s = crate::scenario::load_str(&text, "t.yaml").unwrap();
+        let names = ["a".to_string(), "b".to_string(), "c".to_string()];
+        let obs: Vec<Vec<Observations>> = rps
+            .iter()
+            .map(|&(a, b, c)| vec![arm(a), arm(b), arm(c)])
+            .collect();
+        let mut reps: ArmReplicates<'_> = BTreeMap::new();
+        for (i, replicate) in obs.iter().enumerate() {
+            for (name, o) in names.iter().zip(replicate) {
+                reps.entry(name.clone())
+                    .or_default()
+                    .insert(i as u32 + 1, o);
+            }
+        }
+        let last: BTreeMap<String, Observations> = names
+            .iter()
+            .cloned()
+            .zip(obs[obs.len() - 1].iter().cloned())
+            .collect();
+        evaluate_all(
+            &s.slas,
+            EvalInput {
+                obs: &obs[0][0],
+                arms: &last,
+                arm_replicates: &reps,
+                arms_mode: crate::scenario::ArmsMode::Interleaved,
+                arm_names: &names,
+                transactions: &s.load.transactions,
+            },
+        )
+    }
+
+    const WITH_NOISE_FLOOR: &str =
+        "  - { metric: throughput_loss, comparator: \"<=\", threshold: 1%, arms: [a, b], noise_floor: [c, b] }\n";
+
+    #[test]
+    fn a_quiet_noise_floor_leaves_the_verdict_and_shows_itself() {
+        // The control matches the baseline exactly: an A/A interval of width 0.
+        let r = run_with_control(
+            WITH_NOISE_FLOOR,
+            &[(199, 200, 200), (198, 200, 200), (199, 200, 200)],
+        );
+        assert_eq!(r[0].verdict, Verdict::Met, "{:?}", r[0]);
+        assert!(
+            r[0].detail.contains("; noise floor (c vs b) ["),
+            "{}",
+            r[0].detail
+        );
+    }
+
+    #[test]
+    fn a_noise_floor_wider_than_the_threshold_makes_a_close_value_inconclusive() {
+        // The control loses +2 %, -2 % and 0 % against an identical baseline: an A/A interval
+        // several points wide, around a treatment loss of 0.67 % against a 1 % threshold.
+        let r = run_with_control(
+            WITH_NOISE_FLOOR,
+            &[(199, 200, 196), (198, 200, 204), (199, 200, 200)],
+        );
+        assert_eq!(r[0].verdict, Verdict::Inconclusive, "{:?}", r[0]);
+        assert!(
+            r[0].detail
+                .contains("is wider than the threshold and the value lies within it"),
+            "{}",
+            r[0].detail
+        );
+    }
+
+    #[test]
+    fn a_gross_cost_fails_whatever_the_noise_floor() {
+        // A 50 % loss is farther from the threshold than the A/A interval is wide.
+        let r = run_with_control(
+            WITH_NOISE_FLOOR,
+            &[(100, 200, 196), (100, 200, 204), (100, 200, 200)],
+        );
+        assert_eq!(r[0].verdict, Verdict::Failed, "{:?}", r[0]);
+    }
 }
