@@ -99,15 +99,10 @@ struct Gate {
 fn gate(repo: &Path, target: &Path, reports: &Path, scenario: &Path, base: &str) -> Gate {
     let before = run_dirs(reports);
     let out = Command::new(env!("CARGO_BIN_EXE_poolproof"))
-        .args([
-            "gate",
-            "--base",
-            base,
-            "--replicates",
-            "4",
-            "--tolerance",
-            "20%",
-        ])
+        .args(["gate", "--base", base, "--replicates", "4"])
+        // Short replicates on a shared 2-core host: the base's p50 spread reached cv 16.6 %
+        // (above the default 15 % erratic limit) in the first run of this test.
+        .args(["--tolerance", "20%", "--erratic-cv", "40%"])
         .arg("--reports-dir")
         .arg(reports)
         .arg(scenario)
