@@ -39,6 +39,13 @@ up: services
 app: services
     target/release/poolproof-services run -- target/release/pooled-app
 
+# Gate the work tree against a git revision: both pooled-apps built (the base in a git worktree,
+# cached in target/gate-cache/<commit>/), run side by side pair by pair, paired bootstrap verdict.
+# Exit 0 no regression, 1 regression, 2 usage, 3 infrastructure, 4 inconclusive.
+# E.g. `just gate origin/main`, `just gate HEAD~1 scenarios/gate.yaml --replicates 6`.
+gate BASE="main" SCENARIO="scenarios/gate.yaml" *ARGS: services
+    target/release/poolproof gate --base {{BASE}} {{ARGS}} {{SCENARIO}}
+
 # The main job: the smoke scenarios (smoke.yaml, then smoke-external.yaml against a locally
 # started pooled-app); reports in reports/<scenario>/<run-id>/. See ci/validate.sh.
 validate *ARGS:

@@ -1,4 +1,4 @@
-//! The command line: `validate`, `check`, `schema`, `list`, `compare`, `baseline`; turns every
+//! The command line: `validate`, `check`, `schema`, `list`, `compare`, `baseline`, `gate`; turns every
 //! outcome into an [`Exit`].
 
 use std::io::Write;
@@ -44,6 +44,11 @@ pub enum Command {
     Compare(crate::compare::cli::CompareArgs),
     /// Manage baselines in `reports/baselines/`.
     Baseline(crate::compare::cli::BaselineArgs),
+    /// Gate the work tree against a git revision: build both pooled-apps (the base in a git
+    /// worktree, cached by commit), run them as two arms of SCENARIO replicate by replicate,
+    /// and judge every metric on the paired changes; exit 1 on a regression, 4 when
+    /// inconclusive.
+    Gate(crate::gate::GateCommandArgs),
     /// Run one load generator shard of a sharded run. Started by the run's engine, not by
     /// hand: reads POOLPROOF_COORDINATOR (the coordinator's URL), POOLPROOF_RUN_KEY and
     /// optionally POOLPROOF_SHARD or JOB_COMPLETION_INDEX. Exit 0 when its measurements were
@@ -149,6 +154,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::List(args) => cmd_list(&args),
         Command::Compare(args) => crate::compare::cli::cmd_compare(&args),
         Command::Baseline(args) => crate::compare::cli::cmd_baseline(&args),
+        Command::Gate(args) => crate::gate::cmd_gate(&args),
         Command::Generate => cmd_generate(),
         Command::Generators(GeneratorsCommand::Render(args)) => cmd_render(&args),
     }
@@ -252,6 +258,7 @@ pub fn run_scenarios(scenarios: Vec<LoadedScenario>, args: &ValidateArgs) -> Exi
         reports_dir: args.reports_dir.clone(),
         baseline: args.baseline.clone(),
         gate: args.gate.config(),
+        arm_pair: None,
     };
     crate::run::run_scenarios(scenarios, &opts)
 }

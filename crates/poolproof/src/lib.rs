@@ -26,6 +26,7 @@ pub mod cli;
 pub mod compare;
 pub mod exit;
 pub mod faults;
+pub mod gate;
 pub mod generators;
 pub mod interrupt;
 pub mod load;

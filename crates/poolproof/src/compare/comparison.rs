@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::metric::GateMetric;
 use super::noise::{by_arm, noise_summary, NoiseSummary};
 use super::summary::ReplicateSummary;
-use super::verdict::{decide, GateConfig, GateVerdict, MetricComparison};
+use super::verdict::{decide, decide_paired, GateConfig, GateVerdict, MetricComparison};
 use crate::app::host::HostFacts;
 use crate::exit::Exit;
 
@@ -51,6 +51,8 @@ pub struct Comparison {
     pub scenario: String,
     pub base: String,
     pub new: String,
+    /// Separate runs, or pairs measured side by side.
+    pub design: Design,
     pub rows: Vec<MetricComparison>,
     pub base_noise: NoiseSummary,
     pub new_noise: NoiseSummary,
@@ -76,9 +78,31 @@ impl From<Outcome> for Exit {
     }
 }
 
-/// Compares NEW against BASE. Metrics missing on either side are skipped (with a warning
-/// when only one side has them).
+/// How the replicates of BASE and NEW relate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Design {
+    /// Separate runs (a baseline, an earlier report): replicates compared as two samples.
+    Independent,
+    /// One run measured both, replicate by replicate (`poolproof gate`): replicate i of BASE
+    /// and NEW form a pair, judged on the per-pair change ([`decide_paired`]).
+    Paired,
+}
+
+/// Compares NEW against BASE as separate runs. Metrics missing on either side are skipped
+/// (with a warning when only one side has them).
 pub fn compare(base: &RunFigures, new: &RunFigures, cfg: &GateConfig) -> Comparison {
+    compare_with(base, new, cfg, Design::Independent)
+}
+
+/// Compares NEW against BASE with the given design. With [`Design::Paired`], replicates pair
+/// up by their number; a replicate without its partner is left out (with a warning).
+pub fn compare_with(
+    base: &RunFigures,
+    new: &RunFigures,
+    cfg: &GateConfig,
+    design: Design,
+) -> Comparison {
     let mut warnings = Vec::new();
     if base.scenario != new.scenario {
         warnings.push(format!(
@@ -111,6 +135,19 @@ pub fn compare(base: &RunFigures, new: &RunFigures, cfg: &GateConfig) -> Compari
             continue;
         };
         for m in GateMetric::ALL {
+            if design == Design::Paired {
+                let pairs: Vec<(f64, f64)> = brs
+                    .iter()
+                    .filter_map(|b| {
+                        let n = nrs.iter().find(|n| n.index == b.index)?;
+                        Some((m.value(b)?, m.value(n)?))
+                    })
+                    .collect();
+                if !pairs.is_empty() {
+                    rows.push(decide_paired(arm.as_deref(), m, &pairs, cfg));
+                }
+                continue;
+            }
             let bv: Vec<f64> = brs.iter().filter_map(|r| m.value(r)).collect();
             let nv: Vec<f64> = nrs.iter().filter_map(|r| m.value(r)).collect();
             match (bv.is_empty(), nv.is_empty()) {
@@ -124,6 +161,27 @@ pub fn compare(base: &RunFigures, new: &RunFigures, cfg: &GateConfig) -> Compari
                     if b_missing { "NEW" } else { "BASE" }
                 )),
             }
+        }
+    }
+    if design == Design::Paired {
+        let indexes = |rs: &[ReplicateSummary]| {
+            let mut v: Vec<u32> = rs.iter().map(|r| r.index).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let (bi, ni) = (indexes(&base.replicates), indexes(&new.replicates));
+        let unpaired: Vec<String> = bi
+            .iter()
+            .filter(|i| !ni.contains(i))
+            .chain(ni.iter().filter(|i| !bi.contains(i)))
+            .map(|i| format!("#{i}"))
+            .collect();
+        if !unpaired.is_empty() {
+            warnings.push(format!(
+                "replicates without a partner left out: {}",
+                unpaired.join(", ")
+            ));
         }
     }
     for arm in n_arms.keys().filter(|a| !b_arms.contains_key(*a)) {
@@ -140,6 +198,7 @@ pub fn compare(base: &RunFigures, new: &RunFigures, cfg: &GateConfig) -> Compari
         scenario: new.scenario.clone(),
         base: base.label.clone(),
         new: new.label.clone(),
+        design,
         rows,
         base_noise,
         new_noise,

@@ -1,13 +1,13 @@
 //! Running the regression gate and showing its result: the comparison written as
 //! comparison.json / comparison.md beside a run, printed (warnings to stderr, the table to
-//! stdout) and appended to the GitHub step summary. Shared by `poolproof compare` and the
-//! `validate --baseline` run loop.
+//! stdout) and appended to the GitHub step summary. Shared by `poolproof compare`, the
+//! `validate --baseline` run loop and `poolproof gate`.
 
 use std::io::Write as _;
 use std::path::Path;
 
 use super::baseline::{load_figures, BaselineError};
-use super::comparison::{compare, Comparison, RunFigures};
+use super::comparison::{compare, compare_with, Comparison, Design, RunFigures};
 use super::render::comparison_markdown;
 use super::verdict::GateConfig;
 
@@ -59,11 +59,30 @@ pub fn gate_run(
 ) -> Result<Comparison, BaselineError> {
     let base = load_figures(baseline)?;
     let c = compare(&base, new, gate);
-    write_json(&run_dir.join("comparison.json"), &c)?;
-    let md = comparison_markdown(&c);
+    write_beside(&c, run_dir)?;
+    Ok(c)
+}
+
+/// The `poolproof gate` verdict, for the run loop: BASE and NEW are two arms of the same run,
+/// compared pair by pair ([`Design::Paired`]); writes `comparison.json` and `comparison.md`
+/// into the run directory like [`gate_run`].
+pub fn gate_pairs(
+    base: &RunFigures,
+    new: &RunFigures,
+    gate: &GateConfig,
+    run_dir: &Path,
+) -> Result<Comparison, BaselineError> {
+    let c = compare_with(base, new, gate, Design::Paired);
+    write_beside(&c, run_dir)?;
+    Ok(c)
+}
+
+/// comparison.json and comparison.md in `run_dir`.
+fn write_beside(c: &Comparison, run_dir: &Path) -> Result<(), BaselineError> {
+    write_json(&run_dir.join("comparison.json"), c)?;
+    let md = comparison_markdown(c);
     std::fs::write(run_dir.join("comparison.md"), &md).map_err(|source| BaselineError::Write {
         path: run_dir.join("comparison.md"),
         source,
-    })?;
-    Ok(c)
+    })
 }

@@ -16,10 +16,10 @@ pub mod summary;
 pub mod verdict;
 
 pub use baseline::{load_figures, save_baseline, Baseline, BaselineError, BASELINE_FORMAT};
-pub use comparison::{compare, Comparison, Outcome, RunFigures};
+pub use comparison::{compare, compare_with, Comparison, Design, Outcome, RunFigures};
 pub use metric::{GateMetric, MetricDirection};
 pub use noise::{noise_summary, NoiseSummary};
 pub use render::{comparison_cells, comparison_markdown, noise_markdown, noise_sentence, RowCells};
 pub use schedule::{replicate_schedule, Step};
 pub use summary::ReplicateSummary;
-pub use verdict::{decide, GateConfig, GateVerdict, MetricComparison};
+pub use verdict::{decide, decide_paired, GateConfig, GateVerdict, MetricComparison};

@@ -116,9 +116,15 @@ pub fn comparison_markdown(c: &Comparison) -> String {
         c.outcome.as_str()
     );
     let _ = writeln!(s, "BASE `{}` · NEW `{}`  ", c.base, c.new);
+    let pairing = match c.design {
+        super::comparison::Design::Independent => "over replicates",
+        super::comparison::Design::Paired => {
+            "over replicates, BASE and NEW measured in pairs side by side (interval from the per-pair changes)"
+        }
+    };
     let _ = writeln!(
         s,
-        "Change = NEW mean / BASE mean − 1 over replicates; {:.0} % t-calibrated percentile bootstrap interval ({} resamples, seed {:#x}); tolerance {:.0} % unless noted.\n",
+        "Change = NEW mean / BASE mean − 1 {pairing}; {:.0} % t-calibrated percentile bootstrap interval ({} resamples, seed {:#x}); tolerance {:.0} % unless noted.\n",
         c.confidence * 100.0,
         c.resamples,
         c.seed,

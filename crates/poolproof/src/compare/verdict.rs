@@ -1,4 +1,6 @@
-//! The decision rule for one metric: BASE replicates vs NEW replicates → verdict.
+//! The decision rule for one metric: BASE replicates vs NEW replicates → verdict. The
+//! replicates are independent runs ([`decide`]: `compare`, `validate --baseline`) or pairs run
+//! side by side ([`decide_paired`]: `poolproof gate`); only the intervals differ.
 //!
 //! Rule (docs/regression-gating.md explains the why):
 //! 1. **erratic** when either side's spread (sd / max(mean, min effect)) exceeds the CV limit:
@@ -136,16 +138,67 @@ pub fn decide(
     new: &[f64],
     cfg: &GateConfig,
 ) -> MetricComparison {
+    let mut rng = Rng::seed_from_u64(derive_seed(cfg.seed, &seed_label(arm, metric)));
+    let ci = bootstrap::change_intervals(base, new, &cfg.bootstrap, &mut rng);
+    judge(arm, metric, base, new, ci, cfg)
+}
+
+/// Compares one metric measured in pairs: `pairs[i]` is (BASE, NEW) of replicate i, both run
+/// side by side under the same host conditions (`poolproof gate`). The intervals come from
+/// the per-pair values, so what both sides of a pair shared (a busy neighbour, a slow minute)
+/// cancels out: the absolute change is the paired bootstrap of the mean of NEW − BASE, the
+/// relative change that of ΣNEW / ΣBASE − 1 over resampled pairs. The verdict rule is the
+/// same as [`decide`]'s. `pairs` must be non-empty.
+pub fn decide_paired(
+    arm: Option<&str>,
+    metric: GateMetric,
+    pairs: &[(f64, f64)],
+    cfg: &GateConfig,
+) -> MetricComparison {
+    let base: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let new: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    let diffs: Vec<f64> = pairs.iter().map(|(b, n)| n - b).collect();
+    let mut rng = Rng::seed_from_u64(derive_seed(cfg.seed, &seed_label(arm, metric)));
+    // Below two pairs there is no spread to estimate: an unbounded interval, which the rule
+    // turns into "inconclusive" (or "unchanged") but never into a verdict.
+    let unbounded = Interval {
+        lo: f64::NEG_INFINITY,
+        hi: f64::INFINITY,
+    };
+    let absolute = bootstrap::mean_interval(&diffs, &cfg.bootstrap, &mut rng).unwrap_or(unbounded);
+    let ratio = |ix: &[usize]| {
+        let (b, n) = ix
+            .iter()
+            .fold((0.0, 0.0), |(b, n), &i| (b + base[i], n + new[i]));
+        bootstrap::relative_change(b, n)
+    };
+    let all: Vec<usize> = (0..pairs.len()).collect();
+    let relative =
+        bootstrap::statistic_interval(&[pairs.len()], ratio(&all), ratio, &cfg.bootstrap, &mut rng)
+            .unwrap_or(unbounded);
+    let ci = bootstrap::ChangeIntervals { relative, absolute };
+    judge(arm, metric, &base, &new, ci, cfg)
+}
+
+fn seed_label(arm: Option<&str>, metric: GateMetric) -> String {
+    format!("{}/{}", arm.unwrap_or(""), metric.name())
+}
+
+/// The decision rule (see the module doc) on the change's bootstrap intervals `ci`.
+fn judge(
+    arm: Option<&str>,
+    metric: GateMetric,
+    base: &[f64],
+    new: &[f64],
+    ci: bootstrap::ChangeIntervals,
+    cfg: &GateConfig,
+) -> MetricComparison {
     let tol = cfg.tolerance_for(metric);
     let min_effect = metric.default_min_effect();
     let bs = SideStats::of(base, min_effect);
     let ns = SideStats::of(new, min_effect);
-    let label = format!("{}/{}", arm.unwrap_or(""), metric.name());
-    let mut rng = Rng::seed_from_u64(derive_seed(cfg.seed, &label));
-    let ci = bootstrap::change_intervals(base, new, &cfg.bootstrap, &mut rng);
     let change = bootstrap::relative_change(bs.mean, ns.mean);
     let difference = ns.mean - bs.mean;
-
     // Orient everything so that positive means "worse".
     let sign = match metric.direction() {
         MetricDirection::LowerIsBetter => 1.0,
@@ -339,6 +392,36 @@ mod tests {
             &cfg(),
         );
         assert_eq!(r.verdict, GateVerdict::Regressed, "{r:?}");
+    }
+
+    #[test]
+    fn paired_design_cancels_what_both_sides_of_a_pair_shared() {
+        // Host drift moves both sides of each pair alike; NEW is 10 % slower in every pair.
+        let base = [100.0, 140.0, 85.0, 125.0, 105.0];
+        let pairs: Vec<(f64, f64)> = base.iter().map(|b| (*b, b * 1.1)).collect();
+        let (b, n): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
+        let mut c = cfg();
+        // Spread this wide is erratic for independent runs; raise the limit to look past it.
+        c.erratic_cv = 0.5;
+        let unpaired = decide(None, GateMetric::LatencyP95, &b, &n, &c);
+        assert_eq!(unpaired.verdict, GateVerdict::Unchanged, "{unpaired:?}");
+        let paired = decide_paired(None, GateMetric::LatencyP95, &pairs, &c);
+        assert_eq!(paired.verdict, GateVerdict::Regressed, "{paired:?}");
+        assert!((paired.change - 0.1).abs() < 1e-9, "{paired:?}");
+        assert!(
+            paired.interval.lo > 0.09 && paired.interval.hi < 0.11,
+            "{paired:?}"
+        );
+        // The same pairs with no change: unchanged; one pair: no verdict either way.
+        let same: Vec<(f64, f64)> = base.iter().map(|b| (*b, *b)).collect();
+        assert_eq!(
+            decide_paired(None, GateMetric::LatencyP95, &same, &c).verdict,
+            GateVerdict::Unchanged
+        );
+        assert_eq!(
+            decide_paired(None, GateMetric::LatencyP95, &pairs[..1], &c).verdict,
+            GateVerdict::Inconclusive
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod scenario_run;
 pub mod verdict;
 
 pub use error::RunError;
-pub use scenario_run::RunOptions;
+pub use scenario_run::{PairedArms, RunOptions};
 
 use crate::exit::Exit;
 use crate::progress::Progress;

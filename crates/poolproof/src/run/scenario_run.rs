@@ -35,6 +35,18 @@ pub struct RunOptions {
     pub baseline: Option<PathBuf>,
     /// The regression gate's settings (`--tolerance`, ...).
     pub gate: crate::compare::GateConfig,
+    /// `poolproof gate`: after the run, compare these two arms of it pair by pair.
+    pub arm_pair: Option<PairedArms>,
+}
+
+/// Two arms of one run that `poolproof gate` compares: BASE and NEW, with the labels the
+/// comparison shows for them (e.g. the commits they were built from).
+#[derive(Debug, Clone)]
+pub struct PairedArms {
+    pub base_arm: String,
+    pub base_label: String,
+    pub new_arm: String,
+    pub new_label: String,
 }
 
 /// The measurements of one arm in one replicate.

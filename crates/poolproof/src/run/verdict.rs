@@ -70,9 +70,11 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         })
         .collect();
     // The gate runs before the reports are written so report.md/report.html carry its table.
-    let gated = match (&opts.baseline, m.interrupted) {
-        (Some(baseline), false) => Some(gate(loaded, m, &report, baseline, opts)),
-        _ => None,
+    let gated = match (&opts.baseline, &opts.arm_pair, m.interrupted) {
+        (_, _, true) => None,
+        (Some(baseline), _, false) => Some(gate(loaded, m, &report, baseline, opts)),
+        (None, Some(pair), false) => Some(gate_arms(loaded, m, &report, pair, opts)),
+        (None, None, false) => None,
     };
     if let Some(Ok(c)) = &gated {
         report.comparison = Some(c.clone());
@@ -180,6 +182,40 @@ fn gate(
             eprintln!("{}: {e}", loaded.path.display());
             Exit::Invalid
         }
+    })
+}
+
+/// `poolproof gate`: compares the run's two arms pair by pair and writes comparison.json/.md
+/// into the run directory; Err is the exit code when it cannot (3: cannot write), the message
+/// already printed.
+fn gate_arms(
+    loaded: &LoadedScenario,
+    m: &Measured,
+    report: &RunReport,
+    pair: &super::PairedArms,
+    opts: &RunOptions,
+) -> Result<crate::compare::Comparison, Exit> {
+    let side = |arm: &str, label: &str| crate::compare::RunFigures {
+        label: label.to_owned(),
+        scenario: report.scenario.clone(),
+        // Without their arm name, so the table's rows read `latency_p95`, not `base/…`.
+        replicates: report
+            .replicates
+            .iter()
+            .filter(|r| r.arm.as_deref() == Some(arm))
+            .map(|r| crate::compare::ReplicateSummary {
+                arm: None,
+                ..r.clone()
+            })
+            .collect(),
+        host: Some(report.host.clone()),
+        tools: BTreeMap::new(),
+    };
+    let base = side(&pair.base_arm, &pair.base_label);
+    let new = side(&pair.new_arm, &pair.new_label);
+    crate::compare::gate::gate_pairs(&base, &new, &opts.gate, &m.run_dir).map_err(|e| {
+        eprintln!("{}: infrastructure failure: {e}", loaded.path.display());
+        Exit::Infrastructure
     })
 }
 

@@ -5,6 +5,7 @@
 mod compare_cli;
 mod concurrent_arms;
 mod faults_services;
+mod gate_git;
 mod generators;
 mod html_report;
 mod invalid_scenarios;
