@@ -403,8 +403,10 @@ mod tests {
         let mut c = cfg();
         // Spread this wide is erratic for independent runs; raise the limit to look past it.
         c.erratic_cv = 0.5;
+        // Judged as independent samples, the shared drift swamps the 10 %: the interval reaches
+        // back inside the tolerance, so no verdict.
         let unpaired = decide(None, GateMetric::LatencyP95, &b, &n, &c);
-        assert_eq!(unpaired.verdict, GateVerdict::Unchanged, "{unpaired:?}");
+        assert_eq!(unpaired.verdict, GateVerdict::Inconclusive, "{unpaired:?}");
         let paired = decide_paired(None, GateMetric::LatencyP95, &pairs, &c);
         assert_eq!(paired.verdict, GateVerdict::Regressed, "{paired:?}");
         assert!((paired.change - 0.1).abs() < 1e-9, "{paired:?}");

@@ -171,14 +171,14 @@ fn gate_flags_a_2ms_query_built_from_git_and_passes_a_commit_against_itself_from
     // The head: 2 ms more database work on every buddies request.
     let route = repo.join("crates/pooled-app/src/workload/buddies.rs");
     let src = std::fs::read_to_string(&route).unwrap_or_else(|e| panic!("{e}"));
-    let anchor = "    let t = Instant::now();\n    let rows = sqlx::query_as::<_, Buddy>(";
+    let anchor = "    let t = Instant::now();\n    let rows = conn\n";
     assert!(
         src.contains(anchor),
         "buddies.rs changed: update the anchor"
     );
     let slowed = src.replacen(
         anchor,
-        "    let t = Instant::now();\n    let _ = sqlx::query(\"SELECT pg_sleep(0.002)\").execute(conn.as_mut()).await;\n    let rows = sqlx::query_as::<_, Buddy>(",
+        "    let t = Instant::now();\n    let _ = sqlx::query(\"SELECT pg_sleep(0.002)\").execute(conn.as_mut()).await;\n    let rows = conn\n",
         1,
     );
     std::fs::write(&route, slowed).unwrap_or_else(|e| panic!("{e}"));
