@@ -10,7 +10,8 @@ use nix::sys::signal::Signal;
 
 use crate::containers::POSTGRES_SETTINGS;
 use crate::processes::{
-    find_binary, hand_over, random_hex, run_as, run_setup, state_dir, ProcessService, RunAs, Spawn,
+    find_binary, hand_over, random_hex, run_as, run_setup, service_dir, state_dir, ProcessService,
+    RunAs, Spawn,
 };
 use crate::ServiceError;
 
@@ -138,11 +139,7 @@ pub(crate) fn start(port: u16, run_label: &str) -> Result<Started, ServiceError>
     let bin = bindir()?;
     let who = run_as(SERVICE)?;
     let template = template(&bin, who)?;
-    let dir = tempfile::Builder::new()
-        .prefix("poolproof-pg-")
-        .tempdir()
-        .map_err(|e| ServiceError::io(SERVICE, "creating a temp dir", e))?;
-    hand_over(SERVICE, dir.path(), who)?;
+    let dir = service_dir(SERVICE, "poolproof-pg-", who)?;
     let data = dir.path().join("data");
     // `cp -a` keeps modes and owners (data dirs must be 0700 and owned by the server user).
     let mut copy = Command::new("cp");

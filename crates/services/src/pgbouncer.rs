@@ -18,7 +18,7 @@ use crate::managed::{Backend, Managed};
 use crate::options::split_image;
 use crate::ports::free_port;
 use crate::probe::Probe;
-use crate::processes::{find_binary, hand_over, run_as, ProcessService, Spawn};
+use crate::processes::{find_binary, hand_over, run_as, service_dir, ProcessService, Spawn};
 use crate::services::loopback_url;
 use crate::{containers, Options, Postgres, Provider, ServiceError};
 
@@ -238,11 +238,7 @@ fn start_process(
         })?;
     // PgBouncer refuses to run as root.
     let who = run_as(SERVICE)?;
-    let dir = tempfile::Builder::new()
-        .prefix("poolproof-pgbouncer-")
-        .tempdir()
-        .map_err(|e| ServiceError::io(SERVICE, "creating a temp dir", e))?;
-    hand_over(SERVICE, dir.path(), who)?;
+    let dir = service_dir(SERVICE, "poolproof-pgbouncer-", who)?;
     let (ini, userlist) = config_files(&dir.path().display().to_string(), port, postgres, settings);
     for (name, text) in [("pgbouncer.ini", ini), ("userlist.txt", userlist)] {
         write_private(&dir.path().join(name), &text)?;

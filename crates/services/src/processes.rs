@@ -130,6 +130,21 @@ pub(crate) fn run_as(service: &'static str) -> Result<Option<RunAs>, ServiceErro
     })
 }
 
+/// A temp dir `<prefix>…` for one service process, owned by the service user (removed when
+/// dropped).
+pub(crate) fn service_dir(
+    service: &'static str,
+    prefix: &str,
+    who: Option<RunAs>,
+) -> Result<tempfile::TempDir, ServiceError> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| ServiceError::io(service, "creating a temp dir", e))?;
+    hand_over(service, dir.path(), who)?;
+    Ok(dir)
+}
+
 /// Gives `path` to the service user (no-op when not root).
 pub(crate) fn hand_over(
     service: &'static str,

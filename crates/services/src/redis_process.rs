@@ -5,7 +5,7 @@ use std::ffi::OsString;
 
 use nix::sys::signal::Signal;
 
-use crate::processes::{find_binary, hand_over, run_as, ProcessService, Spawn};
+use crate::processes::{find_binary, run_as, service_dir, ProcessService, Spawn};
 use crate::ServiceError;
 
 const SERVICE: &str = "redis";
@@ -18,11 +18,7 @@ pub(crate) fn start(port: u16, run_label: &str) -> Result<ProcessService, Servic
         hint: "install it (apt-get install redis-server, or run ci/services.sh)",
     })?;
     let who = run_as(SERVICE)?;
-    let dir = tempfile::Builder::new()
-        .prefix("poolproof-redis-")
-        .tempdir()
-        .map_err(|e| ServiceError::io(SERVICE, "creating a temp dir", e))?;
-    hand_over(SERVICE, dir.path(), who)?;
+    let dir = service_dir(SERVICE, "poolproof-redis-", who)?;
     let mut args: Vec<OsString> = Vec::new();
     for arg in [
         "--port",
