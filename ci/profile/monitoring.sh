@@ -12,6 +12,11 @@
 #            of idleness (schedstat): the per-second cost of the monitoring stack.
 # perf-idle: perf record (DWARF call graphs) of a monitored process idle after a burst, 30 s.
 # perf-load: perf record of a monitored process (MON=false: unmonitored) under wrk -c8 for 15 s.
+# attribute: the scenario's load per app (RATE req/s, default 2000, 3:1 users:buddies, oha at a
+#            fixed rate), a monitored and an unmonitored process side by side, both under
+#            `perf record` for SECS (default 20) s; ROUNDS (default 3) rounds of fresh processes.
+#            Each sample's call chain is put in one component (ci/profile/attribute.py) and the
+#            table shows CPU per request per component, on against off: where the difference is.
 # perf data goes to $OUT (default /tmp/poolproof-profile); read it with
 #   perf report -i $OUT/<name>.data --children --sort sym --stdio -g none | grep pooled_app
 set -u
@@ -59,5 +64,30 @@ case $MODE in
     wait "$PERF"
     echo "perf data: $OUT/load.data"
     ;;
-  *) echo "usage: $0 idle|perf-idle|perf-load" >&2; exit 2 ;;
+  attribute)
+    RATE=${RATE:-2000}; SECS=${SECS:-20}; ROUNDS=${ROUNDS:-3}
+    for r in $(seq 1 "$ROUNDS"); do
+      # Spawn order alternates so neither arm is always the older process.
+      if [ $((r % 2)) = 1 ]; then start true; ON=$APP; PON=$APP_PORT; start false; OFF=$APP; POFF=$APP_PORT
+      else start false; OFF=$APP; POFF=$APP_PORT; start true; ON=$APP; PON=$APP_PORT; fi
+      JOBS=()
+      for p in "$PON" "$POFF"; do burst "$p" 3 >/dev/null & JOBS+=($!); done
+      wait "${JOBS[@]}"; JOBS=()
+      for arm in on off; do
+        pid=$ON; p=$PON; [ $arm = off ] && { pid=$OFF; p=$POFF; }
+        perf record -F 999 -g --call-graph dwarf,16384 -o "$OUT/$arm-$r.data" -p "$pid" -- sleep "$SECS" >/dev/null 2>&1 &
+        JOBS+=($!)
+        oha --no-tui --output-format json -q $((RATE * 3 / 4)) -c 6 -z "${SECS}s" \
+          --rand-regex-url "http://127.0.0.1:$p/api/users/[1-9][0-9]{0,2}" >"$OUT/$arm-$r.users.json" 2>/dev/null &
+        JOBS+=($!)
+        oha --no-tui --output-format json -q $((RATE / 4)) -c 2 -z "${SECS}s" \
+          --rand-regex-url "http://127.0.0.1:$p/api/buddies\\?user_id=[1-9][0-9]{0,2}" >"$OUT/$arm-$r.buddies.json" 2>/dev/null &
+        JOBS+=($!)
+      done
+      wait "${JOBS[@]}"
+      kill "$ON" "$OFF"; wait "$ON" "$OFF" 2>/dev/null
+    done
+    python3 "$(dirname "$0")/attribute.py" "$OUT" "$ROUNDS"
+    ;;
+  *) echo "usage: $0 idle|perf-idle|perf-load|attribute" >&2; exit 2 ;;
 esac

@@ -5,6 +5,14 @@ use std::process::ExitCode;
 
 use pooled_app::config::{Config, VARIABLES};
 
+/// mimalloc: per-thread heaps. With glibc's malloc, the monitoring's once-a-second histogram
+/// work (tens of 20 KiB allocations freed together) made glibc consolidate its bins inside the
+/// request path's next small allocations: `malloc_consolidate` and `unlink_chunk` cost the
+/// monitored app ~0.5 µs per request, more than the monitoring code itself (issue 18,
+/// docs/benchmarks.md "monitoring: where the CPU goes").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn usage() -> String {
     format!(
         "pooled-app: serves the buddy-matching workload with pooled Postgres access and monitoring.\n\

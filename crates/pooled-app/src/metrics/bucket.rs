@@ -55,6 +55,20 @@ impl LiveBucket {
         r.errors += u64::from(error);
     }
 
+    /// The entry of `route` (made empty when the bucket has none yet) and the overall
+    /// histogram, for the collector's drain to record a batch of the route's samples into.
+    pub fn route_and_overall(&mut self, route: &str) -> (&mut LiveRoute, &mut Hist) {
+        // One key allocation per route and drain, not per sample.
+        let entry = self
+            .routes
+            .entry(route.to_owned())
+            .or_insert_with(|| LiveRoute {
+                hist: histogram::new_hist(),
+                errors: 0,
+            });
+        (entry, &mut self.overall)
+    }
+
     /// Adds an encoded bucket into this one (minute roll-up, cross-instance merge).
     pub fn absorb(&mut self, b: &Bucket) -> Result<(), HistError> {
         histogram::merge_encoded(&mut self.overall, &b.overall)?;
@@ -82,8 +96,7 @@ impl LiveBucket {
 
     /// Adds another live bucket into this one.
     pub fn absorb_live(&mut self, b: &LiveBucket) {
-        histogram::merge(&mut self.overall, &b.overall);
-        self.errors += b.errors;
+        self.absorb_live_totals(b);
         for (k, r) in &b.routes {
             let e = self.routes.entry(k.clone()).or_insert_with(|| LiveRoute {
                 hist: histogram::new_hist(),
@@ -92,6 +105,12 @@ impl LiveBucket {
             histogram::merge(&mut e.hist, &r.hist);
             e.errors += r.errors;
         }
+    }
+
+    /// Adds another live bucket's totals and query times into this one, not its routes.
+    pub fn absorb_live_totals(&mut self, b: &LiveBucket) {
+        histogram::merge(&mut self.overall, &b.overall);
+        self.errors += b.errors;
         for (kind, h) in &b.db {
             histogram::merge(
                 self.db

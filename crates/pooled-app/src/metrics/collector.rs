@@ -70,7 +70,7 @@ pub trait QueryTimeSource: Send + Sync + 'static {
 pub struct CollectorConfig {
     pub enabled: bool,
     pub instance: String,
-    /// Samples that may wait between two drains (about a second), all inbox shards together;
+    /// Samples that may wait between two drains (about a second) in each thread's inbox shard;
     /// beyond it samples are dropped and counted.
     pub channel_capacity: usize,
     /// Seconds kept in memory (local summaries while Redis is away).
@@ -88,7 +88,7 @@ impl CollectorConfig {
         CollectorConfig {
             enabled: true,
             instance,
-            channel_capacity: 1 << 20,
+            channel_capacity: 1 << 18,
             ring_secs: 3600,
             windows: Vec::new(),
             baseline_secs: 300,
@@ -220,6 +220,8 @@ pub struct Realtime {
 }
 
 const SERIES_POINTS: usize = 300;
+/// The window `/metrics/realtime` lists routes and query kinds over.
+const ROUTES_WINDOW_SECS: u64 = 60;
 
 struct Live {
     current: LiveBucket,
@@ -312,11 +314,16 @@ impl MetricsCollector {
         let live = Live {
             current: LiveBucket::new(now, 1),
             ring: VecDeque::new(),
-            windows: windows.into_iter().map(Rolling::new).collect(),
+            // The dashboard lists routes over the last minute; every other window is read for
+            // its totals and query times.
+            windows: windows
+                .into_iter()
+                .map(|w| Rolling::new(w, w == ROUTES_WINDOW_SECS))
+                .collect(),
             minute: LiveBucket::new(now - now % 60, 60),
             series: VecDeque::new(),
             baseline_acc: None,
-            labels: (0..inbox.shards()).map(|_| (Vec::new(), 0)).collect(),
+            labels: Vec::new(),
             http: Vec::new(),
         };
         let shared = Arc::new(Shared {
@@ -509,11 +516,18 @@ async fn run(
 /// Moves everything buffered in the inbox into the current bucket (caller holds the live lock).
 fn drain(shared: &Shared, live: &mut Live) {
     let mut n = 0u64;
-    for i in 0..shared.inbox.shards() {
+    // Threads that pushed for the first time since the last drain brought new shards.
+    let shards = shared.inbox.shards();
+    if live.labels.len() < shards {
+        live.labels.resize_with(shards, || (Vec::new(), 0));
+    }
+    for i in 0..shards {
         let (known, last) = (live.labels[i].0.len(), live.labels[i].1);
         // Sized like the last batch so the request path rarely grows the buffer.
         let fresh: Vec<Raw> = Vec::with_capacity(last.max(64));
-        let d = shared.inbox.drain(i, known, fresh);
+        let Some(d) = shared.inbox.drain(i, known, fresh) else {
+            break;
+        };
         let Live {
             current,
             labels,
@@ -543,11 +557,31 @@ fn drain(shared: &Shared, live: &mut Live) {
         }
         table.1 = d.samples.len();
         n += d.samples.len() as u64;
+        // Route by route: one lookup of the route's histogram per drain, not one per sample
+        // (a shard sees a handful of routes; a pass over its batch per route is cheaper than
+        // a map lookup by label per sample).
+        let mut seen = vec![false; table.0.len()];
         for s in &d.samples {
-            if let Some(r) = table.0.get(usize::from(s.route)) {
+            if let Some(x) = seen.get_mut(usize::from(s.route)) {
+                *x = true;
+            }
+        }
+        for (k, r) in table.0.iter().enumerate().filter(|(k, _)| seen[*k]) {
+            let (route, overall) = current.route_and_overall(&r.label);
+            let series = &mut http[r.series];
+            let mut errors = 0;
+            for s in d.samples.iter().filter(|s| usize::from(s.route) == k) {
                 let us = u64::from(s.us);
-                current.record(&r.label, us, s.status >= 400, r.app);
-                http[r.series].record(s.status, us);
+                histogram::record(&mut route.hist, us);
+                if r.app {
+                    histogram::record(overall, us);
+                }
+                errors += u64::from(s.status >= 400);
+                series.record(s.status, us);
+            }
+            route.errors += errors;
+            if r.app {
+                current.errors += errors;
             }
         }
     }
@@ -652,7 +686,7 @@ fn build_realtime(shared: &Shared, live: &Live, last: &Bucket, now: u64) -> Real
     let cfg = &shared.cfg;
     let find = |s: u64| live.windows.iter().find(|w| w.secs == s);
     let w10 = find(10);
-    let w60 = find(60);
+    let w60 = find(ROUTES_WINDOW_SECS);
     let last_second = Stats {
         window_seconds: 1,
         requests: last.count,

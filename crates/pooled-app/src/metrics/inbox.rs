@@ -1,17 +1,21 @@
-//! The request path's hand-off to the collector: a few bounded sample buffers (shards), one per
-//! thread in practice. A request appends an 8-byte sample to its thread's shard under an
+//! The request path's hand-off to the collector: one bounded sample buffer (shard) per thread that
+//! records requests. A request appends an 8-byte sample to its own thread's shard under an
 //! uncontended lock and returns; a full shard drops the sample and counts it, so a request never
 //! waits for monitoring. The collector swaps the buffers out when it needs the data (once a second,
 //! and when the alert engine or `/metrics` reads a window); histograms are recorded there.
 //!
-//! Why not a channel: a bounded `tokio::sync::mpsc` costs every request a semaphore CAS and a
-//! queue push on cache lines shared by all workers, plus a mutex-guarded permit release per
-//! message on the receiving side, and its receiver had to be polled on a 5 ms timer. Profiled at
-//! saturation, that path was most of the monitoring's cost (docs/benchmarks.md, monitoring).
+//! Why a channel was replaced: a bounded `tokio::sync::mpsc` cost every request a semaphore CAS
+//! and a queue push on cache lines shared by all workers (docs/benchmarks.md, monitoring).
+//! Why the shard is found through a thread-local: at a moderate rate the app's cores also run
+//! Postgres, Redis and the clients, so between two requests a worker's caches are mostly cold and
+//! the hand-off costs about one cache miss per distinct line it touches. Indexing a shared shard
+//! array (inbox, array, shard, route table, buffer) touched twice the lines that the thread-local
+//! (which also caches the last routes' indices) and the shard's buffer do (issue 18's profile).
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::ThreadId;
 
 use axum::extract::MatchedPath;
 use axum::http::Method;
@@ -19,6 +23,9 @@ use axum::http::Method;
 /// Most distinct (method, route) pairs a shard interns; the route label set is bounded by the
 /// router, this only guards against a bug turning it unbounded.
 const MAX_ROUTES: usize = 1024;
+
+/// Route indices a thread remembers next to its shard (the app's busiest few routes).
+const RECENT: usize = 4;
 
 /// One request as buffered: an index into its shard's route table, the status and the duration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +45,12 @@ struct ShardData {
     routes: Vec<RouteKey>,
 }
 
-/// One buffer, on its own cache lines so shards used by different cores never share one.
+/// One thread's buffer, on its own cache lines.
 #[repr(align(128))]
-#[derive(Default)]
-struct Shard(Mutex<ShardData>);
+struct Shard {
+    owner: ThreadId,
+    data: Mutex<ShardData>,
+}
 
 /// What one drain of one shard hands the collector.
 pub struct Drained {
@@ -50,35 +59,43 @@ pub struct Drained {
     pub samples: Vec<Raw>,
 }
 
-/// The sharded buffers.
+/// The per-thread buffers of one collector.
 pub struct Inbox {
-    shards: Box<[Shard]>,
-    mask: usize,
+    /// Tells this inbox's shard from another's in a thread's local slot (tests run several
+    /// collectors in one process).
+    id: usize,
+    /// Every shard, in creation order: a shard's index here is its index for [`Inbox::drain`].
+    shards: Mutex<Vec<Arc<Shard>>>,
     per_shard: usize,
     dropped: AtomicU64,
 }
 
-static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+static NEXT_INBOX: AtomicUsize = AtomicUsize::new(1);
+
+/// A route a thread saw lately: its key and its index in the thread's shard's table. The key
+/// holds the route's template (one `Arc<str>` per route in axum), so comparing pointers decides.
+type Recent = Option<(Method, Option<MatchedPath>, u16)>;
+
+/// A thread's way to its shard of one inbox, and the routes it saw last.
+struct Local {
+    inbox: usize,
+    shard: Option<Arc<Shard>>,
+    recent: [Recent; RECENT],
+    next: usize,
+}
 
 thread_local! {
-    // Each thread gets the next shard in turn on first use: tokio's workers end up on distinct
-    // shards and never contend for one lock.
-    static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+    static LOCAL: RefCell<Local> = const {
+        RefCell::new(Local {
+            inbox: 0,
+            shard: None,
+            recent: [None, None, None, None],
+            next: 0,
+        })
+    };
 }
 
-fn slot() -> usize {
-    SLOT.with(|s| {
-        let v = s.get();
-        if v != usize::MAX {
-            return v;
-        }
-        let v = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
-        s.set(v);
-        v
-    })
-}
-
-fn lock(m: &Mutex<ShardData>) -> MutexGuard<'_, ShardData> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -87,7 +104,6 @@ fn same_route(a: Option<&MatchedPath>, b: Option<&MatchedPath>) -> bool {
         (None, None) => true,
         (Some(a), Some(b)) => {
             let (a, b) = (a.as_str(), b.as_str());
-            // axum hands out the same `Arc<str>` per route: the pointer usually decides.
             std::ptr::eq(a, b) || a == b
         }
         _ => false,
@@ -95,66 +111,130 @@ fn same_route(a: Option<&MatchedPath>, b: Option<&MatchedPath>) -> bool {
 }
 
 impl Inbox {
-    /// `capacity` samples may wait between two drains, over all shards together.
+    /// `capacity` samples may wait between two drains in each thread's shard.
     pub fn new(capacity: usize) -> Inbox {
-        let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
-        let n = (threads * 2).next_power_of_two().clamp(2, 64);
         Inbox {
-            shards: (0..n).map(|_| Shard::default()).collect(),
-            mask: n - 1,
-            per_shard: capacity.div_ceil(n).max(1),
+            id: NEXT_INBOX.fetch_add(1, Ordering::Relaxed),
+            shards: Mutex::new(Vec::new()),
+            per_shard: capacity.max(1),
             dropped: AtomicU64::new(0),
         }
     }
 
+    /// Shards so far (one per thread that pushed).
     pub fn shards(&self) -> usize {
-        self.shards.len()
+        lock(&self.shards).len()
+    }
+
+    /// This thread's shard of this inbox, made on its first push (or found again when the
+    /// thread pushed to another inbox in between).
+    fn own_shard(&self) -> Arc<Shard> {
+        let me = std::thread::current().id();
+        let mut all = lock(&self.shards);
+        if let Some(s) = all.iter().find(|s| s.owner == me) {
+            return s.clone();
+        }
+        let s = Arc::new(Shard {
+            owner: me,
+            data: Mutex::default(),
+        });
+        all.push(s.clone());
+        s
     }
 
     /// Appends a sample to this thread's shard; false (and counted) when the shard is full.
     #[inline]
     pub fn push(&self, method: &Method, route: Option<&MatchedPath>, status: u16, us: u64) -> bool {
-        let shard = &self.shards[slot() & self.mask];
-        let mut g = lock(&shard.0);
+        let kept = LOCAL.try_with(|local| {
+            let mut local = local.borrow_mut();
+            if local.inbox != self.id || local.shard.is_none() {
+                *local = Local {
+                    inbox: self.id,
+                    shard: Some(self.own_shard()),
+                    recent: Default::default(),
+                    next: 0,
+                };
+            }
+            let hit =
+                local.recent.iter().flatten().find_map(|(m, r, i)| {
+                    (same_route(r.as_ref(), route) && m == method).then_some(*i)
+                });
+            let Some(shard) = local.shard.as_ref() else {
+                return false;
+            };
+            let (kept, interned) = self.push_to(shard, hit, method, route, status, us);
+            if let (None, Some(i)) = (hit, interned) {
+                let slot = local.next % RECENT;
+                local.recent[slot] = Some((method.clone(), route.cloned(), i));
+                local.next = local.next.wrapping_add(1);
+            }
+            kept
+        });
+        // Only while the thread is being torn down; nothing to record into then.
+        kept.unwrap_or(false)
+    }
+
+    /// Appends to `shard`; `known` is the route's index when the thread remembered it. Returns
+    /// whether the sample was kept and the route's index when it was looked up.
+    fn push_to(
+        &self,
+        shard: &Shard,
+        known: Option<u16>,
+        method: &Method,
+        route: Option<&MatchedPath>,
+        status: u16,
+        us: u64,
+    ) -> (bool, Option<u16>) {
+        let mut g = lock(&shard.data);
         if g.samples.len() >= self.per_shard {
             drop(g);
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
+            return (false, None);
         }
-        let idx = match g
-            .routes
-            .iter()
-            .position(|(m, r)| m == method && same_route(r.as_ref(), route))
-        {
-            Some(i) => i,
-            None if g.routes.len() < MAX_ROUTES => {
-                g.routes.push((method.clone(), route.cloned()));
-                g.routes.len() - 1
-            }
+        let (idx, looked_up) = match known {
+            Some(i) => (i, None),
             None => {
-                drop(g);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                return false;
+                let i = match g
+                    .routes
+                    .iter()
+                    .position(|(m, r)| m == method && same_route(r.as_ref(), route))
+                {
+                    Some(i) => i,
+                    None if g.routes.len() < MAX_ROUTES => {
+                        g.routes.push((method.clone(), route.cloned()));
+                        g.routes.len() - 1
+                    }
+                    None => {
+                        drop(g);
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        return (false, None);
+                    }
+                };
+                // MAX_ROUTES < u16::MAX.
+                let i = i as u16;
+                (i, Some(i))
             }
         };
         g.samples.push(Raw {
-            route: idx as u16,
+            route: idx,
             status,
             us: u32::try_from(us).unwrap_or(u32::MAX),
         });
-        true
+        (true, looked_up)
     }
 
     /// Takes shard `i`'s samples, leaving `fresh` (an empty buffer, allocated by the caller so the
-    /// request path does not grow one), and the route keys after the first `known`.
-    pub fn drain(&self, i: usize, known: usize, fresh: Vec<Raw>) -> Drained {
-        let mut g = lock(&self.shards[i].0);
+    /// request path does not grow one), and the route keys after the first `known`; `None` when
+    /// there is no shard `i`.
+    pub fn drain(&self, i: usize, known: usize, fresh: Vec<Raw>) -> Option<Drained> {
+        let shard = lock(&self.shards).get(i)?.clone();
+        let mut g = lock(&shard.data);
         let samples = std::mem::replace(&mut g.samples, fresh);
         let new_routes = g.routes.get(known..).map(<[_]>::to_vec).unwrap_or_default();
-        Drained {
+        Some(Drained {
             new_routes,
             samples,
-        }
+        })
     }
 
     pub fn dropped(&self) -> u64 {
@@ -168,7 +248,7 @@ mod tests {
 
     #[test]
     fn push_interns_routes_and_drops_when_full() {
-        let inbox = Inbox::new(4 * 64);
+        let inbox = Inbox::new(64);
         let per = inbox.per_shard;
         let mut ok = 0;
         for i in 0..(per + 10) {
@@ -182,15 +262,15 @@ mod tests {
         // One thread, one shard: exactly `per` kept, the rest dropped and counted.
         assert_eq!(ok, per);
         assert_eq!(inbox.dropped(), 10);
-        let s = slot() & inbox.mask;
-        let d = inbox.drain(s, 0, Vec::new());
+        assert_eq!(inbox.shards(), 1);
+        let d = inbox.drain(0, 0, Vec::new()).unwrap();
         assert_eq!(d.samples.len(), per);
         assert_eq!(d.new_routes.len(), 2);
         assert_eq!(d.samples[1].route, 1);
         assert_eq!(d.samples[2].us, 2);
         // Drained: room again, and known routes are not repeated.
         assert!(inbox.push(&Method::GET, None, 500, u64::MAX));
-        let d = inbox.drain(s, 2, Vec::new());
+        let d = inbox.drain(0, 2, Vec::new()).unwrap();
         assert!(d.new_routes.is_empty());
         assert_eq!(
             d.samples,
@@ -200,5 +280,30 @@ mod tests {
                 us: u32::MAX
             }]
         );
+        assert!(inbox.drain(1, 0, Vec::new()).is_none());
+    }
+
+    #[test]
+    fn each_thread_has_its_own_shard_and_threads_alternating_inboxes_keep_theirs() {
+        let a = Inbox::new(1000);
+        let b = Inbox::new(1000);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    for i in 0..100u64 {
+                        // Switching inboxes on every push finds the thread's shard again.
+                        assert!(a.push(&Method::GET, None, 200, i));
+                        assert!(b.push(&Method::POST, None, 201, i));
+                    }
+                });
+            }
+        });
+        for inbox in [&a, &b] {
+            assert_eq!(inbox.shards(), 3);
+            let total: usize = (0..3)
+                .map(|i| inbox.drain(i, 0, Vec::new()).unwrap().samples.len())
+                .sum();
+            assert_eq!(total, 300);
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! Rolling windows: a live bucket kept equal to the merge of the last N finished seconds by adding
 //! each new second and subtracting the one that leaves (HDR subtraction is exact), so a window's
-//! percentiles are read without re-merging N histograms.
+//! percentiles are read without re-merging N histograms. Only the window the dashboard lists
+//! routes for keeps per-route histograms: the others (the alert rules' windows, the 10 s
+//! headline) are read for their totals and query times alone, and adding and subtracting every
+//! route's histogram there was a third of the collector's per-second work (issue 18).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,14 +14,18 @@ use super::histogram;
 pub struct Rolling {
     pub secs: u64,
     pub acc: LiveBucket,
+    /// Whether `acc.routes` is kept (else it stays empty).
+    routes: bool,
     members: VecDeque<Arc<Bucket>>,
 }
 
 impl Rolling {
-    pub fn new(secs: u64) -> Rolling {
+    /// A window of `secs` seconds; `routes`: keep per-route histograms too.
+    pub fn new(secs: u64, routes: bool) -> Rolling {
         Rolling {
             secs,
             acc: LiveBucket::new(0, secs as u32),
+            routes,
             members: VecDeque::new(),
         }
     }
@@ -26,14 +33,18 @@ impl Rolling {
     /// Adds the second just finished (`live` and its encoded form) and drops seconds that fell out.
     pub fn push(&mut self, live: &LiveBucket, finished: Arc<Bucket>) {
         let now = finished.start;
-        self.acc.absorb_live(live);
+        if self.routes {
+            self.acc.absorb_live(live);
+        } else {
+            self.acc.absorb_live_totals(live);
+        }
         self.members.push_back(finished);
         while let Some(old) = self.members.front() {
             if old.start + self.secs > now {
                 break;
             }
             let old = self.members.pop_front().expect("front exists");
-            if subtract(&mut self.acc, &old).is_err() {
+            if subtract(&mut self.acc, &old, self.routes).is_err() {
                 self.rebuild();
                 break;
             }
@@ -52,11 +63,14 @@ impl Rolling {
         for b in &self.members {
             let _ = acc.absorb(b);
         }
+        if !self.routes {
+            acc.routes.clear();
+        }
         self.acc = acc;
     }
 }
 
-fn subtract(acc: &mut LiveBucket, b: &Bucket) -> Result<(), histogram::HistError> {
+fn subtract(acc: &mut LiveBucket, b: &Bucket, routes: bool) -> Result<(), histogram::HistError> {
     let sub = |a: &mut histogram::Hist, bytes: &[u8]| -> Result<(), histogram::HistError> {
         if bytes.is_empty() {
             return Ok(());
@@ -67,7 +81,7 @@ fn subtract(acc: &mut LiveBucket, b: &Bucket) -> Result<(), histogram::HistError
     };
     sub(&mut acc.overall, &b.overall)?;
     acc.errors = acc.errors.saturating_sub(b.errors);
-    for r in &b.routes {
+    for r in b.routes.iter().filter(|_| routes) {
         if let Some(e) = acc.routes.get_mut(&r.key) {
             sub(&mut e.hist, &r.hist)?;
             e.errors = e.errors.saturating_sub(r.errors);
@@ -91,7 +105,8 @@ mod tests {
 
     #[test]
     fn rolling_window_equals_fresh_merge_of_its_seconds() {
-        let mut w = Rolling::new(10);
+        let mut w = Rolling::new(10, true);
+        let mut totals_only = Rolling::new(10, false);
         let mut all: Vec<Arc<Bucket>> = Vec::new();
         for s in 0..40u64 {
             let mut live = LiveBucket::new(1000 + s, 1);
@@ -105,6 +120,7 @@ mod tests {
             }
             let fin = Arc::new(live.finish());
             all.push(fin.clone());
+            totals_only.push(&live, fin.clone());
             w.push(&live, fin);
             let mut fresh = LiveBucket::new(0, 10);
             for b in all.iter().rev().take(10) {
@@ -117,6 +133,19 @@ mod tests {
             );
             assert_eq!(w.acc.errors, fresh.errors);
             assert_eq!(w.acc.routes.len(), fresh.routes.len());
+            for (k, r) in &fresh.routes {
+                assert_eq!(
+                    Latency::of(&w.acc.routes[k].hist),
+                    Latency::of(&r.hist),
+                    "{k}"
+                );
+            }
+            assert_eq!(
+                Latency::of(&totals_only.acc.overall),
+                Latency::of(&fresh.overall)
+            );
+            assert_eq!(totals_only.acc.errors, fresh.errors);
+            assert!(totals_only.acc.routes.is_empty());
         }
         assert_eq!(w.covered(), 10);
     }
