@@ -137,7 +137,8 @@ pub fn cmd_history(args: &HistoryArgs) -> Exit {
         branch: args.filter.branch.clone(),
         last: args.filter.last.map(|k| k as usize),
     };
-    let trend = select_trend(&records, &sel, args.metric);
+    let mut trend = select_trend(&records, &sel, args.metric);
+    trend.selection = format!("{}, {}", args.file.display(), trend.selection);
     if trend.metrics.iter().all(|m| m.points.is_empty()) {
         eprintln!(
             "{}: no recorded run matches ({}{}); {}",
@@ -150,11 +151,7 @@ pub fn cmd_history(args: &HistoryArgs) -> Exit {
         );
         return Exit::Invalid;
     }
-    print_stdout(&format!(
-        "{}: {}",
-        args.file.display(),
-        super::trend_markdown(&trend)
-    ));
+    print_stdout(&super::trend_markdown(&trend));
     Exit::Ok
 }
 
