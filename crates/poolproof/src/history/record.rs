@@ -42,25 +42,10 @@ pub fn prepare(
     comparison: Option<&Comparison>,
     cfg: &GateConfig,
 ) -> Pending {
-    let (kind, replicates, base) = match &gate {
-        Some(g) => (
-            RunKind::Gate,
-            report
-                .replicates
-                .iter()
-                .filter(|r| r.arm.as_deref() == Some(g.head_arm))
-                .map(|r| ReplicateSummary {
-                    arm: None,
-                    ..r.clone()
-                })
-                .collect(),
-            Some(g.base_label.to_owned()),
-        ),
-        None => (
-            RunKind::Validate,
-            report.replicates.clone(),
-            baseline.map(|b| b.display().to_string()),
-        ),
+    let replicates = recorded_replicates(&report.replicates, gate.as_ref());
+    let (kind, base) = match &gate {
+        Some(g) => (RunKind::Gate, Some(g.base_label.to_owned())),
+        None => (RunKind::Validate, baseline.map(|b| b.display().to_string())),
     };
     let provenance = Provenance::here();
     // Whole seconds in UTC: the history's `When` column, not a log timestamp.
@@ -106,6 +91,25 @@ pub fn prepare(
     }
 }
 
+/// The replicates a record keeps: a gate run's head arm, without its arm name (so they line up
+/// with `validate` runs of the scenario); every replicate of any other run.
+fn recorded_replicates(
+    reps: &[ReplicateSummary],
+    gate: Option<&GateSides<'_>>,
+) -> Vec<ReplicateSummary> {
+    match gate {
+        Some(g) => reps
+            .iter()
+            .filter(|r| r.arm.as_deref() == Some(g.head_arm))
+            .map(|r| ReplicateSummary {
+                arm: None,
+                ..r.clone()
+            })
+            .collect(),
+        None => reps.to_vec(),
+    }
+}
+
 impl Pending {
     /// Appends the record; a run that measured nothing is not recorded.
     pub fn append(self) -> Result<(), HistoryError> {
@@ -113,5 +117,38 @@ impl Pending {
             return Ok(());
         }
         append(&self.path, &self.record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gate_run_records_its_head_arm_as_a_plain_run() {
+        let rep = |arm: &str, index: u32, p95: f64| ReplicateSummary {
+            arm: Some(arm.to_owned()),
+            index,
+            latency_p95_ms: p95,
+            ..Default::default()
+        };
+        let reps = [
+            rep("base", 1, 10.0),
+            rep("head", 1, 12.0),
+            rep("head", 2, 13.0),
+            rep("base", 2, 11.0),
+        ];
+        let sides = GateSides {
+            head_arm: "head",
+            base_label: "main (abc)",
+        };
+        let got = recorded_replicates(&reps, Some(&sides));
+        let view: Vec<(Option<String>, u32, f64)> = got
+            .iter()
+            .map(|r| (r.arm.clone(), r.index, r.latency_p95_ms))
+            .collect();
+        assert_eq!(view, [(None, 1, 12.0), (None, 2, 13.0)]);
+        // Any other run keeps every replicate, arms and all.
+        assert_eq!(recorded_replicates(&reps, None), reps.to_vec());
     }
 }
