@@ -1,4 +1,4 @@
-//! The command line: `validate`, `check`, `schema`, `list`, `compare`, `baseline`, `gate`; turns every
+//! The command line: `validate`, `check`, `schema`, `list`, `compare`, `history`, `baseline`, `gate`; turns every
 //! outcome into an [`Exit`].
 
 use std::io::Write;
@@ -42,6 +42,10 @@ pub enum Command {
     /// the change with a bootstrap interval over replicates and a verdict; exit 1 on a
     /// regression, 4 when inconclusive.
     Compare(crate::compare::cli::CompareArgs),
+    /// Print the trend of every metric over the runs a history file recorded (`--history` of
+    /// validate and gate): per run its commit, value, interval and change against the run
+    /// before; exit 0 printed, 2 unreadable or corrupt file, or no run matches.
+    History(crate::history::cli::HistoryArgs),
     /// Manage baselines in `reports/baselines/`.
     Baseline(crate::compare::cli::BaselineArgs),
     /// Gate the work tree against a git revision: build both pooled-apps (the base in a git
@@ -102,6 +106,8 @@ pub struct ValidateArgs {
     pub baseline: Option<PathBuf>,
     #[command(flatten)]
     pub gate: crate::compare::cli::GateArgs,
+    #[command(flatten)]
+    pub record: crate::history::cli::RecordArgs,
     /// Split every scenario's load over this many generator shards (its `load.generators.count`).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub generators: Option<u32>,
@@ -154,6 +160,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::List(args) => cmd_list(&args),
         Command::Compare(args) => crate::compare::cli::cmd_compare(&args),
         Command::Baseline(args) => crate::compare::cli::cmd_baseline(&args),
+        Command::History(args) => crate::history::cli::cmd_history(&args),
         Command::Gate(args) => crate::gate::cmd_gate(&args),
         Command::Generate => cmd_generate(),
         Command::Generators(GeneratorsCommand::Render(args)) => cmd_render(&args),
@@ -254,11 +261,15 @@ pub fn run_scenarios(scenarios: Vec<LoadedScenario>, args: &ValidateArgs) -> Exi
             return Exit::Invalid;
         }
     }
+    if let Err(exit) = args.record.check() {
+        return exit;
+    }
     let opts = crate::run::RunOptions {
         reports_dir: args.reports_dir.clone(),
         baseline: args.baseline.clone(),
         gate: args.gate.config(),
         arm_pair: None,
+        history: args.record.history.clone(),
     };
     crate::run::run_scenarios(scenarios, &opts)
 }

@@ -14,8 +14,8 @@
 //! 4. everything measured lands in [`observe::Observations`];
 //! 5. [`sla`] turns observations into verdicts (with [`stats`] for intervals);
 //! 6. [`report`] writes report.json, report.md, junit.xml and report.html;
-//! 7. [`compare`] gates a run against a baseline, and [`exit`] maps every outcome to the
-//!    process exit code.
+//! 7. [`compare`] gates a run against a baseline, [`history`] records its summary for the
+//!    trend, and [`exit`] maps every outcome to the process exit code.
 //!
 //! Around them: [`cli`] is the command line, [`progress`] the live status line,
 //! [`interrupt`] Ctrl-C, [`teardown`] the last-resort cleanup, [`redact`] keeps secrets out
@@ -28,6 +28,7 @@ pub mod exit;
 pub mod faults;
 pub mod gate;
 pub mod generators;
+pub mod history;
 pub mod interrupt;
 pub mod load;
 pub mod observe;

@@ -70,13 +70,18 @@ impl GateArgs {
     }
 }
 
-/// `poolproof compare BASE NEW`.
+/// `poolproof compare BASE NEW`, or `poolproof compare --baseline-history FILE NEW`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
-    /// The reference: a baseline file, a report.json, or a run directory.
-    pub base: PathBuf,
+    /// The reference: a baseline file, a report.json, or a run directory. Omitted with
+    /// --baseline-history (then the one path given is NEW).
+    #[arg(value_name = "BASE")]
+    pub base: Option<PathBuf>,
     /// The candidate: a baseline file, a report.json, or a run directory.
-    pub new: PathBuf,
+    #[arg(value_name = "NEW")]
+    pub new: Option<PathBuf>,
+    #[command(flatten)]
+    pub history: crate::history::cli::HistoryBaselineArgs,
     #[command(flatten)]
     pub gate: GateArgs,
     /// Also write the comparison as JSON to this file.
@@ -109,15 +114,50 @@ fn print_stdout(s: &str) {
     let _ = out.write_all(s.as_bytes()).and_then(|_| out.flush());
 }
 
-/// `poolproof compare BASE NEW`: exit 0 pass, 1 regression, 2 unreadable input, 4 inconclusive.
+/// `poolproof compare BASE NEW` (or `--baseline-history FILE NEW`): exit 0 pass,
+/// 1 regression, 2 unreadable input or usage, 4 inconclusive.
 pub fn cmd_compare(args: &CompareArgs) -> Exit {
     let load = |p: &Path| {
         load_figures(p).map_err(|e| {
             eprintln!("{e}");
         })
     };
-    let (Ok(base), Ok(new)) = (load(&args.base), load(&args.new)) else {
-        return Exit::Invalid;
+    let hist = &args.history;
+    let (base, new) = match (&hist.baseline_history, &args.base, &args.new) {
+        (None, Some(b), Some(n)) => {
+            if hist.filter.branch.is_some() || hist.filter.last.is_some() {
+                eprintln!(
+                    "compare: --branch and --last choose runs of --baseline-history; they need it"
+                );
+                return Exit::Invalid;
+            }
+            let (Ok(base), Ok(new)) = (load(b), load(n)) else {
+                return Exit::Invalid;
+            };
+            (base, new)
+        }
+        (Some(h), Some(n), None) => {
+            let Ok(new) = load(n) else {
+                return Exit::Invalid;
+            };
+            match crate::history::cli::history_baseline(h, &hist.filter, &new) {
+                Ok(base) => (base, new),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Exit::Invalid;
+                }
+            }
+        }
+        (Some(_), Some(_), Some(_)) => {
+            eprintln!(
+                "compare: with --baseline-history, give only NEW (BASE comes from the history)"
+            );
+            return Exit::Invalid;
+        }
+        _ => {
+            eprintln!("compare: expected BASE NEW, or --baseline-history FILE NEW");
+            return Exit::Invalid;
+        }
     };
     let c = compare(&base, &new, &args.gate.config());
     print_comparison(&c);

@@ -8,7 +8,8 @@ use super::noise::NoiseSummary;
 use super::verdict::{GateVerdict, MetricComparison};
 use crate::sla::sig3;
 
-fn signed_pct(x: f64) -> String {
+/// A relative change as a signed percentage with three significant digits (`+3.1 %`, `−12 %`).
+pub fn signed_pct(x: f64) -> String {
     if x.is_infinite() {
         if x > 0.0 {
             "+∞".into()
@@ -106,7 +107,11 @@ pub fn comparison_cells(c: &Comparison) -> Vec<RowCells> {
         .collect()
 }
 
-/// The comparison table plus warnings, outcome and noise, as a markdown section.
+/// The comparison as a markdown section that fits a GitHub pull-request comment (comparison.md,
+/// report.md, stdout, the step summary): outcome first, then one row per metric with
+/// base → new, change, interval and verdict; the per-side spread, tolerances, method and the
+/// host-noise self-check are folded into a `<details>` block, which GitHub renders collapsed.
+/// Warnings (different hosts, unpaired replicates) stay visible: they qualify the verdicts.
 pub fn comparison_markdown(c: &Comparison) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -115,21 +120,13 @@ pub fn comparison_markdown(c: &Comparison) -> String {
         c.scenario,
         c.outcome.as_str()
     );
-    let _ = writeln!(s, "BASE `{}` · NEW `{}`  ", c.base, c.new);
-    let pairing = match c.design {
-        super::comparison::Design::Independent => "over replicates",
-        super::comparison::Design::Paired => {
-            "over replicates, BASE and NEW measured in pairs side by side (interval from the per-pair changes)"
-        }
-    };
     let _ = writeln!(
         s,
-        "Change = NEW mean / BASE mean − 1 {pairing}; {:.0} % t-calibrated percentile bootstrap interval ({} resamples, seed {:#x}); tolerance {:.0} % unless noted.\n",
-        c.confidence * 100.0,
-        c.resamples,
-        c.seed,
-        c.tolerance * 100.0
+        "**Outcome: {}** — {}\n",
+        c.outcome.as_str(),
+        c.outcome_reason
     );
+    let _ = writeln!(s, "BASE `{}` → NEW `{}`\n", c.base, c.new);
     for w in &c.warnings {
         let _ = writeln!(s, "> **Warning:** {w}  ");
     }
@@ -138,35 +135,70 @@ pub fn comparison_markdown(c: &Comparison) -> String {
     }
     let _ = writeln!(
         s,
-        "| GateMetric | Base | New | Change | {:.0} % interval | Tolerance | GateVerdict |",
+        "| Metric | Base → New | Change | {:.0} % interval | Verdict |",
         c.confidence * 100.0
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    for row in comparison_cells(c) {
-        let [name, base, new, change, interval, tol, _] = &row.cells;
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for (r, row) in c.rows.iter().zip(comparison_cells(c)) {
+        let [name, _, _, change, interval, _, _] = &row.cells;
         let _ = writeln!(
             s,
-            "| {name} | {base} | {new} | {change} | {interval} | {tol} | {} |",
+            "| {name} | {} → {} | {change} | {interval} | {} |",
+            r.metric.format(r.base.mean),
+            r.metric.format(r.new.mean),
             verdict_cell(row.verdict)
         );
     }
-    let _ = writeln!(
-        s,
-        "\n**Outcome: {}** — {}\n",
-        c.outcome.as_str(),
-        c.outcome_reason
-    );
     let notes: Vec<&MetricComparison> = c
         .rows
         .iter()
         .filter(|r| r.verdict != GateVerdict::Unchanged)
         .collect();
-    for r in notes {
-        let _ = writeln!(s, "- `{}`: {}", r.metric, r.reason);
+    if !notes.is_empty() {
+        s.push('\n');
     }
-    let _ = writeln!(s, "\n### Host noise\n");
+    for r in notes {
+        let name = match &r.arm {
+            Some(a) => format!("{a} / {}", r.metric),
+            None => r.metric.name().to_string(),
+        };
+        let _ = writeln!(s, "- `{name}`: {}", r.reason);
+    }
+    let saturated = c.base_noise.is_saturated() || c.new_noise.is_saturated();
+    let _ = writeln!(
+        s,
+        "\n<details><summary>Host noise, spread and method{}</summary>\n",
+        if saturated {
+            " (load generator saturated)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(s, "### Host noise\n");
     s.push_str(&noise_line("BASE", &c.base_noise));
     s.push_str(&noise_line("NEW", &c.new_noise));
+    let _ = writeln!(
+        s,
+        "\n| Metric | Base (spread, n) | New (spread, n) | Tolerance |\n|---|---|---|---|"
+    );
+    for row in comparison_cells(c) {
+        let [name, base, new, _, _, tol, _] = &row.cells;
+        let _ = writeln!(s, "| {name} | {base} | {new} | {tol} |");
+    }
+    let pairing = match c.design {
+        super::comparison::Design::Independent => "over replicates",
+        super::comparison::Design::Paired => {
+            "over replicates, BASE and NEW measured in pairs side by side (interval from the per-pair changes)"
+        }
+    };
+    let _ = writeln!(
+        s,
+        "\nChange = NEW mean / BASE mean − 1 {pairing}; {:.0} % t-calibrated percentile bootstrap interval ({} resamples, seed {:#x}); tolerance {:.0} % unless noted. A metric regresses only when its whole interval is worse than the tolerance.\n\n</details>",
+        c.confidence * 100.0,
+        c.resamples,
+        c.seed,
+        c.tolerance * 100.0
+    );
     s
 }
 
@@ -227,7 +259,7 @@ pub fn noise_markdown(n: &NoiseSummary) -> String {
     let mut s = String::from("## Host noise (replicate spread)\n\n");
     s.push_str(&noise_line("This run", n));
     if !n.cv.is_empty() {
-        s.push_str("\n| Arm | GateMetric | Replicate spread (cv) |\n|---|---|---|\n");
+        s.push_str("\n| Arm | Metric | Replicate spread (cv) |\n|---|---|---|\n");
         for (arm, per) in &n.cv {
             for (m, cv) in per {
                 let arm = if arm.is_empty() { "-" } else { arm.as_str() };

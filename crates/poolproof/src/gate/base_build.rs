@@ -133,6 +133,13 @@ impl Repo {
         }
     }
 
+    /// The branch HEAD is on; `None` when HEAD is detached (CI checkouts of a pull request).
+    pub fn branch(&self) -> Option<String> {
+        git(&self.root, &["symbolic-ref", "--short", "-q", "HEAD"])
+            .ok()
+            .filter(|b| !b.is_empty())
+    }
+
     /// Whether the work tree matches HEAD exactly (no change, no untracked file).
     pub fn is_clean(&self) -> Result<bool, BuildError> {
         Ok(git(&self.root, &["status", "--porcelain"])?.is_empty())

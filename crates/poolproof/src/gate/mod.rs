@@ -38,6 +38,8 @@ pub struct GateCommandArgs {
     pub reports_dir: PathBuf,
     #[command(flatten)]
     pub gate: crate::compare::cli::GateArgs,
+    #[command(flatten)]
+    pub record: crate::history::cli::RecordArgs,
     /// The scenario to run (single-arm, pooled-app, local services).
     pub scenario: PathBuf,
 }
@@ -78,6 +80,9 @@ pub fn cmd_gate(args: &GateCommandArgs) -> Exit {
         eprintln!("{}: {why}", path.display());
         return Exit::Invalid;
     }
+    if let Err(exit) = args.record.check() {
+        return exit;
+    }
     let (base, head) = match build_sides(&args.base, sc.app.binary.clone()) {
         Ok(sides) => sides,
         Err(e) => {
@@ -111,6 +116,7 @@ pub fn cmd_gate(args: &GateCommandArgs) -> Exit {
             new_arm: HEAD_ARM.to_owned(),
             new_label: head.label,
         }),
+        history: args.record.history.clone(),
     };
     let loaded = LoadedScenario {
         path: path.clone(),

@@ -305,6 +305,10 @@ pub struct RunReport {
     /// report.html. Not in report.json: the run directory's comparison.json carries it.
     #[serde(skip)]
     pub comparison: Option<crate::compare::Comparison>,
+    /// `--history FILE`: the scenario's trend over the recorded runs (this one last), drawn in
+    /// report.html. Not in report.json: the history file carries it.
+    #[serde(skip)]
+    pub history: Option<crate::history::trend::Trend>,
 }
 
 fn load_summaries(obs: &Observations) -> (Summary, Vec<RouteSummary>) {
@@ -495,6 +499,7 @@ impl RunReport {
             generator: obs.generator.as_ref().map(GeneratorReport::of),
             generators: obs.shards.clone(),
             comparison: None,
+            history: None,
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub gate: crate::compare::GateConfig,
     /// `poolproof gate`: after the run, compare these two arms of it pair by pair.
     pub arm_pair: Option<PairedArms>,
+    /// `--history FILE`: append the run's summary to this history file (crate::history).
+    pub history: Option<PathBuf>,
 }
 
 /// Two arms of one run that `poolproof gate` compares: BASE and NEW, with the labels the

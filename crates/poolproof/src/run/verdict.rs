@@ -79,6 +79,24 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
     if let Some(Ok(c)) = &gated {
         report.comparison = Some(c.clone());
     }
+    let history = match (&opts.history, m.interrupted) {
+        (Some(path), false) => Some(crate::history::record::prepare(
+            path,
+            &report,
+            &m.run_dir,
+            opts.arm_pair
+                .as_ref()
+                .map(|p| crate::history::record::GateSides {
+                    head_arm: &p.new_arm,
+                    base_label: &p.base_label,
+                }),
+            opts.baseline.as_deref(),
+            report.comparison.as_ref(),
+            &opts.gate,
+        )),
+        _ => None,
+    };
+    report.history = history.as_ref().and_then(|h| h.trend.clone());
     let summary = table(
         &scenario.name,
         &m.run_dir.display().to_string(),
@@ -108,6 +126,14 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
     } else {
         // Only inconclusive SLAs: the interval straddles a bar, no verdict either way.
         Exit::Inconclusive
+    };
+    // Recorded after the reports, so a record always has its run directory.
+    let exit = match history.map(crate::history::record::Pending::append) {
+        Some(Err(e)) => {
+            eprintln!("{}: infrastructure failure: {e}", loaded.path.display());
+            exit.worst(Exit::Infrastructure)
+        }
+        _ => exit,
     };
     print!("{summary}");
     for b in &behind {

@@ -7,6 +7,7 @@ mod concurrent_arms;
 mod faults_services;
 mod gate_git;
 mod generators;
+mod history;
 mod html_report;
 mod invalid_scenarios;
 mod load_generator;

@@ -62,6 +62,10 @@ pub struct Chart {
     pub bands: Vec<Band>,
     pub marks: Vec<Mark>,
     pub hlines: Vec<HLine>,
+    /// Written after each x tick: `s` (seconds from the start of load) by default.
+    pub x_suffix: &'static str,
+    /// Smallest step between x ticks (1 for run numbers, which have no halves).
+    pub x_min_step: f64,
 }
 
 const LEFT: f64 = 62.0;
@@ -83,6 +87,8 @@ impl Chart {
             bands: Vec::new(),
             marks: Vec::new(),
             hlines: Vec::new(),
+            x_suffix: "s",
+            x_min_step: 0.0,
         }
     }
 
@@ -232,18 +238,19 @@ impl Chart {
             TOP + ph / 2.0,
             escape(&self.unit)
         );
-        // x ticks (seconds from the start of load).
-        let step = nice_step((x1 - x0) / 8.0);
+        // x ticks (seconds from the start of load, unless `x_suffix` says otherwise).
+        let step = nice_step((x1 - x0) / 8.0).max(self.x_min_step);
         let mut t = (x0 / step).ceil() * step;
         while t <= x1 + 1e-9 {
             let x = sx(t);
             let _ = write!(
                 s,
-                r##"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" stroke="#999"/><text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}s</text>"##,
+                r##"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" stroke="#999"/><text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}{}</text>"##,
                 TOP + ph,
                 TOP + ph + 4.0,
                 TOP + ph + 16.0,
-                fmt_num(t)
+                fmt_num(t),
+                self.x_suffix
             );
             t += step;
         }

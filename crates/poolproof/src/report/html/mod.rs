@@ -1,11 +1,13 @@
 //! The self-contained HTML report (`report.html`): verdicts, figures, faults and alerts as
 //! tables, and inline SVG charts drawn in Rust — percentiles over time with fault bands and
 //! alert marks, throughput, errors, pool utilization, health score; for A/B runs the arms
-//! side by side on shared axes. No JavaScript, no external resources.
+//! side by side on shared axes; with `--history`, the scenario's trend over recorded runs. No
+//! JavaScript, no external resources.
 
 mod cells;
 pub mod chart;
 mod gate;
+mod history;
 mod replicates_chart;
 
 use std::collections::BTreeMap;
@@ -84,6 +86,7 @@ pub fn page(r: &RunReport) -> String {
     }
     faults_and_alerts(&mut h, r);
     gate::sections(&mut h, r);
+    history::section(&mut h, r.history.as_ref());
     if !r.notes.is_empty() {
         h.push_str("<section><h2>Notes</h2><ul>");
         for n in &r.notes {
