@@ -1,5 +1,8 @@
-//! Noise self-check: how noisy the host was (replicate spread per metric) and whether the
-//! load generator itself was CPU-bound (measured by [`crate::app::meter::CpuMeter`]).
+//! Noise self-check: how noisy the host was (replicate spread per metric), whether the
+//! load generator itself was CPU-bound (measured by [`crate::app::meter::CpuMeter`]), and
+//! whether the host's CPUs were contended (PSI) or the generator fell behind its schedule
+//! beyond the calibrated limits (`GateConfig::max_host_cpu_pressure`,
+//! `max_generator_late_share`): either makes the comparison inconclusive, never a verdict.
 //!
 //! Saturation rule: the load generator is saturated in a replicate when the poolproof
 //! process kept ≥ 0.9 cores busy on average during the measured phase (CPU time / wall time).
@@ -49,14 +52,58 @@ pub struct NoiseSummary {
     /// Replicates where the load generator was saturated.
     pub saturated: Vec<ReplicateId>,
     /// Highest host CPU pressure over the replicates (share of time some task waited for a
-    /// CPU; reported, not gated).
+    /// CPU).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_cpu_pressure_max: Option<f64>,
+    /// Replicates whose host CPU pressure exceeded the limit, with their pressure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pressured: Vec<Exceeded>,
+    /// Highest share of late starts of the load generator over the replicates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator_late_share_max: Option<f64>,
+    /// Replicates whose load generator lagged its schedule beyond the limit, with the share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lagging: Vec<Exceeded>,
+}
+
+/// A replicate whose noise figure went over its limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exceeded {
+    pub replicate: ReplicateId,
+    pub value: f64,
+    pub limit: f64,
 }
 
 impl NoiseSummary {
     pub fn is_saturated(&self) -> bool {
         !self.saturated.is_empty()
+    }
+
+    /// Why this side's figures are too noisy to judge (host CPU pressure or generator lag over
+    /// their limits), one phrase per replicate, naming the side as `side` (`base`, `NEW`).
+    pub fn noise_reasons(&self, side: &str) -> Vec<String> {
+        let id = |r: &ReplicateId| match &r.arm {
+            // Paired gates strip the arm; the side names it.
+            Some(a) => format!("{side} {a} #{}", r.index),
+            None => format!("{side} #{}", r.index),
+        };
+        let pressure = self.pressured.iter().map(|e| {
+            format!(
+                "host CPU pressure {:.2} > {:.2} in {}",
+                e.value,
+                e.limit,
+                id(&e.replicate)
+            )
+        });
+        let lag = self.lagging.iter().map(|e| {
+            format!(
+                "load generator late on {:.1} % of its starts > {:.1} % in {}",
+                e.value * 100.0,
+                e.limit * 100.0,
+                id(&e.replicate)
+            )
+        });
+        pressure.chain(lag).collect()
     }
 }
 
@@ -112,7 +159,39 @@ pub fn noise_summary(reps: &[ReplicateSummary], cfg: &GateConfig) -> NoiseSummar
             index: r.index,
         })
         .collect();
+    let id = |r: &ReplicateSummary| ReplicateId {
+        arm: r.arm.clone(),
+        index: r.index,
+    };
+    let pressured = reps
+        .iter()
+        .filter_map(|r| {
+            let p = r.load_generator?.host_cpu_pressure?;
+            (p > cfg.max_host_cpu_pressure).then(|| Exceeded {
+                replicate: id(r),
+                value: p,
+                limit: cfg.max_host_cpu_pressure,
+            })
+        })
+        .collect();
+    let lagging = reps
+        .iter()
+        .filter_map(|r| {
+            let share = r.generator_late_share?;
+            (share > cfg.max_generator_late_share).then(|| Exceeded {
+                replicate: id(r),
+                value: share,
+                limit: cfg.max_generator_late_share,
+            })
+        })
+        .collect();
     NoiseSummary {
+        pressured,
+        lagging,
+        generator_late_share_max: reps
+            .iter()
+            .filter_map(|r| r.generator_late_share)
+            .reduce(f64::max),
         replicates: reps.len(),
         cv,
         too_wide,

@@ -196,4 +196,32 @@ impl LoadPlan {
     pub fn route_names(&self) -> Vec<String> {
         self.transactions.iter().map(|t| t.name.clone()).collect()
     }
+
+    /// The most requests (of transaction `route`, or of all) this plan can complete within
+    /// measured load, whatever the server does: every start scheduled in `[0, duration)` plus
+    /// one request in flight per user when measured load began (requests count by completion
+    /// time). `None` for a closed model without a rate limit, whose total depends on the
+    /// server's speed, and for an unknown route. The closed model's paced slots do not say
+    /// which transaction a user runs, so a route's bound there is the whole plan's.
+    pub fn max_measured_requests(&self, route: Option<&str>) -> Option<u64> {
+        let index = match route {
+            Some(r) => Some(self.transactions.iter().position(|t| t.name == r)?),
+            None => None,
+        };
+        let in_flight = self.users as u64;
+        if let Some(open) = &self.open {
+            let weights: Vec<usize> = self.transactions.iter().map(|t| t.weight).collect();
+            let mut schedule = super::Schedule::new(&open.segments, &weights);
+            if let Some(s) = self.shard {
+                schedule = schedule.sharded(s.index, s.count);
+            }
+            return Some(
+                schedule.starts_within(0.0, self.duration.as_secs_f64(), index) + in_flight,
+            );
+        }
+        let rate = self.rate_limit?;
+        // Paced slots are 1/rate apart from the first claim on: at most ⌊D·rate⌋ + 1 in D.
+        let slots = (self.duration.as_secs_f64() * rate).floor() as u64 + 1;
+        Some(slots + in_flight)
+    }
 }

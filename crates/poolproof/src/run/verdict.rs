@@ -41,7 +41,10 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         arm_names: &arm_names,
         transactions: &scenario.load.transactions,
     };
-    let results = sla::evaluate_all(&scenario.slas, input);
+    let mut results = sla::evaluate_all(&scenario.slas, input);
+    if let Some(stop) = &m.early_stop {
+        sla::apply_early_stop(&mut results, stop);
+    }
     let behind = generator_behind(m);
     let mut notes = sampler_notes(&main.obs);
     notes.extend(behind.iter().cloned());
@@ -61,6 +64,7 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         notes,
     });
     report.replicates = replicate_summaries(scenario, m);
+    report.early_stop = m.early_stop.clone();
     report.app_cpu = m
         .runs
         .iter()
@@ -110,6 +114,9 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         Exit::Inconclusive
     };
     print!("{summary}");
+    if let Some(stop) = &m.early_stop {
+        println!("  STOPPED EARLY: {}", stop.summary());
+    }
     for b in &behind {
         println!("  INCONCLUSIVE: {b}");
     }
