@@ -230,7 +230,7 @@ fn gate_arms(
 /// late tolerance) before its own lag, not the server, shapes the figures. On this 2-core
 /// host with two builds beside it, 2.2 % of a 665 req/s ramp's starts were 10-30 ms late
 /// (p99 13 ms): a lag that moves p99 by a few ms, not the verdict; 5 % is where it starts to.
-const GENERATOR_LATE_LIMIT: f64 = 0.05;
+const GENERATOR_LATE_LIMIT: f64 = crate::compare::verdict::MAX_GENERATOR_LATE_SHARE;
 
 /// Why the load generator did not keep its schedule, one line per run that fell behind
 /// (CPU-saturated, or its timers behind its own clock); empty when it kept it.
