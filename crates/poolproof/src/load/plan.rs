@@ -198,10 +198,16 @@ impl LoadPlan {
     }
 
     /// The most requests (of transaction `route`, or of all) this plan can complete within
-    /// measured load, whatever the server does: every start scheduled in `[0, duration)` plus
-    /// one request in flight per user when measured load began (requests count by completion
-    /// time). `None` for a closed model without a rate limit, whose total depends on the
-    /// server's speed, and for an unknown route. The closed model's paced slots do not say
+    /// measured load, whatever the server does (requests count by completion time): one per
+    /// user in flight when measured load began, plus what is sent after that. `None` for a
+    /// closed model without a rate limit, whose total depends on the server's speed, and for
+    /// an unknown route.
+    ///
+    /// Open model: a start a user takes late may be one scheduled before measured load, but
+    /// never one older than the drop horizon (the request timeout): every start scheduled in
+    /// `[-request_timeout, duration)` is counted, per route. Closed model with a rate limit:
+    /// paced slots lie 1/rate apart, and a user that claims late takes one old slot and skips
+    /// the rest, so at most ⌊(duration + late tolerance) · rate⌋ + 2; its slots do not say
     /// which transaction a user runs, so a route's bound there is the whole plan's.
     pub fn max_measured_requests(&self, route: Option<&str>) -> Option<u64> {
         let index = match route {
@@ -209,19 +215,18 @@ impl LoadPlan {
             None => None,
         };
         let in_flight = self.users as u64;
+        let duration = self.duration.as_secs_f64();
         if let Some(open) = &self.open {
             let weights: Vec<usize> = self.transactions.iter().map(|t| t.weight).collect();
             let mut schedule = super::Schedule::new(&open.segments, &weights);
             if let Some(s) = self.shard {
                 schedule = schedule.sharded(s.index, s.count);
             }
-            return Some(
-                schedule.starts_within(0.0, self.duration.as_secs_f64(), index) + in_flight,
-            );
+            let horizon = -self.request_timeout.as_secs_f64();
+            return Some(schedule.starts_within(horizon, duration, index) + in_flight);
         }
         let rate = self.rate_limit?;
-        // Paced slots are 1/rate apart from the first claim on: at most ⌊D·rate⌋ + 1 in D.
-        let slots = (self.duration.as_secs_f64() * rate).floor() as u64 + 1;
-        Some(slots + in_flight)
+        let span = duration + super::LATE_TOLERANCE.as_secs_f64();
+        Some((span * rate).floor() as u64 + 2 + in_flight)
     }
 }

@@ -190,6 +190,31 @@ mod tests {
         }
     }
 
+    /// The count abort_on_fail's bound rests on: by bisection and whole route cycles, equal
+    /// to walking every slot.
+    #[test]
+    fn starts_within_counts_every_slot_of_the_span_and_route() {
+        let whole = Schedule::new(
+            &[seg(-2.0, 0.0, 0.0, 50.0), seg(0.0, 7.0, 50.0, 120.0)],
+            &[3, 1, 2],
+        );
+        for s in [whole.clone(), whole.sharded(1, 3)] {
+            let walk = |from: f64, to: f64, r: Option<usize>| {
+                (0..s.total())
+                    .filter(|&i| {
+                        let t = s.time(i).unwrap_or(f64::NAN);
+                        t >= from && t < to && r.is_none_or(|r| s.route(i) == r)
+                    })
+                    .count() as u64
+            };
+            for (from, to) in [(0.0, 7.0), (-1.5, 7.0), (-10.0, 3.3), (2.0, 2.0), (5.0, 1.0)] {
+                for r in [None, Some(0), Some(1), Some(2)] {
+                    assert_eq!(s.starts_within(from, to, r), walk(from, to, r), "[{from}, {to}) {r:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_constant_rate_spaces_slots_evenly() {
         let s = Schedule::new(&[seg(-1.0, 2.0, 100.0, 100.0)], &[1]);
