@@ -80,30 +80,39 @@ impl NoiseSummary {
     }
 
     /// Why this side's figures are too noisy to judge (host CPU pressure or generator lag over
-    /// their limits), one phrase per replicate, naming the side as `side` (`base`, `NEW`).
+    /// their limits), one phrase per kind naming each replicate, the side as `side`:
+    /// `host CPU pressure 0.62 > 0.40 in NEW #2`, or with several replicates
+    /// `host CPU pressure over 0.40 in BASE #1 (0.97), #3 (0.99)`.
     pub fn noise_reasons(&self, side: &str) -> Vec<String> {
         let id = |r: &ReplicateId| match &r.arm {
             // Paired gates strip the arm; the side names it.
-            Some(a) => format!("{side} {a} #{}", r.index),
-            None => format!("{side} #{}", r.index),
+            Some(a) => format!("{a} #{}", r.index),
+            None => format!("#{}", r.index),
         };
-        let pressure = self.pressured.iter().map(|e| {
-            format!(
-                "host CPU pressure {:.2} > {:.2} in {}",
-                e.value,
-                e.limit,
-                id(&e.replicate)
-            )
+        let phrase = |what: &str, list: &[Exceeded], show: &dyn Fn(f64) -> String| {
+            match list {
+                [] => None,
+                [one] => Some(format!(
+                    "{what} {} > {} in {side} {}",
+                    show(one.value),
+                    show(one.limit),
+                    id(&one.replicate)
+                )),
+                [first, ..] => Some(format!(
+                    "{what} over {} in {side} {}",
+                    show(first.limit),
+                    list.iter()
+                        .map(|e| format!("{} ({})", id(&e.replicate), show(e.value)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+        };
+        let pressure = phrase("host CPU pressure", &self.pressured, &|v| format!("{v:.2}"));
+        let lag = phrase("load generator late starts", &self.lagging, &|v| {
+            format!("{:.1} %", v * 100.0)
         });
-        let lag = self.lagging.iter().map(|e| {
-            format!(
-                "load generator late on {:.1} % of its starts > {:.1} % in {}",
-                e.value * 100.0,
-                e.limit * 100.0,
-                id(&e.replicate)
-            )
-        });
-        pressure.chain(lag).collect()
+        pressure.into_iter().chain(lag).collect()
     }
 }
 
@@ -202,5 +211,53 @@ pub fn noise_summary(reps: &[ReplicateSummary], cfg: &GateConfig) -> NoiseSummar
             .iter()
             .filter_map(|(_, c)| c.host_cpu_pressure)
             .reduce(f64::max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rep(index: u32, pressure: Option<f64>, late: Option<f64>) -> ReplicateSummary {
+        ReplicateSummary {
+            index,
+            latency_p95_ms: 5.0,
+            load_generator: Some(CpuUsage {
+                cpu_seconds: 0.5,
+                wall_seconds: 10.0,
+                cores: 2,
+                host_cpu_pressure: pressure,
+            }),
+            generator_late_share: late,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn replicates_over_a_noise_limit_are_named_with_their_figure() {
+        let cfg = GateConfig::default();
+        let reps = [
+            rep(1, Some(0.97), Some(0.002)),
+            rep(2, Some(0.05), Some(0.12)),
+            rep(3, Some(0.99), None),
+            // At the limit is not over it; no PSI on this kernel is no evidence either way.
+            rep(4, Some(cfg.max_host_cpu_pressure), Some(cfg.max_generator_late_share)),
+            rep(5, None, Some(0.0)),
+        ];
+        let n = noise_summary(&reps, &cfg);
+        let ids = |v: &[Exceeded]| v.iter().map(|e| e.replicate.index).collect::<Vec<_>>();
+        assert_eq!(ids(&n.pressured), [1, 3]);
+        assert_eq!(ids(&n.lagging), [2]);
+        assert_eq!(n.generator_late_share_max, Some(0.12));
+        assert_eq!(
+            n.noise_reasons("BASE"),
+            [
+                "host CPU pressure over 0.40 in BASE #1 (0.97), #3 (0.99)",
+                "load generator late starts 12.0 % > 5.0 % in BASE #2",
+            ]
+        );
+        // A quiet side has nothing to say.
+        let quiet = noise_summary(&[rep(1, Some(0.04), Some(0.0))], &cfg);
+        assert!(quiet.noise_reasons("NEW").is_empty());
     }
 }
