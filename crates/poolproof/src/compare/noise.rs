@@ -89,24 +89,22 @@ impl NoiseSummary {
             Some(a) => format!("{a} #{}", r.index),
             None => format!("#{}", r.index),
         };
-        let phrase = |what: &str, list: &[Exceeded], show: &dyn Fn(f64) -> String| {
-            match list {
-                [] => None,
-                [one] => Some(format!(
-                    "{what} {} > {} in {side} {}",
-                    show(one.value),
-                    show(one.limit),
-                    id(&one.replicate)
-                )),
-                [first, ..] => Some(format!(
-                    "{what} over {} in {side} {}",
-                    show(first.limit),
-                    list.iter()
-                        .map(|e| format!("{} ({})", id(&e.replicate), show(e.value)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            }
+        let phrase = |what: &str, list: &[Exceeded], show: &dyn Fn(f64) -> String| match list {
+            [] => None,
+            [one] => Some(format!(
+                "{what} {} > {} in {side} {}",
+                show(one.value),
+                show(one.limit),
+                id(&one.replicate)
+            )),
+            [first, ..] => Some(format!(
+                "{what} over {} in {side} {}",
+                show(first.limit),
+                list.iter()
+                    .map(|e| format!("{} ({})", id(&e.replicate), show(e.value)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         };
         let pressure = phrase("host CPU pressure", &self.pressured, &|v| format!("{v:.2}"));
         let lag = phrase("load generator late starts", &self.lagging, &|v| {
@@ -241,7 +239,11 @@ mod tests {
             rep(2, Some(0.05), Some(0.12)),
             rep(3, Some(0.99), None),
             // At the limit is not over it; no PSI on this kernel is no evidence either way.
-            rep(4, Some(cfg.max_host_cpu_pressure), Some(cfg.max_generator_late_share)),
+            rep(
+                4,
+                Some(cfg.max_host_cpu_pressure),
+                Some(cfg.max_generator_late_share),
+            ),
             rep(5, None, Some(0.0)),
         ];
         let n = noise_summary(&reps, &cfg);

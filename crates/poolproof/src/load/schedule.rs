@@ -207,9 +207,19 @@ mod tests {
                     })
                     .count() as u64
             };
-            for (from, to) in [(0.0, 7.0), (-1.5, 7.0), (-10.0, 3.3), (2.0, 2.0), (5.0, 1.0)] {
+            for (from, to) in [
+                (0.0, 7.0),
+                (-1.5, 7.0),
+                (-10.0, 3.3),
+                (2.0, 2.0),
+                (5.0, 1.0),
+            ] {
                 for r in [None, Some(0), Some(1), Some(2)] {
-                    assert_eq!(s.starts_within(from, to, r), walk(from, to, r), "[{from}, {to}) {r:?}");
+                    assert_eq!(
+                        s.starts_within(from, to, r),
+                        walk(from, to, r),
+                        "[{from}, {to}) {r:?}"
+                    );
                 }
             }
         }

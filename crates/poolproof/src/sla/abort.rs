@@ -312,15 +312,24 @@ mod tests {
     fn only_buckets_wholly_beyond_the_threshold_count_as_slow() {
         let mut h = LatencyHistogram::new();
         h.record(Duration::from_micros(50_000)); // at the threshold: not over it
-        h.record(Duration::from_micros(50_020)); // within the threshold's bucket resolution
         h.record(Duration::from_micros(51_000));
         h.record(Duration::from_micros(200_000));
+        assert_eq!(slower_than(&h, 50_000, false), 2);
+        // `<`: reaching the threshold already fails, but only a bucket starting at or above
+        // it is sure to read at or above it (50,000 µs lies in the bucket from 49,984).
+        let aligned = h.inner().lowest_equivalent(50_000) >= 50_000;
+        assert_eq!(slower_than(&h, 50_000, true), 2 + u64::from(aligned));
         assert_eq!(
-            slower_than(&h, 50_000, false),
-            3 - u64::from(h.inner().lowest_equivalent(50_020) <= 50_000,)
+            slower_than(&h, 51_000, true),
+            1 + u64::from(h.inner().lowest_equivalent(51_000) >= 51_000)
         );
-        assert!(slower_than(&h, 50_000, true) >= slower_than(&h, 50_000, false) + 1);
         assert_eq!(slower_than(&h, 300_000, false), 0);
+        // A value that shares the threshold's bucket is not counted as over it: the histogram
+        // cannot tell it from the threshold.
+        let mut near = LatencyHistogram::new();
+        near.record(Duration::from_micros(50_010));
+        let same_bucket = near.inner().lowest_equivalent(50_010) <= 50_000;
+        assert_eq!(slower_than(&near, 50_000, false), u64::from(!same_bucket));
     }
 
     fn series(requests: &[(f64, u64, bool)]) -> ClientSeries {
