@@ -107,8 +107,9 @@ impl NoiseSummary {
             )),
         };
         let pressure = phrase("host CPU pressure", &self.pressured, &|v| format!("{v:.2}"));
+        // Three significant digits: a share just over the limit must not read as equal to it.
         let lag = phrase("load generator late starts", &self.lagging, &|v| {
-            format!("{:.1} %", v * 100.0)
+            format!("{} %", crate::sla::sig3(v * 100.0))
         });
         pressure.into_iter().chain(lag).collect()
     }
@@ -237,6 +238,7 @@ mod tests {
         let reps = [
             rep(1, Some(0.97), Some(0.002)),
             rep(2, Some(0.05), Some(0.12)),
+            rep(6, Some(0.05), Some(0.0502)),
             rep(3, Some(0.99), None),
             // At the limit is not over it; no PSI on this kernel is no evidence either way.
             rep(
@@ -249,13 +251,13 @@ mod tests {
         let n = noise_summary(&reps, &cfg);
         let ids = |v: &[Exceeded]| v.iter().map(|e| e.replicate.index).collect::<Vec<_>>();
         assert_eq!(ids(&n.pressured), [1, 3]);
-        assert_eq!(ids(&n.lagging), [2]);
+        assert_eq!(ids(&n.lagging), [2, 6]);
         assert_eq!(n.generator_late_share_max, Some(0.12));
         assert_eq!(
             n.noise_reasons("BASE"),
             [
                 "host CPU pressure over 0.40 in BASE #1 (0.97), #3 (0.99)",
-                "load generator late starts 12.0 % > 5.0 % in BASE #2",
+                "load generator late starts over 5 % in BASE #2 (12 %), #6 (5.02 %)",
             ]
         );
         // A quiet side has nothing to say.

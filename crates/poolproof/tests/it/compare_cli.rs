@@ -317,7 +317,7 @@ fn noise_over_the_limits_is_inconclusive_and_named() {
     let (code, out, err) = run(bin().arg("compare").arg(&d).arg(&b));
     assert_eq!(code, 4, "{out}{err}");
     assert!(
-        out.contains("load generator late starts 12.0 % > 5.0 % in BASE #1"),
+        out.contains("load generator late starts 12 % > 5 % in BASE #1"),
         "{out}"
     );
 }
