@@ -20,7 +20,7 @@ pub struct CpuUsage {
     pub cores: u32,
     /// Host CPU contention over the span: the share of wall time in which some runnable task
     /// on the host waited for a CPU (Linux PSI, /proc/pressure/cpu `some`), 0..=1. Recorded
-    /// and reported, not gated. Absent where the kernel has no PSI.
+    /// and gated (`compare::GateConfig::max_host_cpu_pressure`). Absent where the kernel has no PSI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_cpu_pressure: Option<f64>,
 }

@@ -36,6 +36,14 @@ pub struct GateArgs {
     /// Seed of the bootstrap (same inputs and seed, same intervals).
     #[arg(long, default_value_t = GateConfig::default().seed)]
     pub seed: u64,
+    /// Host CPU pressure (share of a replicate's load time in which some task waited for a
+    /// CPU, Linux PSI) above which the comparison is inconclusive.
+    #[arg(long, default_value = "40%", value_name = "PERCENT")]
+    pub max_cpu_pressure: Percent,
+    /// Share of the load generator's starts sent late (beyond 10 ms) above which the
+    /// comparison is inconclusive.
+    #[arg(long, default_value = "5%", value_name = "PERCENT")]
+    pub max_generator_late: Percent,
 }
 
 fn parse_metric_tolerance(s: &str) -> Result<(GateMetric, Percent), String> {
@@ -59,6 +67,8 @@ impl GateArgs {
             tolerance: self.tolerance.fraction(),
             erratic_cv: self.erratic_cv.fraction(),
             seed: self.seed,
+            max_host_cpu_pressure: self.max_cpu_pressure.fraction(),
+            max_generator_late_share: self.max_generator_late.fraction(),
             ..GateConfig::default()
         };
         c.bootstrap.confidence = self.confidence.fraction().clamp(0.5, 0.999);

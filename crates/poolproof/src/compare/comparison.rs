@@ -221,7 +221,9 @@ fn row_name(r: &MetricComparison) -> String {
 }
 
 /// Saturation first: a CPU-bound load generator distorts every client-side figure in either
-/// direction, so no verdict of that run is trusted. Then regressions, then undecided rows.
+/// direction, so no verdict of that run is trusted. Then host CPU pressure and generator lag
+/// over their limits (inconclusive, naming the replicate and the figure), then regressions,
+/// then undecided rows.
 fn outcome_of(rows: &[MetricComparison], b: &NoiseSummary, n: &NoiseSummary) -> (Outcome, String) {
     if b.is_saturated() || n.is_saturated() {
         let list = |s: &NoiseSummary| {
@@ -243,6 +245,22 @@ fn outcome_of(rows: &[MetricComparison], b: &NoiseSummary, n: &NoiseSummary) -> 
             format!(
                 "the load generator saturated its CPU in {}: its figures cannot be trusted",
                 parts.join(" and ")
+            ),
+        );
+    }
+    // Then host CPU pressure and generator lag: a contended host or a late generator moves
+    // the figures of the replicates it hit, which pairs do not cancel when it hit one side.
+    let noisy: Vec<String> = b
+        .noise_reasons("BASE")
+        .into_iter()
+        .chain(n.noise_reasons("NEW"))
+        .collect();
+    if !noisy.is_empty() {
+        return (
+            Outcome::Inconclusive,
+            format!(
+                "too noisy to judge: {} (quiet the host and run again)",
+                noisy.join("; ")
             ),
         );
     }

@@ -88,6 +88,12 @@ impl ReplicateSummary {
             acquire_wait_p95_ms: acquire_wait,
             server_latency_p95_ms: mean(samples.iter().filter_map(|s| s.server_p95_ms)),
             load_generator: cpu,
+            generator_late_share: obs
+                .generator
+                .as_ref()
+                .filter(|g| g.starts > 0)
+                .map(|g| g.late as f64 / g.starts as f64),
+            generator_lag_p99_ms: obs.generator.as_ref().and_then(|g| g.p99_ms),
         })
     }
 }

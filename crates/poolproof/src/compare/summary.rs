@@ -48,4 +48,12 @@ pub struct ReplicateSummary {
     /// CPU the load generator (the poolproof process) used during the measured phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_generator: Option<CpuUsage>,
+    /// Scheduled loads (open model, or closed with `rate_limit`): the share of the starts the
+    /// load generator had a free user waiting for that went out more than the late tolerance
+    /// (10 ms) after their scheduled time, 0..=1: its own lag behind schedule, not the app's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_late_share: Option<f64>,
+    /// The same starts' lag p99, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_lag_p99_ms: Option<f64>,
 }

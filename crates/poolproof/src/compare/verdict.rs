@@ -44,6 +44,18 @@ impl GateVerdict {
     }
 }
 
+/// Host CPU pressure above which a replicate's figures are not trusted. Measured on this
+/// 2-core host (docs/regression-gating.md, "Noise limits"): 0.03-0.05 quiet, 0.92-0.98 with
+/// builds beside the gate, 0.97-1.00 beside `stress-ng --cpu 2`; the false "p95 +345 %" flag
+/// came at 0.81. 0.40 lies far from both clusters.
+pub const MAX_HOST_CPU_PRESSURE: f64 = 0.40;
+
+/// Share of late starts (beyond the 10 ms late tolerance) above which the load generator's
+/// lag, not the app, shapes a replicate's figures. Measured (same section): at most 0.7 %
+/// with builds beside the gate, up to 22 % beside `stress-ng --cpu 2` (5 of 6 such runs with
+/// a replicate above 5 %). The same limit makes a single run inconclusive (`run::verdict`).
+pub const MAX_GENERATOR_LATE_SHARE: f64 = 0.05;
+
 /// Settings of the regression gate. `Default` is the documented configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateConfig {
@@ -60,6 +72,12 @@ pub struct GateConfig {
     pub min_replicates: usize,
     /// The load generator is saturated when it kept this many cores busy on average.
     pub saturation_busy_cores: f64,
+    /// A replicate whose host CPU pressure (share of its load time in which some task waited
+    /// for a CPU, Linux PSI) exceeds this makes the comparison inconclusive.
+    pub max_host_cpu_pressure: f64,
+    /// A replicate whose load generator sent more than this share of its waited-for starts
+    /// late (beyond the late tolerance) makes the comparison inconclusive.
+    pub max_generator_late_share: f64,
 }
 
 impl Default for GateConfig {
@@ -72,6 +90,8 @@ impl Default for GateConfig {
             erratic_cv: 0.15,
             min_replicates: 3,
             saturation_busy_cores: 0.9,
+            max_host_cpu_pressure: MAX_HOST_CPU_PRESSURE,
+            max_generator_late_share: MAX_GENERATOR_LATE_SHARE,
         }
     }
 }

@@ -118,6 +118,30 @@ impl LoadHandle {
         self.rec.stop(Instant::now(), "poolproof: stop requested");
     }
 
+    /// Stops the attack now for `reason` (an SLA already lost); the measured window ends here.
+    pub fn stop_because(&self, reason: &str) {
+        self.rec.stop(Instant::now(), reason);
+    }
+
+    /// Seconds from the start of measured load to now (negative during ramp and warm-up),
+    /// `None` before the first request.
+    pub fn elapsed_s(&self) -> Option<f64> {
+        self.rec.offset(Instant::now())
+    }
+
+    /// Runs `f` on the live client series of the first target group (the only one unless
+    /// arms run concurrently), under its lock: keep `f` short.
+    pub fn with_series<R>(&self, f: impl FnOnce(&crate::observe::ClientSeries) -> R) -> Option<R> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.rec.with_each_series(|s| {
+            if let Some(f) = f.take() {
+                out = Some(f(s));
+            }
+        });
+        out
+    }
+
     pub fn progress(&self) -> LoadProgress {
         let rec = &self.rec;
         let now = Instant::now();

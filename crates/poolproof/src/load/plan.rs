@@ -196,4 +196,37 @@ impl LoadPlan {
     pub fn route_names(&self) -> Vec<String> {
         self.transactions.iter().map(|t| t.name.clone()).collect()
     }
+
+    /// The most requests (of transaction `route`, or of all) this plan can complete within
+    /// measured load, whatever the server does (requests count by completion time): one per
+    /// user in flight when measured load began, plus what is sent after that. `None` for a
+    /// closed model without a rate limit, whose total depends on the server's speed, and for
+    /// an unknown route.
+    ///
+    /// Open model: a start a user takes late may be one scheduled before measured load, but
+    /// never one older than the drop horizon (the request timeout): every start scheduled in
+    /// `[-request_timeout, duration)` is counted, per route. Closed model with a rate limit:
+    /// paced slots lie 1/rate apart, and a user that claims late takes one old slot and skips
+    /// the rest, so at most ⌊(duration + late tolerance) · rate⌋ + 2; its slots do not say
+    /// which transaction a user runs, so a route's bound there is the whole plan's.
+    pub fn max_measured_requests(&self, route: Option<&str>) -> Option<u64> {
+        let index = match route {
+            Some(r) => Some(self.transactions.iter().position(|t| t.name == r)?),
+            None => None,
+        };
+        let in_flight = self.users as u64;
+        let duration = self.duration.as_secs_f64();
+        if let Some(open) = &self.open {
+            let weights: Vec<usize> = self.transactions.iter().map(|t| t.weight).collect();
+            let mut schedule = super::Schedule::new(&open.segments, &weights);
+            if let Some(s) = self.shard {
+                schedule = schedule.sharded(s.index, s.count);
+            }
+            let horizon = -self.request_timeout.as_secs_f64();
+            return Some(schedule.starts_within(horizon, duration, index) + in_flight);
+        }
+        let rate = self.rate_limit?;
+        let span = duration + super::LATE_TOLERANCE.as_secs_f64();
+        Some((span * rate).floor() as u64 + 2 + in_flight)
+    }
 }

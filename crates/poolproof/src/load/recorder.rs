@@ -170,6 +170,13 @@ impl Recorder {
             SlotFate::OnTime
         };
         self.record_slot_at(group, route, claim.slot, fate);
+        // A slot the user was waiting for went out when its timer fired: how late that was is
+        // the generator's own lag (CPU starvation, a late timer), recorded as the open model's.
+        if waited_for_it {
+            if let Some(t) = self.offset(claim.slot) {
+                self.note_lag(t, woke.saturating_duration_since(claim.slot));
+            }
+        }
         // As in the open model: a slot the user waited for counts from when its timer fired
         // (timer lateness is the generator's, not the server's); one already due when the user
         // got to it counts from its time.

@@ -118,6 +118,33 @@ impl Schedule {
         Some(seg.start + tau.clamp(0.0, dur))
     }
 
+    /// How many slots fall in `[from, to)` (of transaction `route` only, when given). Slot
+    /// times never decrease, so the range is found by bisection and the route's share
+    /// counted over whole cycles and the remainder.
+    pub fn starts_within(&self, from: f64, to: f64, route: Option<usize>) -> u64 {
+        let first_at_or_after = |t: f64| {
+            let (mut lo, mut hi) = (0u64, self.total);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.time(mid).is_some_and(|x| x < t) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        };
+        let (a, b) = (first_at_or_after(from), first_at_or_after(to));
+        let Some(r) = route else {
+            return b.saturating_sub(a);
+        };
+        // Routes repeat every cycle length (also in a shard, whose stride only permutes it).
+        let period = self.cycle.len().max(1) as u64;
+        let len = b.saturating_sub(a);
+        let count = |n: u64| (a..a + n).filter(|&i| self.route(i) == r).count() as u64;
+        (len / period) * count(period) + count(len % period)
+    }
+
     /// The route (transaction index) of slot `i`.
     pub fn route(&self, i: u64) -> usize {
         if self.cycle.is_empty() {
@@ -160,6 +187,41 @@ mod tests {
             end,
             from,
             to,
+        }
+    }
+
+    /// The count abort_on_fail's bound rests on: by bisection and whole route cycles, equal
+    /// to walking every slot.
+    #[test]
+    fn starts_within_counts_every_slot_of_the_span_and_route() {
+        let whole = Schedule::new(
+            &[seg(-2.0, 0.0, 0.0, 50.0), seg(0.0, 7.0, 50.0, 120.0)],
+            &[3, 1, 2],
+        );
+        for s in [whole.clone(), whole.sharded(1, 3)] {
+            let walk = |from: f64, to: f64, r: Option<usize>| {
+                (0..s.total())
+                    .filter(|&i| {
+                        let t = s.time(i).unwrap_or(f64::NAN);
+                        t >= from && t < to && r.is_none_or(|r| s.route(i) == r)
+                    })
+                    .count() as u64
+            };
+            for (from, to) in [
+                (0.0, 7.0),
+                (-1.5, 7.0),
+                (-10.0, 3.3),
+                (2.0, 2.0),
+                (5.0, 1.0),
+            ] {
+                for r in [None, Some(0), Some(1), Some(2)] {
+                    assert_eq!(
+                        s.starts_within(from, to, r),
+                        walk(from, to, r),
+                        "[{from}, {to}) {r:?}"
+                    );
+                }
+            }
         }
     }
 

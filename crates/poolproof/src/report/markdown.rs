@@ -133,6 +133,14 @@ pub fn markdown(r: &RunReport) -> String {
             "**The run was interrupted**: figures cover only the part that ran.\n"
         );
     }
+    if let Some(stop) = &r.early_stop {
+        let _ = writeln!(
+            o,
+            "**Stopped early** ({}): {}\n",
+            code("abort_on_fail"),
+            cell(&stop.summary())
+        );
+    }
     let _ = writeln!(o, "## SLAs\n");
     if r.slas.is_empty() {
         let _ = writeln!(o, "The scenario declares no SLA.\n");

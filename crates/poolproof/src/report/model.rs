@@ -265,6 +265,10 @@ pub struct RunReport {
     /// All SLAs met and the run was not interrupted.
     pub passed: bool,
     pub interrupted: bool,
+    /// An `abort_on_fail` SLA's failure became certain during the load and stopped the run
+    /// early: which SLA, at which second of measured load, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<crate::sla::EarlyStop>,
     /// Labels of the SLAs that were not met (failed, no data or not evaluated).
     pub failed_slas: Vec<String>,
     pub host: HostFacts,
@@ -457,6 +461,7 @@ impl RunReport {
             wall_time_s: input.wall_time_s,
             passed: failed_slas.is_empty() && !input.interrupted,
             interrupted: input.interrupted,
+            early_stop: None,
             failed_slas,
             host: input.host,
             tools: Tools {

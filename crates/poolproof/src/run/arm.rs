@@ -54,6 +54,8 @@ pub(super) struct ArmMeasurement {
     pub(super) interrupted: bool,
     /// CPU the load generator used during the load (the regression gate's noise check).
     pub(super) cpu: Option<CpuUsage>,
+    /// An `abort_on_fail` SLA stopped the load early: which, when and why.
+    pub(super) early_stop: Option<crate::sla::EarlyStop>,
 }
 
 /// Starts `n` instances of the app for the arm in `ctx`, each with its own port and log.

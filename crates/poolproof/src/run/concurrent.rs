@@ -210,6 +210,8 @@ async fn drive(
             obs,
             interrupted,
             cpu,
+            // abort_on_fail is for single-arm runs (scenario validation).
+            early_stop: None,
         });
     }
     Ok(per_arm)

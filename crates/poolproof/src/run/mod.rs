@@ -10,6 +10,7 @@
 
 mod arm;
 mod concurrent;
+mod early_stop;
 pub mod env;
 mod error;
 pub mod id;

@@ -70,6 +70,9 @@ pub struct Measured {
     pub runs: Vec<ArmRun>,
     /// Ctrl-C stopped the load early: the data is partial and gets no verdict.
     pub interrupted: bool,
+    /// An `abort_on_fail` SLA's failure became certain and stopped the load (the run's
+    /// remaining replicates were not run).
+    pub early_stop: Option<crate::sla::EarlyStop>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub wall: Duration,
 }
@@ -102,26 +105,30 @@ pub async fn measure(
     let result = with_services(scenario, &provisioned, &run_dir, progress).await;
     progress.phase("tearing down");
     provisioned.teardown().await;
-    let (runs, interrupted) = result?;
+    let (runs, interrupted, early_stop) = result?;
     Ok(Measured {
         run_id,
         run_dir,
         provider,
         runs,
         interrupted,
+        early_stop,
         started_at,
         wall: started.elapsed(),
     })
 }
 
-/// Runs arms × replicates on provisioned services; returns the runs and whether Ctrl-C cut
-/// them short.
+/// What the arms × replicates loop hands back: the runs, whether Ctrl-C cut them short, and
+/// the early stop of an `abort_on_fail` SLA that ended them.
+type Runs = (Vec<ArmRun>, bool, Option<crate::sla::EarlyStop>);
+
+/// Runs arms × replicates on provisioned services.
 async fn with_services(
     scenario: &Scenario,
     provisioned: &Provisioned,
     run_dir: &Path,
     progress: &mut Progress,
-) -> Result<(Vec<ArmRun>, bool), RunError> {
+) -> Result<Runs, RunError> {
     if interrupt::requested() {
         return Err(RunError::Interrupted);
     }
@@ -203,7 +210,7 @@ async fn concurrent_runs(
     base: &ArmContext<'_>,
     arms: &[ArmSpec],
     progress: &mut Progress,
-) -> Result<(Vec<ArmRun>, bool), RunError> {
+) -> Result<Runs, RunError> {
     let mut runs = Vec::new();
     for replicate in 1..=base.scenario.replicates {
         let measured = super::concurrent::run_replicate(base, arms, replicate, progress).await?;
@@ -219,10 +226,10 @@ async fn concurrent_runs(
             });
         }
         if cut {
-            return Ok((runs, true));
+            return Ok((runs, true, None));
         }
     }
-    Ok((runs, false))
+    Ok((runs, false, None))
 }
 
 /// One arm after the other, in the rotating measuring order (`arms_mode: interleaved`).
@@ -230,7 +237,7 @@ async fn interleaved_runs(
     base: &ArmContext<'_>,
     arms: &[ArmSpec],
     progress: &mut Progress,
-) -> Result<(Vec<ArmRun>, bool), RunError> {
+) -> Result<Runs, RunError> {
     let scenario = base.scenario;
     let names: Vec<String> = scenario.arms.iter().map(|a| a.name.clone()).collect();
     let mut runs = Vec::new();
@@ -255,10 +262,15 @@ async fn interleaved_runs(
             cpu: m.cpu,
         });
         if m.interrupted {
-            return Ok((runs, true));
+            return Ok((runs, true, None));
+        }
+        // The verdict is already lost: the remaining replicates would change nothing.
+        if let Some(stop) = m.early_stop {
+            progress.phase(&format!("{}{}", ctx.label, stop.summary()));
+            return Ok((runs, false, Some(stop)));
         }
     }
-    Ok((runs, false))
+    Ok((runs, false, None))
 }
 
 /// The run's measuring order as (1-based position, arm index, replicate): interleaved
@@ -406,6 +418,14 @@ async fn drive(
         },
     )
     .map_err(RunError::Usage)?;
+    // abort_on_fail SLAs judge the first run (the one the SLAs read): watch only that one.
+    // Runs with arms (scenario validation allows none; `poolproof gate` adds base and head)
+    // compare arms over every replicate, which an early stop would cut short.
+    let abort_rules = if ctx.replicate <= 1 && sc.arms.is_empty() {
+        crate::sla::abort::rules(&sc.slas, &plan)
+    } else {
+        Vec::new()
+    };
     let driver = LoadDriver::prepare(
         plan,
         sc.load.generators.as_ref(),
@@ -417,6 +437,7 @@ async fn drive(
         e => RunError::infra(e),
     })?;
     let handle = driver.handle();
+    let watch = super::early_stop::Watch::start(handle.clone(), abort_rules);
     // The silences count from the start of measured load too; they are deleted once it ends.
     let (silences_done, silences_done_rx) = tokio::sync::oneshot::channel::<()>();
     let silences = (!sc.silences.is_empty()).then(|| {
@@ -465,6 +486,10 @@ async fn drive(
     let cpu_meter = crate::app::meter::CpuMeter::start();
     let outcome = driver.run().await;
     let cpu = cpu_meter.and_then(|m| m.finish());
+    let early_stop = match watch {
+        Some(w) => w.finish().await,
+        None => None,
+    };
     hold.abort();
     let _ = load_done.send(());
     let _ = silences_done.send(());
@@ -527,6 +552,7 @@ async fn drive(
         obs,
         interrupted: outcome.interrupted || interrupt::requested(),
         cpu,
+        early_stop,
     })
 }
 

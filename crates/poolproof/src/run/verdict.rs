@@ -41,7 +41,10 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         arm_names: &arm_names,
         transactions: &scenario.load.transactions,
     };
-    let results = sla::evaluate_all(&scenario.slas, input);
+    let mut results = sla::evaluate_all(&scenario.slas, input);
+    if let Some(stop) = &m.early_stop {
+        sla::apply_early_stop(&mut results, stop);
+    }
     let behind = generator_behind(m);
     let mut notes = sampler_notes(&main.obs);
     notes.extend(behind.iter().cloned());
@@ -61,6 +64,7 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         notes,
     });
     report.replicates = replicate_summaries(scenario, m);
+    report.early_stop = m.early_stop.clone();
     report.app_cpu = m
         .runs
         .iter()
@@ -136,6 +140,9 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
         _ => exit,
     };
     print!("{summary}");
+    if let Some(stop) = &m.early_stop {
+        println!("  STOPPED EARLY: {}", stop.summary());
+    }
     for b in &behind {
         println!("  INCONCLUSIVE: {b}");
     }
@@ -249,7 +256,7 @@ fn gate_arms(
 /// late tolerance) before its own lag, not the server, shapes the figures. On this 2-core
 /// host with two builds beside it, 2.2 % of a 665 req/s ramp's starts were 10-30 ms late
 /// (p99 13 ms): a lag that moves p99 by a few ms, not the verdict; 5 % is where it starts to.
-const GENERATOR_LATE_LIMIT: f64 = 0.05;
+const GENERATOR_LATE_LIMIT: f64 = crate::compare::verdict::MAX_GENERATOR_LATE_SHARE;
 
 /// Why the load generator did not keep its schedule, one line per run that fell behind
 /// (CPU-saturated, or its timers behind its own clock); empty when it kept it.

@@ -1045,6 +1045,14 @@ pub struct Sla {
     #[serde(default)]
     #[schemars(range(min = 1, max = 100))]
     pub stage: Option<u32>,
+    /// Stop the run as soon as this SLA's failure is certain (k6's `abortOnFail`): checked
+    /// on the live figures during measured load against the most requests the planned load
+    /// can still complete, never on a trend. `error_rate`, `latency_p50|p95|p99|max` with
+    /// `<=` or `<`, phase `load`, on a scheduled load (open model, or `rate_limit`) without
+    /// arms or generator shards. The run tears down as usual and fails (exit 1); the reports
+    /// say when and why it stopped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abort_on_fail: bool,
 }
 
 /// Which latency an SLA judges (wrk2's corrected and uncorrected).

@@ -1041,6 +1041,9 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
             });
         }
     }
+    if sla.abort_on_fail {
+        check_abort(s, sla, i)?;
+    }
     if let Some(c) = sla.confidence {
         if !m.is_ratio() {
             return Err(Issue {
@@ -1064,6 +1067,58 @@ fn check_sla(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
                 message: "an interval needs at least two pairs: set replicates: 2 or more (or arms_mode: concurrent, which pairs seconds)".into(),
             });
         }
+    }
+    Ok(())
+}
+
+/// `abort_on_fail: true`: only where the run can know during the load that the SLA's verdict
+/// is already lost whatever comes next. That takes a final figure the live figures bound
+/// (error counts, latency counts against the threshold), an upper limit (`<=`, `<`), the
+/// whole measured load, a known most-requests total (a schedule), one series watched in this
+/// process (no arms, no shards). A/B ratios, server-side and alert metrics are judged only
+/// at the end.
+fn check_abort(s: &Scenario, sla: &Sla, i: usize) -> Result<(), Issue> {
+    let path = vec![k("slas"), Seg::Index(i), k("abort_on_fail")];
+    let fail = |why: String| {
+        Err(Issue {
+            path: path.clone(),
+            message: why,
+        })
+    };
+    let m = sla.metric;
+    if !(m == Metric::ErrorRate || m.is_latency()) {
+        return fail(format!(
+            "abort_on_fail applies to error_rate and latency_p50|p95|p99|max only: {m} is judged only at the end of the run"
+        ));
+    }
+    if !matches!(
+        sla.comparator,
+        super::model::Comparator::Le | super::model::Comparator::Lt
+    ) {
+        return fail(format!(
+            "abort_on_fail needs an upper limit (<= or <): a {m} {} can still be reached until the end",
+            sla.comparator
+        ));
+    }
+    if sla.phase != super::model::Phase::Load || sla.stage.is_some() {
+        return fail("abort_on_fail judges the whole measured load: remove phase and stage".into());
+    }
+    if !s.load.is_scheduled() {
+        return fail("abort_on_fail needs a planned total of requests: use model: open, or a closed model with rate_limit".into());
+    }
+    if !s.arms.is_empty() {
+        return fail(
+            "abort_on_fail stops a single-arm run: A/B arms are compared only at the end".into(),
+        );
+    }
+    if s.load
+        .generators
+        .as_ref()
+        .is_some_and(|g| g.count > 1 || g.engine != GeneratorEngine::Local)
+    {
+        return fail(
+            "abort_on_fail watches the load in this process: remove load.generators".into(),
+        );
     }
     Ok(())
 }

@@ -35,6 +35,7 @@
 //! the SLA says `timing: uncorrected`; `stage: N` narrows client and ratio SLAs to one stage
 //! of an open-model ramp.
 
+pub mod abort;
 mod alerts;
 mod capacity;
 mod client;
@@ -44,6 +45,7 @@ mod ratios;
 mod server;
 mod value;
 
+pub use abort::EarlyStop;
 pub use value::{format_value, sig3, Unit};
 
 use crate::observe::{Observations, PhaseKind};
@@ -439,6 +441,28 @@ fn result(sla: &Sla, unit: Unit, measure: Measure) -> SlaResult {
 /// Evaluates every SLA of a scenario, in order.
 pub fn evaluate_all(slas: &[Sla], input: EvalInput<'_>) -> Vec<SlaResult> {
     slas.iter().map(|s| evaluate(s, slas, input)).collect()
+}
+
+/// After an early stop: the SLA that stopped the run failed on the figures that made its
+/// failure certain (the final window drops the partial last second, so it is not re-judged
+/// there); every other SLA was judged on the shortened load, which its detail says.
+pub fn apply_early_stop(results: &mut [SlaResult], stop: &EarlyStop) {
+    for (i, r) in results.iter_mut().enumerate() {
+        if i == stop.sla_index {
+            r.verdict = Verdict::Failed;
+            r.measured = Some(stop.measured);
+            r.measured_text = format_value(stop.measured, r.unit);
+            r.detail = format!(
+                "certain failure, the run stopped early at {:.1} s of {:.0} s: {}",
+                stop.at_s, stop.planned_s, stop.reason
+            );
+        } else {
+            r.detail.push_str(&format!(
+                "; judged on {:.1} s of {:.0} s planned (the run stopped early)",
+                stop.at_s, stop.planned_s
+            ));
+        }
+    }
 }
 
 /// Whether every SLA was met (an empty list passes: there was nothing to fail).

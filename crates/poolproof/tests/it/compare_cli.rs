@@ -276,3 +276,48 @@ fn report_json_from_the_report_module_loads_with_replicates_and_host() {
     assert!(md.contains("## Host noise (replicate spread)"), "{md}");
     assert!(md.contains("| - | latency_p95 |"), "{md}");
 }
+
+/// Host CPU pressure or generator lag over its limit turns even a clear regression into
+/// "inconclusive" (exit 4), naming the figure, the limit and the replicate; under the limits
+/// the same figures give their verdict.
+#[test]
+fn noise_over_the_limits_is_inconclusive_and_named() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let quiet = |seed, p95| replicates(seed, p95, 0.3);
+    let a = write_report(tmp.path(), "a", &quiet(16, 20.0), this_host());
+    let b = write_report(tmp.path(), "b", &quiet(17, 30.0), this_host());
+    let (code, out, err) = run(bin().arg("compare").arg(&a).arg(&b));
+    assert_eq!(code, 1, "a quiet +50 % must regress:\n{out}{err}");
+
+    // Replicate 2 of NEW ran on a host whose CPUs were contended 62 % of the time.
+    let mut pressured = quiet(17, 30.0);
+    if let Some(cpu) = pressured[1].load_generator.as_mut() {
+        cpu.host_cpu_pressure = Some(0.62);
+    }
+    let c = write_report(tmp.path(), "c", &pressured, this_host());
+    let (code, out, err) = run(bin().arg("compare").arg(&a).arg(&c));
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        out.contains("host CPU pressure 0.62 > 0.40 in NEW #2"),
+        "{out}"
+    );
+    // A higher limit lets the verdict through.
+    let (code, out, err) = run(bin()
+        .arg("compare")
+        .arg(&a)
+        .arg(&c)
+        .arg("--max-cpu-pressure")
+        .arg("70%"));
+    assert_eq!(code, 1, "{out}{err}");
+
+    // Replicate 1 of BASE: its generator sent 12 % of its starts late.
+    let mut lagging = quiet(16, 20.0);
+    lagging[0].generator_late_share = Some(0.12);
+    let d = write_report(tmp.path(), "d", &lagging, this_host());
+    let (code, out, err) = run(bin().arg("compare").arg(&d).arg(&b));
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        out.contains("load generator late starts 12 % > 5 % in BASE #1"),
+        "{out}"
+    );
+}

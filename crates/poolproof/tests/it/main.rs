@@ -2,6 +2,7 @@
 //! (cold CI builds and disk). Each file below is one area; nextest still runs every test
 //! in its own process, so tests keep their own environment.
 
+mod abort_on_fail;
 mod compare_cli;
 mod concurrent_arms;
 mod faults_services;

@@ -44,7 +44,7 @@ fn noise_item(h: &mut String, side: &str, n: &NoiseSummary) {
 /// `chart`: draw this run's own per-replicate chart (the comparison draws BASE vs NEW instead).
 fn replicates_section(h: &mut String, replicates: &[ReplicateSummary], chart: bool) {
     h.push_str("<section><h2>Replicates (measuring order)</h2>");
-    h.push_str(r#"<p class="detail">Arms are interleaved replicate by replicate and their order rotates each replicate (AB, BA, …), so host drift hits every arm alike. Load generator CPU: the poolproof process's CPU time over the replicate's load (1.00 = one full core; 0.90 or more counts as saturated). Host CPU pressure: share of that time in which some task on the host waited for a CPU (Linux PSI; reported, not gated).</p>"#);
+    h.push_str(r#"<p class="detail">Arms are interleaved replicate by replicate and their order rotates each replicate (AB, BA, …), so host drift hits every arm alike. Load generator CPU: the poolproof process's CPU time over the replicate's load (1.00 = one full core; 0.90 or more counts as saturated). Host CPU pressure: share of that time in which some task on the host waited for a CPU (Linux PSI); above 40 % by default (<code>--max-cpu-pressure</code>) the comparison is inconclusive, as it is when the load generator sent more than 5 % of its starts late (<code>--max-generator-late</code>).</p>"#);
     let mut reps: Vec<_> = replicates.iter().collect();
     reps.sort_by_key(|s| (s.position.unwrap_or(u32::MAX), s.index));
     h.push_str("<table><tr><th>order</th><th>arm</th><th>replicate</th><th>p50</th><th>p95</th><th>p99</th><th>throughput (rps)</th><th>error rate</th><th>server p95</th><th>acquire wait p95</th><th>load generator CPU</th></tr>");

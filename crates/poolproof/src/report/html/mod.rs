@@ -71,6 +71,13 @@ pub fn page(r: &RunReport) -> String {
         pp = escape(&r.tools.poolproof),
         goose = escape(&r.tools.goose),
     );
+    if let Some(stop) = &r.early_stop {
+        let _ = write!(
+            h,
+            r#"<p class="early-stop"><strong>Stopped early</strong> (abort_on_fail): {}</p>"#,
+            escape(&stop.summary())
+        );
+    }
     slas_table(&mut h, &r.slas, r.interrupted);
     if !r.arms.is_empty() {
         arms_section(&mut h, r);
