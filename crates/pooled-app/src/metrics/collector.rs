@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use super::baseline::{Baseline, BaselineSlot};
 use super::bucket::{Bucket, LiveBucket};
 use super::histogram::{self, Hist, Latency};
-use super::inbox::{Inbox, Raw};
+use super::inbox::Inbox;
 use super::rolling::Rolling;
 use super::store::{FlushItem, StoreStatus};
 use crate::clock::{unix_ms, unix_now};
@@ -88,7 +88,7 @@ impl CollectorConfig {
         CollectorConfig {
             enabled: true,
             instance,
-            channel_capacity: 1 << 18,
+            channel_capacity: 1 << 16,
             ring_secs: 3600,
             windows: Vec::new(),
             baseline_secs: 300,
@@ -230,9 +230,8 @@ struct Live {
     minute: LiveBucket,
     series: VecDeque<Point>,
     baseline_acc: Option<(u64, LiveBucket)>,
-    /// Per inbox shard: what each route it interned maps to, and the size of its last batch
-    /// (the next buffer is allocated to fit).
-    labels: Vec<(Vec<Interned>, usize)>,
+    /// Per inbox shard: what each route it interned maps to.
+    labels: Vec<Vec<Interned>>,
     /// Cumulative request-duration histograms per (method, route) since start, in the fixed
     /// buckets of `/metrics` (`http_server_request_duration_seconds`). Recorded here, from the
     /// samples the collector takes anyway, so the request path pays nothing for them.
@@ -519,13 +518,11 @@ fn drain(shared: &Shared, live: &mut Live) {
     // Threads that pushed for the first time since the last drain brought new shards.
     let shards = shared.inbox.shards();
     if live.labels.len() < shards {
-        live.labels.resize_with(shards, || (Vec::new(), 0));
+        live.labels.resize_with(shards, Vec::new);
     }
     for i in 0..shards {
-        let (known, last) = (live.labels[i].0.len(), live.labels[i].1);
-        // Sized like the last batch so the request path rarely grows the buffer.
-        let fresh: Vec<Raw> = Vec::with_capacity(last.max(64));
-        let Some(d) = shared.inbox.drain(i, known, fresh) else {
+        let known = live.labels[i].len();
+        let Some(d) = shared.inbox.drain(i, known) else {
             break;
         };
         let Live {
@@ -553,20 +550,19 @@ fn drain(shared: &Shared, live: &mut Live) {
                     http.len() - 1
                 }
             };
-            table.0.push(Interned { label, app, series });
+            table.push(Interned { label, app, series });
         }
-        table.1 = d.samples.len();
         n += d.samples.len() as u64;
         // Route by route: one lookup of the route's histogram per drain, not one per sample
         // (a shard sees a handful of routes; a pass over its batch per route is cheaper than
         // a map lookup by label per sample).
-        let mut seen = vec![false; table.0.len()];
+        let mut seen = vec![false; table.len()];
         for s in &d.samples {
             if let Some(x) = seen.get_mut(usize::from(s.route)) {
                 *x = true;
             }
         }
-        for (k, r) in table.0.iter().enumerate().filter(|(k, _)| seen[*k]) {
+        for (k, r) in table.iter().enumerate().filter(|(k, _)| seen[*k]) {
             let (route, overall) = current.route_and_overall(&r.label);
             let series = &mut http[r.series];
             let mut errors = 0;

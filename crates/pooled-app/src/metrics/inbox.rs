@@ -1,16 +1,16 @@
-//! The request path's hand-off to the collector: one bounded sample buffer (shard) per thread that
-//! records requests. A request appends an 8-byte sample to its own thread's shard under an
-//! uncontended lock and returns; a full shard drops the sample and counts it, so a request never
-//! waits for monitoring. The collector swaps the buffers out when it needs the data (once a second,
-//! and when the alert engine or `/metrics` reads a window); histograms are recorded there.
+//! The request path's hand-off to the collector: one bounded ring of 8-byte samples (a shard)
+//! per thread that records requests. A request writes its sample into its own thread's ring with
+//! two plain stores and returns; a full ring drops the sample and counts it, so a request never
+//! waits for monitoring. The collector reads the rings when it needs the data (once a second, and
+//! when the alert engine or `/metrics` reads a window); histograms are recorded there.
 //!
 //! Why a channel was replaced: a bounded `tokio::sync::mpsc` cost every request a semaphore CAS
 //! and a queue push on cache lines shared by all workers (docs/benchmarks.md, monitoring).
-//! Why the shard is found through a thread-local: at a moderate rate the app's cores also run
-//! Postgres, Redis and the clients, so between two requests a worker's caches are mostly cold and
-//! the hand-off costs about one cache miss per distinct line it touches. Indexing a shared shard
-//! array (inbox, array, shard, route table, buffer) touched twice the lines that the thread-local
-//! (which also caches the last routes' indices) and the shard's buffer do (issue 18's profile).
+//! Why a single-producer ring and not a buffer under a lock: the lock's two atomic
+//! read-modify-writes and the buffer's growth were most of what remained of the request path's
+//! cost in issue 18's profile. A thread finds its ring through a thread-local, which also
+//! remembers the indices of the routes it saw last, so a request takes no lock at all; only a
+//! route new to the thread takes its ring's route-table lock.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -36,20 +36,36 @@ pub struct Raw {
     pub us: u32,
 }
 
+impl Raw {
+    fn pack(self) -> u64 {
+        u64::from(self.route) << 48 | u64::from(self.status) << 32 | u64::from(self.us)
+    }
+    fn unpack(v: u64) -> Raw {
+        // Each field is masked to its width first: the conversions cannot fail.
+        Raw {
+            route: (v >> 48) as u16,
+            status: (v >> 32 & 0xFFFF) as u16,
+            us: (v & 0xFFFF_FFFF) as u32,
+        }
+    }
+}
+
 /// A (method, matched route) pair as first seen by a shard; `None` for unmatched requests.
 pub type RouteKey = (Method, Option<MatchedPath>);
 
-#[derive(Default)]
-struct ShardData {
-    samples: Vec<Raw>,
-    routes: Vec<RouteKey>,
-}
-
-/// One thread's buffer, on its own cache lines.
+/// A counter on its own cache line: the ring's writer and reader each own one.
 #[repr(align(128))]
+struct Padded(AtomicUsize);
+
+/// One thread's ring. Only the owner thread writes samples (advancing `tail`); only a drain,
+/// under the collector's lock, reads them (advancing `head`).
 struct Shard {
     owner: ThreadId,
-    data: Mutex<ShardData>,
+    tail: Padded,
+    head: Padded,
+    slots: Box<[AtomicU64]>,
+    /// Appended by the owner when it meets a route for the first time; read by drains.
+    routes: Mutex<Vec<RouteKey>>,
 }
 
 /// What one drain of one shard hands the collector.
@@ -59,13 +75,14 @@ pub struct Drained {
     pub samples: Vec<Raw>,
 }
 
-/// The per-thread buffers of one collector.
+/// The per-thread rings of one collector.
 pub struct Inbox {
     /// Tells this inbox's shard from another's in a thread's local slot (tests run several
     /// collectors in one process).
     id: usize,
     /// Every shard, in creation order: a shard's index here is its index for [`Inbox::drain`].
     shards: Mutex<Vec<Arc<Shard>>>,
+    /// Slots per ring (a power of two).
     per_shard: usize,
     dropped: AtomicU64,
 }
@@ -99,6 +116,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+#[inline]
 fn same_route(a: Option<&MatchedPath>, b: Option<&MatchedPath>) -> bool {
     match (a, b) {
         (None, None) => true,
@@ -111,12 +129,13 @@ fn same_route(a: Option<&MatchedPath>, b: Option<&MatchedPath>) -> bool {
 }
 
 impl Inbox {
-    /// `capacity` samples may wait between two drains in each thread's shard.
+    /// Up to `capacity` samples (rounded up to a power of two) may wait between two drains in
+    /// each thread's ring.
     pub fn new(capacity: usize) -> Inbox {
         Inbox {
             id: NEXT_INBOX.fetch_add(1, Ordering::Relaxed),
             shards: Mutex::new(Vec::new()),
-            per_shard: capacity.max(1),
+            per_shard: capacity.max(2).next_power_of_two(),
             dropped: AtomicU64::new(0),
         }
     }
@@ -136,13 +155,16 @@ impl Inbox {
         }
         let s = Arc::new(Shard {
             owner: me,
-            data: Mutex::default(),
+            tail: Padded(AtomicUsize::new(0)),
+            head: Padded(AtomicUsize::new(0)),
+            slots: (0..self.per_shard).map(|_| AtomicU64::new(0)).collect(),
+            routes: Mutex::default(),
         });
         all.push(s.clone());
         s
     }
 
-    /// Appends a sample to this thread's shard; false (and counted) when the shard is full.
+    /// Appends a sample to this thread's ring; false (and counted) when the ring is full.
     #[inline]
     pub fn push(&self, method: &Method, route: Option<&MatchedPath>, status: u16, us: u64) -> bool {
         let kept = LOCAL.try_with(|local| {
@@ -159,78 +181,68 @@ impl Inbox {
                 local.recent.iter().flatten().find_map(|(m, r, i)| {
                     (same_route(r.as_ref(), route) && m == method).then_some(*i)
                 });
-            let Some(shard) = local.shard.as_ref() else {
+            let Some(shard) = local.shard.clone() else {
                 return false;
             };
-            let (kept, interned) = self.push_to(shard, hit, method, route, status, us);
-            if let (None, Some(i)) = (hit, interned) {
-                let slot = local.next % RECENT;
-                local.recent[slot] = Some((method.clone(), route.cloned(), i));
-                local.next = local.next.wrapping_add(1);
-            }
-            kept
+            let idx = match hit {
+                Some(i) => i,
+                None => match intern(&shard, method, route) {
+                    Some(i) => {
+                        let slot = local.next % RECENT;
+                        local.recent[slot] = Some((method.clone(), route.cloned(), i));
+                        local.next = local.next.wrapping_add(1);
+                        i
+                    }
+                    None => {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        return false;
+                    }
+                },
+            };
+            let raw = Raw {
+                route: idx,
+                status,
+                us: u32::try_from(us).unwrap_or(u32::MAX),
+            };
+            self.write(&shard, raw)
         });
         // Only while the thread is being torn down; nothing to record into then.
         kept.unwrap_or(false)
     }
 
-    /// Appends to `shard`; `known` is the route's index when the thread remembered it. Returns
-    /// whether the sample was kept and the route's index when it was looked up.
-    fn push_to(
-        &self,
-        shard: &Shard,
-        known: Option<u16>,
-        method: &Method,
-        route: Option<&MatchedPath>,
-        status: u16,
-        us: u64,
-    ) -> (bool, Option<u16>) {
-        let mut g = lock(&shard.data);
-        if g.samples.len() >= self.per_shard {
-            drop(g);
+    /// The owner's side of the ring.
+    #[inline]
+    fn write(&self, shard: &Shard, raw: Raw) -> bool {
+        let tail = shard.tail.0.load(Ordering::Relaxed);
+        // Acquire: the drain has finished reading the slots it released.
+        let head = shard.head.0.load(Ordering::Acquire);
+        if tail.wrapping_sub(head) >= self.per_shard {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return (false, None);
+            return false;
         }
-        let (idx, looked_up) = match known {
-            Some(i) => (i, None),
-            None => {
-                let i = match g
-                    .routes
-                    .iter()
-                    .position(|(m, r)| m == method && same_route(r.as_ref(), route))
-                {
-                    Some(i) => i,
-                    None if g.routes.len() < MAX_ROUTES => {
-                        g.routes.push((method.clone(), route.cloned()));
-                        g.routes.len() - 1
-                    }
-                    None => {
-                        drop(g);
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        return (false, None);
-                    }
-                };
-                // MAX_ROUTES < u16::MAX.
-                let i = i as u16;
-                (i, Some(i))
-            }
-        };
-        g.samples.push(Raw {
-            route: idx,
-            status,
-            us: u32::try_from(us).unwrap_or(u32::MAX),
-        });
-        (true, looked_up)
+        shard.slots[tail & (self.per_shard - 1)].store(raw.pack(), Ordering::Relaxed);
+        // Release: the slot (and any route interned for it) is visible before the new tail.
+        shard.tail.0.store(tail.wrapping_add(1), Ordering::Release);
+        true
     }
 
-    /// Takes shard `i`'s samples, leaving `fresh` (an empty buffer, allocated by the caller so the
-    /// request path does not grow one), and the route keys after the first `known`; `None` when
-    /// there is no shard `i`.
-    pub fn drain(&self, i: usize, known: usize, fresh: Vec<Raw>) -> Option<Drained> {
+    /// Takes shard `i`'s samples and the route keys after the first `known`; `None` when there
+    /// is no shard `i`. Callers serialize drains (the collector's lock): one reader per ring.
+    pub fn drain(&self, i: usize, known: usize) -> Option<Drained> {
         let shard = lock(&self.shards).get(i)?.clone();
-        let mut g = lock(&shard.data);
-        let samples = std::mem::replace(&mut g.samples, fresh);
-        let new_routes = g.routes.get(known..).map(<[_]>::to_vec).unwrap_or_default();
+        let head = shard.head.0.load(Ordering::Relaxed);
+        let tail = shard.tail.0.load(Ordering::Acquire);
+        let n = tail.wrapping_sub(head).min(self.per_shard);
+        let mask = self.per_shard - 1;
+        let samples = (0..n)
+            .map(|k| Raw::unpack(shard.slots[head.wrapping_add(k) & mask].load(Ordering::Relaxed)))
+            .collect();
+        shard.head.0.store(tail, Ordering::Release);
+        // After the tail: every route a taken sample points at is in the table.
+        let new_routes = lock(&shard.routes)
+            .get(known..)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
         Some(Drained {
             new_routes,
             samples,
@@ -240,6 +252,25 @@ impl Inbox {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+}
+
+/// The index of (method, route) in `shard`'s table, interned when new; `None` when the table is
+/// full.
+fn intern(shard: &Shard, method: &Method, route: Option<&MatchedPath>) -> Option<u16> {
+    let mut routes = lock(&shard.routes);
+    let i = match routes
+        .iter()
+        .position(|(m, r)| m == method && same_route(r.as_ref(), route))
+    {
+        Some(i) => i,
+        None if routes.len() < MAX_ROUTES => {
+            routes.push((method.clone(), route.cloned()));
+            routes.len() - 1
+        }
+        None => return None,
+    };
+    // MAX_ROUTES < u16::MAX.
+    u16::try_from(i).ok()
 }
 
 #[cfg(test)]
@@ -263,14 +294,14 @@ mod tests {
         assert_eq!(ok, per);
         assert_eq!(inbox.dropped(), 10);
         assert_eq!(inbox.shards(), 1);
-        let d = inbox.drain(0, 0, Vec::new()).unwrap();
+        let d = inbox.drain(0, 0).unwrap();
         assert_eq!(d.samples.len(), per);
         assert_eq!(d.new_routes.len(), 2);
         assert_eq!(d.samples[1].route, 1);
         assert_eq!(d.samples[2].us, 2);
         // Drained: room again, and known routes are not repeated.
         assert!(inbox.push(&Method::GET, None, 500, u64::MAX));
-        let d = inbox.drain(0, 2, Vec::new()).unwrap();
+        let d = inbox.drain(0, 2).unwrap();
         assert!(d.new_routes.is_empty());
         assert_eq!(
             d.samples,
@@ -280,7 +311,7 @@ mod tests {
                 us: u32::MAX
             }]
         );
-        assert!(inbox.drain(1, 0, Vec::new()).is_none());
+        assert!(inbox.drain(1, 0).is_none());
     }
 
     #[test]
@@ -301,7 +332,7 @@ mod tests {
         for inbox in [&a, &b] {
             assert_eq!(inbox.shards(), 3);
             let total: usize = (0..3)
-                .map(|i| inbox.drain(i, 0, Vec::new()).unwrap().samples.len())
+                .map(|i| inbox.drain(i, 0).unwrap().samples.len())
                 .sum();
             assert_eq!(total, 300);
         }
