@@ -47,6 +47,7 @@ impl RequestRecord {
     pub fn route_label(&self) -> &str {
         self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str)
     }
+    #[inline]
     pub fn duration_us(&self) -> u64 {
         u64::try_from(self.duration.as_micros()).unwrap_or(u64::MAX)
     }

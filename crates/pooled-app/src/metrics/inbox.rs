@@ -37,6 +37,7 @@ pub struct Raw {
 }
 
 impl Raw {
+    #[inline]
     fn pack(self) -> u64 {
         u64::from(self.route) << 48 | u64::from(self.status) << 32 | u64::from(self.us)
     }
@@ -165,49 +166,72 @@ impl Inbox {
     }
 
     /// Appends a sample to this thread's ring; false (and counted) when the ring is full.
+    ///
+    /// The common case (the thread's ring exists and the route is one it saw lately) is kept
+    /// to a few instructions: the profile showed the request path's cost to be mostly
+    /// instruction-cache misses on a large function, so everything else is out of line.
     #[inline]
     pub fn push(&self, method: &Method, route: Option<&MatchedPath>, status: u16, us: u64) -> bool {
+        let us = u32::try_from(us).unwrap_or(u32::MAX);
         let kept = LOCAL.try_with(|local| {
             let mut local = local.borrow_mut();
-            if local.inbox != self.id || local.shard.is_none() {
-                *local = Local {
-                    inbox: self.id,
-                    shard: Some(self.own_shard()),
-                    recent: Default::default(),
-                    next: 0,
-                };
+            if local.inbox == self.id {
+                if let Some(shard) = &local.shard {
+                    for (m, r, i) in local.recent.iter().flatten() {
+                        if same_route(r.as_ref(), route) && m == method {
+                            let raw = Raw {
+                                route: *i,
+                                status,
+                                us,
+                            };
+                            return self.write(shard, raw);
+                        }
+                    }
+                }
             }
-            let hit =
-                local.recent.iter().flatten().find_map(|(m, r, i)| {
-                    (same_route(r.as_ref(), route) && m == method).then_some(*i)
-                });
-            let Some(shard) = local.shard.clone() else {
-                return false;
-            };
-            let idx = match hit {
-                Some(i) => i,
-                None => match intern(&shard, method, route) {
-                    Some(i) => {
-                        let slot = local.next % RECENT;
-                        local.recent[slot] = Some((method.clone(), route.cloned(), i));
-                        local.next = local.next.wrapping_add(1);
-                        i
-                    }
-                    None => {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        return false;
-                    }
-                },
-            };
-            let raw = Raw {
-                route: idx,
-                status,
-                us: u32::try_from(us).unwrap_or(u32::MAX),
-            };
-            self.write(&shard, raw)
+            self.push_slow(&mut local, method, route, status, us)
         });
         // Only while the thread is being torn down; nothing to record into then.
         kept.unwrap_or(false)
+    }
+
+    /// [`Inbox::push`] for a thread's first sample or a route it has not seen lately.
+    #[cold]
+    #[inline(never)]
+    fn push_slow(
+        &self,
+        local: &mut Local,
+        method: &Method,
+        route: Option<&MatchedPath>,
+        status: u16,
+        us: u32,
+    ) -> bool {
+        if local.inbox != self.id || local.shard.is_none() {
+            *local = Local {
+                inbox: self.id,
+                shard: Some(self.own_shard()),
+                recent: Default::default(),
+                next: 0,
+            };
+        }
+        let Some(shard) = local.shard.clone() else {
+            return false;
+        };
+        let Some(i) = intern(&shard, method, route) else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        let slot = local.next % RECENT;
+        local.recent[slot] = Some((method.clone(), route.cloned(), i));
+        local.next = local.next.wrapping_add(1);
+        self.write(
+            &shard,
+            Raw {
+                route: i,
+                status,
+                us,
+            },
+        )
     }
 
     /// The owner's side of the ring.
