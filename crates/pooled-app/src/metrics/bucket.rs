@@ -37,22 +37,13 @@ impl LiveBucket {
     /// Records one request. `app_traffic` is false for the monitoring endpoints themselves: they
     /// get their own route entry but stay out of the overall figures the alerts and SLAs read.
     pub fn record(&mut self, route: &str, us: u64, error: bool, app_traffic: bool) {
-        if app_traffic {
-            histogram::record(&mut self.overall, us);
-            self.errors += u64::from(error);
-        }
-        let r = match self.routes.get_mut(route) {
-            Some(r) => r,
-            None => self
-                .routes
-                .entry(route.to_owned())
-                .or_insert_with(|| LiveRoute {
-                    hist: histogram::new_hist(),
-                    errors: 0,
-                }),
-        };
+        let (r, overall) = self.route_and_overall(route);
         histogram::record(&mut r.hist, us);
         r.errors += u64::from(error);
+        if app_traffic {
+            histogram::record(overall, us);
+            self.errors += u64::from(error);
+        }
     }
 
     /// The entry of `route` (made empty when the bucket has none yet) and the overall
