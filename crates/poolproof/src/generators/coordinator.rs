@@ -282,8 +282,15 @@ impl Coordinator {
             }
             let now = Instant::now();
             // The engine's view first: a shard whose process or task ended without a result.
-            let exited = launched.exited().await;
-            let (done, live) = {
+            let awaiting_registration = self
+                .shared
+                .shards
+                .lock()
+                .map_err(|_| LoadError::Shard("coordinator state poisoned".into()))?
+                .iter()
+                .any(|st| st.name.is_none());
+            let exited = launched.exited(awaiting_registration).await;
+            let done = {
                 let shards = self
                     .shared
                     .shards
@@ -341,9 +348,8 @@ impl Coordinator {
                 let errors: u64 = shards.iter().map(|s| s.heartbeat.errors).sum();
                 rec.completed.store(completed, Ordering::Relaxed);
                 rec.errors.store(errors, Ordering::Relaxed);
-                (shards.iter().all(|s| s.result.is_some()), completed)
+                shards.iter().all(|s| s.result.is_some())
             };
-            let _ = live;
             if done {
                 break;
             }
