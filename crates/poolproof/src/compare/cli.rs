@@ -19,31 +19,36 @@ use super::verdict::GateConfig;
 #[derive(Debug, Clone, Args)]
 pub struct GateArgs {
     /// Relative change tolerated before a metric can regress.
-    #[arg(long, default_value = "5%", value_name = "PERCENT")]
+    #[arg(long, default_value_t = default_percent(|c| c.tolerance), value_name = "PERCENT")]
     pub tolerance: Percent,
     /// Per-metric tolerance, e.g. `latency_p99=10%` (repeatable).
     #[arg(long = "metric-tolerance", value_name = "METRIC=PERCENT", value_parser = parse_metric_tolerance)]
     pub metric_tolerance: Vec<(GateMetric, Percent)>,
     /// Replicate spread (coefficient of variation) above which a metric is erratic, not gated.
-    #[arg(long, default_value = "15%", value_name = "PERCENT")]
+    #[arg(long, default_value_t = default_percent(|c| c.erratic_cv), value_name = "PERCENT")]
     pub erratic_cv: Percent,
     /// Two-sided confidence level of the bootstrap interval.
-    #[arg(long, default_value = "95%", value_name = "PERCENT")]
+    #[arg(long, default_value_t = default_percent(|c| c.bootstrap.confidence), value_name = "PERCENT")]
     pub confidence: Percent,
     /// Bootstrap resamples.
-    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(200..=1_000_000))]
+    #[arg(long, default_value_t = GateConfig::default().bootstrap.resamples as u32, value_parser = clap::value_parser!(u32).range(200..=1_000_000))]
     pub resamples: u32,
     /// Seed of the bootstrap (same inputs and seed, same intervals).
     #[arg(long, default_value_t = GateConfig::default().seed)]
     pub seed: u64,
     /// Host CPU pressure (share of a replicate's load time in which some task waited for a
     /// CPU, Linux PSI) above which the comparison is inconclusive.
-    #[arg(long, default_value = "40%", value_name = "PERCENT")]
+    #[arg(long, default_value_t = default_percent(|c| c.max_host_cpu_pressure), value_name = "PERCENT")]
     pub max_cpu_pressure: Percent,
     /// Share of the load generator's starts sent late (beyond 10 ms) above which the
     /// comparison is inconclusive.
-    #[arg(long, default_value = "5%", value_name = "PERCENT")]
+    #[arg(long, default_value_t = default_percent(|c| c.max_generator_late_share), value_name = "PERCENT")]
     pub max_generator_late: Percent,
+}
+
+/// A default of [`GateConfig`] as its flag shows it: one home for the gate's defaults.
+fn default_percent(pick: fn(&GateConfig) -> f64) -> Percent {
+    Percent::from_fraction(pick(&GateConfig::default()))
 }
 
 fn parse_metric_tolerance(s: &str) -> Result<(GateMetric, Percent), String> {

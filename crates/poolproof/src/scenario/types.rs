@@ -168,6 +168,13 @@ impl Percent {
         }
         Ok(Self(percent))
     }
+    /// From a fraction (0.05 for 5 %), clamped to 0..=100 % and rounded to a billionth of a
+    /// percent, so that a default kept as a fraction prints as it reads (`5%`, not
+    /// `5.000000000000001%`).
+    pub fn from_fraction(fraction: f64) -> Self {
+        let percent = (fraction * 1e11).round() / 1e9;
+        Self(if percent.is_finite() { percent.clamp(0.0, 100.0) } else { 0.0 })
+    }
     /// The figure before the `%` (0.5 for `0.5%`).
     pub fn percent(self) -> f64 {
         self.0
@@ -735,6 +742,14 @@ mod tests {
             "100%".parse::<Percent>().map(Percent::percent).ok(),
             Some(100.0)
         );
+        // Defaults kept as fractions print as they read, and parse back to themselves.
+        for (fraction, text) in [(0.05, "5%"), (0.15, "15%"), (0.95, "95%"), (0.4, "40%")] {
+            let p = Percent::from_fraction(fraction);
+            assert_eq!(p.to_string(), text);
+            assert_eq!(text.parse::<Percent>().ok(), Some(p));
+        }
+        assert_eq!(Percent::from_fraction(2.0).percent(), 100.0);
+        assert_eq!(Percent::from_fraction(f64::NAN).percent(), 0.0);
         for bad in ["1", "%", "-1%", "101%", "1.%", "x%", "1%%"] {
             assert!(
                 bad.parse::<Percent>().is_err(),
