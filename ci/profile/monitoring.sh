@@ -17,6 +17,9 @@
 #            `perf record` for SECS (default 20) s; ROUNDS (default 3) rounds of fresh processes.
 #            Each sample's call chain is put in one component (ci/profile/attribute.py) and the
 #            table shows CPU per request per component, on against off: where the difference is.
+# aa-noise:  two unmonitored processes (MON=true: two monitored), each under oha at RATE
+#            (default 1000) req/s, 3:1 users:buddies, for SECS (default 20) s; per-second CPU of
+#            each (ci/profile/aa_noise.py): the A/A drift of two processes that differ in nothing.
 # perf data goes to $OUT (default /tmp/poolproof-profile); read it with
 #   perf report -i $OUT/<name>.data --children --sort sym --stdio -g none | grep pooled_app
 set -u
@@ -89,5 +92,20 @@ case $MODE in
     done
     python3 "$(dirname "$0")/attribute.py" "$OUT" "$ROUNDS"
     ;;
-  *) echo "usage: $0 idle|perf-idle|perf-load|attribute" >&2; exit 2 ;;
+  aa-noise)
+    RATE=${RATE:-1000}; SECS=${SECS:-20}
+    start "${MON:-false}"; A=$APP; PA=$APP_PORT
+    start "${MON:-false}"; B=$APP; PB=$APP_PORT
+    for p in "$PA" "$PB"; do
+      oha --no-tui -q $((RATE * 3 / 4)) -c 6 -z "$((SECS + 3))s" \
+        --rand-regex-url "http://127.0.0.1:$p/api/users/[1-9][0-9]{0,2}" >/dev/null 2>&1 &
+      PIDS+=($!)
+      oha --no-tui -q $((RATE / 4)) -c 2 -z "$((SECS + 3))s" \
+        --rand-regex-url "http://127.0.0.1:$p/api/buddies\\?user_id=[1-9][0-9]{0,2}" >/dev/null 2>&1 &
+      PIDS+=($!)
+    done
+    sleep 2   # past the first connections
+    python3 "$(dirname "$0")/aa_noise.py" "$A" "$B" "$SECS"
+    ;;
+  *) echo "usage: $0 idle|perf-idle|perf-load|attribute|aa-noise" >&2; exit 2 ;;
 esac

@@ -376,12 +376,15 @@ impl SwarmJob {
         }
         let owner = format!("poolproof.generators={}", std::process::id());
         let mut job = SwarmJob {
-            service: spec.run_name.clone(),
+            service: String::new(),
             created_swarm,
-            // Before the service: no death is missed.
-            deaths: Some(DeathWatch::start(&owner)?),
+            deaths: None,
             query_until: None,
         };
+        // Before the service, so that no death is missed; after `job`, so that a failure
+        // still leaves the swarm this run created.
+        job.deaths = Some(DeathWatch::start(&owner)?);
+        job.service = spec.run_name.clone();
         let image = ensure_image(E).await?;
         let replicas = spec.count.to_string();
         let coordinator = format!("POOLPROOF_COORDINATOR={}", spec.coordinator_url);
@@ -431,9 +434,18 @@ impl SwarmJob {
     async fn exited(&mut self, awaiting_registration: bool) -> Vec<(String, String)> {
         let now = std::time::Instant::now();
         if let Some(watch) = &mut self.deaths {
+            use tokio::sync::mpsc::error::TryRecvError;
             let mut died = false;
-            while let Ok(()) = watch.died.try_recv() {
-                died = true;
+            loop {
+                match watch.died.try_recv() {
+                    Ok(()) => died = true,
+                    Err(TryRecvError::Empty) => break,
+                    // The event stream ended (the engine restarted?): ask on every call again.
+                    Err(TryRecvError::Disconnected) => {
+                        died = true;
+                        break;
+                    }
+                }
             }
             if died {
                 self.query_until = Some(now + TASK_STATE_SETTLES);
