@@ -12,6 +12,17 @@ use std::sync::{Mutex, Once};
 static GROUPS: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
 static HOOK: Once = Once::new();
 
+/// For a child's `pre_exec`: the kernel SIGKILLs the child when the thread that spawned it
+/// dies, so nothing poolproof starts outlives a SIGKILLed poolproof. One `prctl` call, which
+/// is async-signal-safe, as code between fork and exec must be.
+pub fn die_with_parent() -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on the calling (child) process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    Ok(())
+}
+
 /// Remembers a process group to kill if poolproof panics or exits abruptly.
 pub fn register_process_group(pgid: Pid) {
     if let Ok(mut g) = GROUPS.lock() {

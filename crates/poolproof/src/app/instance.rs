@@ -88,13 +88,10 @@ impl AppInstance {
             // instances in order; and killpg reaches anything the app may have spawned.
             .process_group(0)
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the child when
-        // the thread that spawned it dies, so an instance never outlives a SIGKILLed harness.
+        // SAFETY: die_with_parent is async-signal-safe; an instance never outlives a SIGKILLed
+        // harness.
         unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
+            cmd.pre_exec(teardown::die_with_parent);
         }
         let child = cmd.spawn().map_err(|source| AppError::Spawn {
             instance: spec.number,

@@ -118,12 +118,9 @@ impl LocalShards {
                 .stdout(Stdio::null())
                 .stderr(file)
                 .process_group(0);
-            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            // SAFETY: die_with_parent is async-signal-safe; nothing else runs between fork and exec.
             unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
+                cmd.pre_exec(crate::teardown::die_with_parent);
             }
             let child = cmd
                 .spawn()
@@ -326,12 +323,9 @@ impl DeathWatch {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        // SAFETY: die_with_parent is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
+            cmd.pre_exec(crate::teardown::die_with_parent);
         }
         let mut events = cmd
             .spawn()
