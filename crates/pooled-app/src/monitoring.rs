@@ -239,6 +239,7 @@ impl MonitoringStack {
             health,
             redis,
             pool: hooks.pool,
+            queries: hooks.queries.filter(|_| s.monitoring_enabled),
             pool_json: hooks.pool_json,
             pool_metrics: hooks.pool_metrics,
             token: s.api_token.map(Arc::from),
@@ -298,6 +299,9 @@ mod db_hooks {
                 .into_iter()
                 .map(|(kind, h)| (kind.label(), h))
                 .collect()
+        }
+        fn pause_query_times(&self, paused: bool) {
+            self.stats_handle().pause_query_times(paused);
         }
     }
 

@@ -309,6 +309,11 @@ async fn run(a: Alerts, collector: MetricsCollector, coord: Option<Coordinator>)
     let ids = a.alert_ids();
     loop {
         tick.tick().await;
+        // Paused monitoring (PUT /api/performance/monitoring) pauses evaluation with it: the
+        // collector finishes no seconds then, and an unmonitored app evaluates nothing.
+        if !collector.active() {
+            continue;
+        }
         let (silences, elsewhere) = read_mutes(&a, coord.as_ref(), &ids, unix_ms()).await;
         let now = unix_ms();
         let (events, firing, defs, rules) = {

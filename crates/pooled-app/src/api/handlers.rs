@@ -18,9 +18,47 @@ use crate::health::Readiness;
 use crate::metrics::{cluster, summary};
 
 const DISABLED: &str = "performance monitoring is disabled (ENABLE_PERFORMANCE_MONITORING=false)";
+const PAUSED: &str = "performance monitoring is paused (PUT /api/performance/monitoring)";
 
-fn disabled() -> Response {
-    Json(json!({"monitoring_enabled": false, "message": DISABLED})).into_response()
+fn disabled(m: &Monitoring) -> Response {
+    let message = if m.enabled { PAUSED } else { DISABLED };
+    Json(json!({"monitoring_enabled": false, "message": message})).into_response()
+}
+
+/// `GET /api/performance/monitoring`: whether monitoring runs now.
+pub async fn monitoring_state(State(m): State<Monitoring>) -> Response {
+    Json(json!({"monitoring_enabled": m.active(), "paused": m.enabled && !m.active()}))
+        .into_response()
+}
+
+/// The body of `PUT /api/performance/monitoring`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringSwitch {
+    pub enabled: bool,
+}
+
+/// `PUT /api/performance/monitoring` `{"enabled": false|true}`: pauses or resumes monitoring
+/// in this process. Only an app started with monitoring can resume it (409 otherwise): its
+/// stack is built at start-up.
+pub async fn set_monitoring(
+    State(m): State<Monitoring>,
+    body: Result<Json<MonitoringSwitch>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(switch) = match body {
+        Ok(b) => b,
+        Err(e) => return bad_request(format!("body: {}", e.body_text())),
+    };
+    if !m.enabled {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({"error": "monitoring_off", "message": DISABLED})),
+        )
+            .into_response();
+    }
+    m.set_paused(!switch.enabled);
+    tracing::info!(enabled = switch.enabled, "performance monitoring switched");
+    monitoring_state(State(m)).await
 }
 
 /// Summaries cached per window for a second (several dashboards polling share one Redis read).
@@ -111,8 +149,8 @@ fn bad_request(message: String) -> Response {
 /// `/metrics/realtime`: this instance from memory, or with `scope=cluster` every instance
 /// merged from Redis (`window` seconds for the headline, default 10).
 pub async fn realtime(State(m): State<Monitoring>, Query(p): Query<RealtimeParams>) -> Response {
-    if !m.enabled {
-        return disabled();
+    if !m.active() {
+        return disabled(&m);
     }
     match parse_scope(p.scope.as_deref(), p.window.as_deref()) {
         Err(e) => bad_request(e),
@@ -153,8 +191,8 @@ fn parse_hours(raw: Option<&str>, max: f64) -> Result<f64, String> {
 }
 
 pub async fn summary(State(m): State<Monitoring>, Query(p): Query<SummaryParams>) -> Response {
-    if !m.enabled {
-        return disabled();
+    if !m.active() {
+        return disabled(&m);
     }
     match parse_hours(p.hours.as_deref(), m.retention_hours) {
         Ok(h) => Json((*summary_value(&m, h).await).clone()).into_response(),
@@ -178,8 +216,8 @@ pub async fn health_status(State(m): State<Monitoring>) -> Response {
 }
 
 pub async fn alerts_active(State(m): State<Monitoring>) -> Response {
-    if !m.enabled {
-        return disabled();
+    if !m.active() {
+        return disabled(&m);
     }
     match &m.alerts {
         Some(a) => Json(a.view()).into_response(),
@@ -192,8 +230,8 @@ pub async fn alerts_active(State(m): State<Monitoring>) -> Response {
 
 /// Everything the dashboard page shows in one answer.
 pub async fn dashboard(State(m): State<Monitoring>) -> Response {
-    if !m.enabled {
-        return disabled();
+    if !m.active() {
+        return disabled(&m);
     }
     let summary = summary_value(&m, 1.0).await;
     let alerts = m

@@ -27,6 +27,8 @@ pub struct Monitoring {
     pub health: HealthMonitor,
     pub redis: Option<Arc<RedisLink>>,
     pub pool: Option<Arc<dyn PoolProbe>>,
+    /// The pool's query times as the collector takes them (paused with it).
+    pub queries: Option<Arc<dyn crate::metrics::QueryTimeSource>>,
     /// The pool's own `/pool` answer (app-data), embedded in `/dashboard`.
     pub pool_json: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
     /// The pool's `db_client_*` families for `/metrics`.
@@ -36,6 +38,23 @@ pub struct Monitoring {
     pub summary_cache: Arc<handlers::SummaryCache>,
     /// An extra readiness condition from the app (e.g. migrations applied): `Some(reason)` fails.
     pub ready_check: Option<Arc<dyn Fn() -> Option<String> + Send + Sync>>,
+}
+
+impl Monitoring {
+    /// Monitoring runs now: enabled at start-up and not paused. A paused app answers its
+    /// monitoring endpoints as an unmonitored one does.
+    pub fn active(&self) -> bool {
+        self.enabled && self.collector.active()
+    }
+
+    /// Pauses or resumes the collector (and with it the alert evaluation, which reads it) and
+    /// the pool's per-second query times. Health checks go on: an unmonitored app runs them too.
+    pub fn set_paused(&self, paused: bool) {
+        self.collector.set_paused(paused);
+        if let Some(q) = &self.queries {
+            q.pause_query_times(paused);
+        }
+    }
 }
 
 /// The monitoring routes, ready to merge into the app's router.
@@ -61,6 +80,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(m: Monitoring) -> Router<S> {
             delete(silences::remove),
         )
         .route("/api/performance/dashboard", get(handlers::dashboard))
+        .route(
+            "/api/performance/monitoring",
+            get(handlers::monitoring_state).put(handlers::set_monitoring),
+        )
         .route("/metrics", get(handlers::prometheus))
         .route_layer(axum::middleware::from_fn_with_state(
             token,

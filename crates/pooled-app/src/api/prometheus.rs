@@ -55,7 +55,7 @@ impl Collector for App {
             &mut enc,
             "pooled_app_monitoring_enabled",
             "1 when performance monitoring is enabled (ENABLE_PERFORMANCE_MONITORING).",
-            &[(none(), flag(m.enabled))],
+            &[(none(), flag(m.active()))],
         )?;
         if let Some(p) = &m.pool {
             gauge(
@@ -65,7 +65,7 @@ impl Collector for App {
                 &[(none(), flag(p.facts().fallback_mode))],
             )?;
         }
-        if !m.enabled {
+        if !m.active() {
             return Ok(());
         }
         http(&mut enc, m)?;

@@ -5,7 +5,7 @@
 //! and the hand-off to the Redis writer. With monitoring off there is no collector task at all.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -63,6 +63,9 @@ pub fn is_monitoring_route(route: &str) -> bool {
 /// queries since the previous call (labelled `SELECT`, `INSERT`, ...), in the collector's shape.
 pub trait QueryTimeSource: Send + Sync + 'static {
     fn take_query_times(&self) -> Vec<(&'static str, Hist)>;
+    /// Stops (or restarts) recording what the next take would hand over, while the collector
+    /// that takes it is paused.
+    fn pause_query_times(&self, paused: bool);
 }
 
 /// Collector settings.
@@ -272,6 +275,9 @@ impl HttpSeries {
 
 struct Shared {
     cfg: CollectorConfig,
+    /// Paused at run time (`PUT /api/performance/monitoring`): nothing is recorded and no
+    /// second is finished, as if monitoring were off, until resumed.
+    paused: AtomicBool,
     received: AtomicU64,
     inbox: Inbox,
     live: Mutex<Live>,
@@ -328,6 +334,7 @@ impl MetricsCollector {
         let shared = Arc::new(Shared {
             realtime: RwLock::new(Arc::new(empty_realtime(&cfg, now))),
             cfg,
+            paused: AtomicBool::new(false),
             received: AtomicU64::new(0),
             inbox,
             live: Mutex::new(live),
@@ -343,6 +350,18 @@ impl MetricsCollector {
 
     pub fn enabled(&self) -> bool {
         self.shared.cfg.enabled
+    }
+
+    /// Enabled at start-up and not paused now: recording, and finishing every second.
+    pub fn active(&self) -> bool {
+        self.shared.cfg.enabled && !self.shared.paused.load(Ordering::Relaxed)
+    }
+
+    /// Pauses or resumes recording. A paused collector drops samples at the door and skips its
+    /// per-second work, so a paused app costs what an unmonitored one does (one flag read per
+    /// request): the monitoring-overhead scenario compares the two states inside one process.
+    pub fn set_paused(&self, paused: bool) {
+        self.shared.paused.store(paused, Ordering::Relaxed);
     }
 
     pub fn instance(&self) -> &str {
@@ -363,7 +382,7 @@ impl MetricsCollector {
     /// [`MetricsCollector::record`] without building a [`Sample`] (the request path).
     #[inline]
     pub fn push(&self, method: &Method, route: Option<&MatchedPath>, status: u16, us: u64) {
-        if self.shared.cfg.enabled {
+        if self.active() {
             self.shared.inbox.push(method, route, status, us);
         }
     }
@@ -508,6 +527,9 @@ async fn run(
         let Some(shared) = shared.upgrade() else {
             break;
         };
+        if shared.paused.load(Ordering::Relaxed) {
+            continue;
+        }
         finish_second(&shared, flush.as_ref(), queries.as_deref());
     }
 }

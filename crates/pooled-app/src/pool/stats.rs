@@ -1,7 +1,7 @@
 //! Pool statistics: counters and HDR histograms updated on the acquire and query paths, and the
 //! serializable [`PoolStatsSnapshot`] with the derived figures (utilization, efficiency, health score).
 
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -123,6 +123,8 @@ pub struct PoolStats {
     /// histograms a second (under the locks the query path records through) was most of the
     /// monitoring's own CPU.
     query_interval: OnceLock<[Mutex<Histogram<u64>>; 5]>,
+    /// The taker (the metrics collector) is paused: the interval histograms record nothing.
+    query_interval_paused: AtomicBool,
     /// The exported histograms (`/metrics`, OpenTelemetry `db.client.*`), in fixed buckets
     /// recorded with atomics: time to open a connection, to get one, how long one was held,
     /// and query time per kind.
@@ -159,6 +161,7 @@ impl Default for PoolStats {
                 new_histogram(),
             ],
             query_interval: OnceLock::new(),
+            query_interval_paused: AtomicBool::new(false),
             create_time: AtomicCounts::default(),
             wait_time: AtomicCounts::default(),
             use_time: AtomicCounts::default(),
@@ -188,7 +191,11 @@ impl PoolStats {
         if let Ok(mut h) = self.query_time[kind.index()].lock() {
             h.saturating_record(took);
         }
-        if let Some(interval) = self.query_interval.get() {
+        if let Some(interval) = self
+            .query_interval
+            .get()
+            .filter(|_| !self.query_interval_paused.load(Ordering::Relaxed))
+        {
             if let Ok(mut h) = interval[kind.index()].lock() {
                 h.saturating_record(took);
             }
@@ -212,6 +219,11 @@ impl PoolStats {
     /// A copy of the query-time histogram of one kind (µs), for exact merged percentiles elsewhere.
     pub fn query_histogram(&self, kind: QueryKind) -> Option<Histogram<u64>> {
         self.query_time[kind.index()].lock().ok().map(|h| h.clone())
+    }
+
+    /// Stops (or restarts) recording for [`Self::take_query_times`] while its taker is paused.
+    pub fn pause_query_times(&self, paused: bool) {
+        self.query_interval_paused.store(paused, Ordering::Relaxed);
     }
 
     /// The query times (µs) of each kind that ran queries since the previous take, each in a

@@ -367,12 +367,90 @@ async fn monitoring_and_alerts_flags_off() {
         assert!(v["message"].as_str().unwrap().contains("disabled"));
     }
     assert_eq!(app.state.monitoring.monitoring.collector.received(), 0);
+    // What was not built at start-up cannot be resumed.
+    let (code, v) = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/performance/monitoring",
+            Some(r#"{"enabled": true}"#),
+            Some(API_TOKEN),
+        )
+        .await;
+    assert_eq!(code, 409, "{v}");
+    assert_eq!(v["error"], "monitoring_off");
     let (_, m) = app.get("/metrics").await;
     assert!(m
         .as_str()
         .unwrap()
         .contains("pooled_app_monitoring_enabled 0"));
     assert!(rx.deliveries().is_empty());
+    app.stop().await;
+}
+
+/// `PUT /api/performance/monitoring`: paused, the app records nothing and answers as an
+/// unmonitored one; resumed, it records every request again. The monitoring-overhead
+/// scenario's crossover relies on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn monitoring_pauses_and_resumes_at_run_time() {
+    let (pg, redis) = services().await;
+    let app = TestApp::start_ready(
+        &pg.url(),
+        &redis.url(),
+        &[("PERFORMANCE_API_TOKEN", API_TOKEN.into())],
+    )
+    .await;
+    let switch = |body: &'static str, token: Option<&'static str>| {
+        let app = &app;
+        async move {
+            app.call(
+                reqwest::Method::PUT,
+                "/api/performance/monitoring",
+                Some(body),
+                token,
+            )
+            .await
+        }
+    };
+    let (code, _) = switch(r#"{"enabled": false}"#, None).await;
+    assert_eq!(code, 401, "the switch is guarded like every monitoring endpoint");
+    let (code, v) = switch(r#"{"enabled": "no"}"#, Some(API_TOKEN)).await;
+    assert_eq!(code, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().starts_with("body:"), "{v}");
+    let collector = &app.state.monitoring.monitoring.collector;
+    // Let the readiness probes' samples drain first.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let (code, v) = switch(r#"{"enabled": false}"#, Some(API_TOKEN)).await;
+    assert_eq!((code, &v["paused"]), (200, &serde_json::json!(true)), "{v}");
+    let before = collector.received();
+    let load = Load::start(std::slice::from_ref(&app.base), 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (paused_ok, _) = load.stop().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(paused_ok > 50, "{paused_ok}");
+    assert_eq!(collector.received(), before, "paused, nothing is recorded");
+    let (_, rt) = app.get("/api/performance/metrics/realtime").await;
+    assert_eq!(rt["monitoring_enabled"], false, "{rt}");
+    assert!(rt["message"].as_str().unwrap().contains("paused"), "{rt}");
+    let (_, m) = app.get("/metrics").await;
+    assert!(m.as_str().unwrap().contains("pooled_app_monitoring_enabled 0"));
+
+    let (code, v) = switch(r#"{"enabled": true}"#, Some(API_TOKEN)).await;
+    assert_eq!((code, &v["monitoring_enabled"]), (200, &serde_json::json!(true)), "{v}");
+    let resumed_at = collector.received();
+    let load = Load::start(std::slice::from_ref(&app.base), 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (ok, _) = load.stop().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The load's requests, plus the resume request itself (recorded once its response is out,
+    // after the switch).
+    let recorded = collector.received() - resumed_at;
+    assert!(
+        (ok..=ok + 3).contains(&recorded),
+        "resumed: {recorded} recorded for {ok} requests"
+    );
+    let (_, rt) = app.get("/api/performance/metrics/realtime").await;
+    assert_eq!(rt["monitoring_enabled"], true, "{rt}");
     app.stop().await;
 }
 

@@ -56,6 +56,8 @@ pub(super) struct ArmMeasurement {
     pub(super) cpu: Option<CpuUsage>,
     /// An `abort_on_fail` SLA stopped the load early: which, when and why.
     pub(super) early_stop: Option<crate::sla::EarlyStop>,
+    /// `crossover:`: the replicate's switches as they happened.
+    pub(super) crossover: Option<super::crossover::Switches>,
 }
 
 /// Starts `n` instances of the app for the arm in `ctx`, each with its own port and log.

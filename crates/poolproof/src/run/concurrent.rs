@@ -8,6 +8,7 @@
 use super::arm::{
     all_ready, start_instances, ArmContext, ArmMeasurement, ArmSpec, SAMPLE_EVERY, STOP_GRACE,
 };
+use super::crossover::{self, Schedule, Switcher, Switches};
 use super::error::RunError;
 use super::plan::load_plan;
 use crate::app::AppInstance;
@@ -54,6 +55,16 @@ pub(super) async fn run_replicate(
         launch,
     } in arms
     {
+        // Crossover: every app starts with monitoring built, to be paused and resumed.
+        let crossover_env = sc.crossover.map(|_| {
+            let mut env = arm_env.clone();
+            env.insert(
+                crate::scenario::validate::CROSSOVER_VARIABLE.to_owned(),
+                "true".to_owned(),
+            );
+            env
+        });
+        let arm_env = crossover_env.as_ref().unwrap_or(arm_env);
         let ctx = ArmContext {
             scenario: sc,
             provisioned: base.provisioned,
@@ -139,6 +150,34 @@ async fn drive(
         () = interrupt::wait() => return Err(RunError::Interrupted),
     }
 
+    let switcher = sc.crossover.map(|period| Switcher {
+        client: base.client.clone(),
+        groups: apps
+            .iter()
+            .map(|a| a.iter().map(|i| i.url.clone()).collect())
+            .collect(),
+        tokens: arms.iter().map(|arm| token(base, &arm.env)).collect(),
+        monitoring: arms
+            .iter()
+            .map(|arm| {
+                arm.env
+                    .get(crate::scenario::validate::CROSSOVER_VARIABLE)
+                    .is_some_and(|v| v == "true")
+            })
+            .collect(),
+        schedule: Schedule::new(period.get(), arms.len()),
+    });
+    if let Some(sw) = &switcher {
+        progress.phase(&format!(
+            "{label}crossover: the {} app groups take each arm's state in turn, {} s at a time",
+            arms.len(),
+            sw.schedule.period_s
+        ));
+        sw.apply(0)
+            .await
+            .map_err(|e| RunError::infra(format!("crossover: {e}")))?;
+    }
+
     let (urls, groups) = targets(apps, replicate);
     let plan = load_plan(&sc.load, urls, None).map_err(RunError::Usage)?;
     let attack = Attack::grouped(plan, groups).map_err(|e| RunError::Usage(e.to_string()))?;
@@ -166,6 +205,15 @@ async fn drive(
     progress.live(sc.load.measured(), move || live.progress());
     let hold = tokio::spawn(interrupt::hold_killswitch());
     let cpu_meter = crate::app::meter::CpuMeter::start();
+    let switching = switcher.map(|sw| {
+        let h = handle.clone();
+        tokio::spawn(async move {
+            let Some(origin) = h.wait_measure_start().await else {
+                return Ok(Switches::default());
+            };
+            sw.run(origin, h.measured_duration()).await
+        })
+    });
     let outcome = attack.run().await;
     let cpu = cpu_meter.and_then(|m| m.finish());
     hold.abort();
@@ -179,12 +227,24 @@ async fn drive(
         .map_err(|e| RunError::infra(format!("app CPU sampler: {e}")))?;
     progress.phase(&format!("{label}load finished"));
     let mut outcome = outcome.map_err(RunError::infra)?;
+    let interrupted = outcome.interrupted || interrupt::requested();
+    let switches = match switching {
+        None => None,
+        Some(task) if interrupted => {
+            task.abort();
+            None
+        }
+        Some(task) => Some(
+            task.await
+                .map_err(|e| RunError::infra(format!("crossover: {e}")))?
+                .map_err(|e| RunError::infra(format!("crossover: {e}")))?,
+        ),
+    };
     let origin = handle.measure_start().unwrap_or_else(Instant::now);
     let alerts = base.sink.map(|s| s.observed(origin)).unwrap_or_default();
-    let interrupted = outcome.interrupted || interrupt::requested();
-    let mut per_arm = Vec::with_capacity(arms.len());
+    let mut per_group = Vec::with_capacity(arms.len());
     for (a, samples) in server.iter().enumerate() {
-        let obs = Observations {
+        per_group.push(Observations {
             client: outcome
                 .by_group
                 .get_mut(a)
@@ -205,16 +265,25 @@ async fn drive(
             stages: Vec::new(),
             generator: sc.load.is_scheduled().then(|| outcome.generator.clone()),
             shards: Vec::new(),
-        };
-        per_arm.push(ArmMeasurement {
+        });
+    }
+    let per_arm = match (&switches, sc.crossover) {
+        (Some(sw), Some(period)) => {
+            crossover::regroup(per_group, &Schedule::new(period.get(), arms.len()), sw)
+        }
+        _ => per_group,
+    };
+    Ok(per_arm
+        .into_iter()
+        .map(|obs| ArmMeasurement {
             obs,
             interrupted,
             cpu,
             // abort_on_fail is for single-arm runs (scenario validation).
             early_stop: None,
-        });
-    }
-    Ok(per_arm)
+            crossover: switches.clone(),
+        })
+        .collect())
 }
 
 #[cfg(test)]

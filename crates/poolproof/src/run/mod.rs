@@ -10,6 +10,7 @@
 
 mod arm;
 mod concurrent;
+mod crossover;
 mod early_stop;
 pub mod env;
 mod error;

@@ -60,6 +60,8 @@ pub struct ArmRun {
     pub obs: Observations,
     /// CPU the poolproof process used during this arm's load (noise self-check).
     pub cpu: Option<crate::app::meter::CpuUsage>,
+    /// `crossover:`: the replicate's switches (the same for every arm of it).
+    pub(crate) crossover: Option<super::crossover::Switches>,
 }
 
 /// Everything a finished run hands to SLA evaluation and the report writers.
@@ -223,6 +225,7 @@ async fn concurrent_runs(
                 position: replicate,
                 obs: m.obs,
                 cpu: m.cpu,
+                crossover: m.crossover,
             });
         }
         if cut {
@@ -260,6 +263,7 @@ async fn interleaved_runs(
             position,
             obs: m.obs,
             cpu: m.cpu,
+            crossover: None,
         });
         if m.interrupted {
             return Ok((runs, true, None));
@@ -553,6 +557,7 @@ async fn drive(
         interrupted: outcome.interrupted || interrupt::requested(),
         cpu,
         early_stop,
+        crossover: None,
     })
 }
 

@@ -6,7 +6,7 @@ use crate::app::host::HostFacts;
 use crate::exit::Exit;
 use crate::observe::Observations;
 use crate::report::{self, ReportInput, RunReport};
-use crate::scenario::LoadedScenario;
+use crate::scenario::{LoadedScenario, Scenario};
 use crate::sla::{self, EvalInput, SlaResult};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,6 +47,7 @@ pub fn conclude(loaded: &LoadedScenario, m: &Measured, opts: &RunOptions) -> Exi
     }
     let behind = generator_behind(m);
     let mut notes = sampler_notes(&main.obs);
+    notes.extend(crossover_note(scenario, m));
     notes.extend(behind.iter().cloned());
     let started_at = m.started_at.to_rfc3339();
     let scenario_path = loaded.path.display().to_string();
@@ -293,6 +294,29 @@ fn generator_behind(m: &Measured) -> Vec<String> {
 }
 
 /// One note per monitoring endpoint that failed some samples (a gap, not a crash).
+/// `crossover:`: how the switches went, over every replicate (one line).
+fn crossover_note(scenario: &Scenario, m: &Measured) -> Option<String> {
+    let period = scenario.crossover?;
+    let first = scenario.arms.first()?;
+    let replicates: Vec<_> = m
+        .runs
+        .iter()
+        .filter(|r| r.arm == first.name)
+        .filter_map(|r| r.crossover.as_ref())
+        .collect();
+    let switches: usize = replicates.iter().map(|s| s.done.len()).sum();
+    let lag = replicates
+        .iter()
+        .filter_map(|s| s.max_lag_s())
+        .max_by(f64::total_cmp)?;
+    Some(format!(
+        "crossover: every {period} the {} app groups moved on to the next arm's state ({switches} switches over {} replicates, each answered by every app within {:.0} ms of its period's start); every period's first second belongs to no arm",
+        scenario.arms.len(),
+        replicates.len(),
+        lag * 1000.0
+    ))
+}
+
 fn sampler_notes(obs: &Observations) -> Vec<String> {
     let mut gaps: BTreeMap<String, usize> = BTreeMap::new();
     for s in &obs.server {

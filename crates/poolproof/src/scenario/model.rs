@@ -59,6 +59,14 @@ pub struct Scenario {
     /// ratio SLAs then pair the arms second by second).
     #[serde(default)]
     pub arms_mode: ArmsMode,
+    /// With `arms_mode: concurrent`: the arms are states of the same running apps rather than
+    /// separate processes. Every arm's apps start alike, and every period (`crossover: 5s`)
+    /// each app group moves on to the next arm's state, switched at run time (pooled-app's
+    /// `PUT /api/performance/monitoring`; arms may differ in `ENABLE_PERFORMANCE_MONITORING`
+    /// only). Each process spends as long in every arm, so its own lifelong cost offset
+    /// cancels between arms; every period's first second belongs to no arm.
+    #[serde(default)]
+    pub crossover: Option<Duration>,
     /// Where server-side metrics come from, one or more of `pooled-app` (its JSON monitoring
     /// API), `prometheus` (the app's `/metrics`, OpenTelemetry connection-pool names) and
     /// `postgres` (`pg_stat_database` / `pg_stat_activity`, whatever the app) and `pgbouncer`

@@ -430,6 +430,9 @@ pub fn validate(s: &Scenario) -> Result<Target, Issue> {
     if s.arms_mode == ArmsMode::Concurrent {
         check_concurrent(s)?;
     }
+    if let Some(period) = s.crossover {
+        check_crossover(s, period)?;
+    }
 
     check_sources(s, external)?;
 
@@ -494,6 +497,80 @@ pub(crate) fn check_generators(s: &Scenario, g: &Generators) -> Result<(), Issue
             path: at("count"),
             message: "sharded generators drive one arm at a time: use arms_mode: interleaved"
                 .into(),
+        });
+    }
+    Ok(())
+}
+
+/// The variable a crossover switches at run time (pooled-app's `PUT /api/performance/monitoring`).
+pub const CROSSOVER_VARIABLE: &str = "ENABLE_PERFORMANCE_MONITORING";
+
+/// `crossover:`: concurrent arms of pooled-app that differ in what it can switch at run time
+/// (monitoring on or off) and nothing else, whole-second periods that leave a second of each
+/// measured, and measured load of whole cycles (every group in every arm's state alike).
+fn check_crossover(s: &Scenario, period: crate::scenario::types::Duration) -> Result<(), Issue> {
+    let at = vec![k("crossover")];
+    let fail = |message: String| {
+        Err(Issue {
+            path: vec![k("crossover")],
+            message,
+        })
+    };
+    if s.arms_mode != ArmsMode::Concurrent {
+        return fail("crossover switches the states of apps running side by side: use arms_mode: concurrent".into());
+    }
+    let p = period.get();
+    if p.subsec_nanos() != 0 || p.as_secs() < 2 {
+        return fail(format!(
+            "a crossover period is whole seconds, at least 2s (its first second is left out), got {period}"
+        ));
+    }
+    if s.app.command.is_some() {
+        return Err(Issue {
+            path: vec![k("app"), k("command")],
+            message: format!("crossover switches pooled-app's monitoring at run time ({CROSSOVER_VARIABLE}): it cannot switch another program"),
+        });
+    }
+    for (i, arm) in s.arms.iter().enumerate() {
+        let here = |key: &str| vec![k("arms"), Seg::Index(i), k(key)];
+        if arm.command.is_some() {
+            return Err(Issue {
+                path: here("command"),
+                message: "with crossover every arm is a state of the same app: remove the arm's command".into(),
+            });
+        }
+        if let Some(other) = arm.env.0.keys().find(|v| *v != CROSSOVER_VARIABLE) {
+            return Err(Issue {
+                path: vec![k("arms"), Seg::Index(i), k("env"), k(other)],
+                message: format!("with crossover the arms differ only in {CROSSOVER_VARIABLE}, which is switched at run time; put {other} in app.env"),
+            });
+        }
+        match arm.env.0.get(CROSSOVER_VARIABLE).map(String::as_str) {
+            Some("true" | "false") => {}
+            Some(v) => {
+                return Err(Issue {
+                    path: vec![k("arms"), Seg::Index(i), k("env"), k(CROSSOVER_VARIABLE)],
+                    message: format!("with crossover this is the arm's state: true or false, got {v:?}"),
+                })
+            }
+            None => {
+                return Err(Issue {
+                    path: here("env"),
+                    message: format!("with crossover each arm is a state: set {CROSSOVER_VARIABLE}: \"true\" or \"false\""),
+                })
+            }
+        }
+    }
+    let cycle = p.as_secs() * s.arms.len() as u64;
+    let measured = s.load.duration.get();
+    if cycle == 0 || measured.subsec_nanos() != 0 || measured.as_secs() % cycle != 0 {
+        return Err(Issue {
+            path: at,
+            message: format!(
+                "{} arms x {period}: a cycle takes {cycle}s, and load.duration ({}) must be a whole number of cycles, so that every app spends as long in each arm",
+                s.arms.len(),
+                s.load.duration
+            ),
         });
     }
     Ok(())

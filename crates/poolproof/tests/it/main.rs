@@ -5,6 +5,7 @@
 mod abort_on_fail;
 mod compare_cli;
 mod concurrent_arms;
+mod crossover_arms;
 mod faults_services;
 mod gate_git;
 mod generators;
