@@ -412,7 +412,10 @@ async fn monitoring_pauses_and_resumes_at_run_time() {
         }
     };
     let (code, _) = switch(r#"{"enabled": false}"#, None).await;
-    assert_eq!(code, 401, "the switch is guarded like every monitoring endpoint");
+    assert_eq!(
+        code, 401,
+        "the switch is guarded like every monitoring endpoint"
+    );
     let (code, v) = switch(r#"{"enabled": "no"}"#, Some(API_TOKEN)).await;
     assert_eq!(code, 400, "{v}");
     assert!(v["message"].as_str().unwrap().starts_with("body:"), "{v}");
@@ -433,10 +436,17 @@ async fn monitoring_pauses_and_resumes_at_run_time() {
     assert_eq!(rt["monitoring_enabled"], false, "{rt}");
     assert!(rt["message"].as_str().unwrap().contains("paused"), "{rt}");
     let (_, m) = app.get("/metrics").await;
-    assert!(m.as_str().unwrap().contains("pooled_app_monitoring_enabled 0"));
+    assert!(m
+        .as_str()
+        .unwrap()
+        .contains("pooled_app_monitoring_enabled 0"));
 
     let (code, v) = switch(r#"{"enabled": true}"#, Some(API_TOKEN)).await;
-    assert_eq!((code, &v["monitoring_enabled"]), (200, &serde_json::json!(true)), "{v}");
+    assert_eq!(
+        (code, &v["monitoring_enabled"]),
+        (200, &serde_json::json!(true)),
+        "{v}"
+    );
     let resumed_at = collector.received();
     let load = Load::start(std::slice::from_ref(&app.base), 2);
     tokio::time::sleep(Duration::from_millis(1500)).await;

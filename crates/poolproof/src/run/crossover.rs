@@ -115,7 +115,12 @@ impl Switcher {
         futures::future::try_join_all(calls).await.map(|_| ())
     }
 
-    async fn switch_one(&self, base: String, token: Option<String>, on: bool) -> Result<(), String> {
+    async fn switch_one(
+        &self,
+        base: String,
+        token: Option<String>,
+        on: bool,
+    ) -> Result<(), String> {
         let url = format!("{base}/api/performance/monitoring");
         let mut req = self
             .client
@@ -125,10 +130,7 @@ impl Switcher {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("PUT {url}: {e}"))?;
+        let resp = req.send().await.map_err(|e| format!("PUT {url}: {e}"))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
@@ -140,7 +142,11 @@ impl Switcher {
 
     /// Switches at every period boundary of measured load (`origin` is its start) and returns
     /// when the last period has begun.
-    pub(super) async fn run(&self, origin: Instant, measured: Duration) -> Result<Switches, String> {
+    pub(super) async fn run(
+        &self,
+        origin: Instant,
+        measured: Duration,
+    ) -> Result<Switches, String> {
         let period = Duration::from_secs(self.schedule.period_s as u64);
         let mut switches = Switches {
             period_s: self.schedule.period_s,
@@ -258,13 +264,22 @@ mod tests {
         let sw = Switches {
             period_s: 2,
             done: vec![
-                Switch { period: 1, done_at: 2.01 },
-                Switch { period: 2, done_at: 5.2 },
+                Switch {
+                    period: 1,
+                    done_at: 2.01,
+                },
+                Switch {
+                    period: 2,
+                    done_at: 5.2,
+                },
             ],
         };
         let covered: Vec<i64> = (0..8).filter(|t| sw.transitional(*t)).collect();
         assert_eq!(covered, [0, 2, 4, 5, 6]);
-        assert!(!sw.transitional(-1), "warm-up seconds are not measured anyway");
+        assert!(
+            !sw.transitional(-1),
+            "warm-up seconds are not measured anyway"
+        );
         assert!((sw.max_lag_s().unwrap() - 1.2).abs() < 1e-9);
     }
 
@@ -277,7 +292,12 @@ mod tests {
         let (end, rps) = (12i64, 100u64);
         let switches = Switches {
             period_s: 2,
-            done: (1..6).map(|k| Switch { period: k, done_at: (2 * k) as f64 + 0.01 }).collect(),
+            done: (1..6)
+                .map(|k| Switch {
+                    period: k,
+                    done_at: (2 * k) as f64 + 0.01,
+                })
+                .collect(),
         };
         let groups: Vec<Observations> = (0..3)
             .map(|g| {
@@ -290,12 +310,17 @@ mod tests {
                 o.app_cpu.push(AppCpuSample { t: 0.0, cpu_ns: 0 });
                 for t in 0..end {
                     let monitored = s.arm_of(g, s.period_of(t)) == 0;
-                    let per_request = 1_000_000.0 * (1.0 + g as f64 / 10.0) * if monitored { 1.02 } else { 1.0 };
+                    let per_request =
+                        1_000_000.0 * (1.0 + g as f64 / 10.0) * if monitored { 1.02 } else { 1.0 };
                     for _ in 0..rps {
-                        o.client.record("r", t as f64 + 0.5, Some(Duration::from_millis(1)), None);
+                        o.client
+                            .record("r", t as f64 + 0.5, Some(Duration::from_millis(1)), None);
                     }
                     cpu += (per_request * rps as f64) as u64;
-                    o.app_cpu.push(AppCpuSample { t: (t + 1) as f64, cpu_ns: cpu });
+                    o.app_cpu.push(AppCpuSample {
+                        t: (t + 1) as f64,
+                        cpu_ns: cpu,
+                    });
                 }
                 o
             })
@@ -310,7 +335,13 @@ mod tests {
         for a in &arms {
             assert_eq!(a.client.window(&load, None).requests, 6 * rps);
         }
-        assert!((per_request[0] / per_request[1] - 1.02).abs() < 1e-3, "{per_request:?}");
-        assert!((per_request[2] / per_request[1] - 1.0).abs() < 1e-3, "{per_request:?}");
+        assert!(
+            (per_request[0] / per_request[1] - 1.02).abs() < 1e-3,
+            "{per_request:?}"
+        );
+        assert!(
+            (per_request[2] / per_request[1] - 1.0).abs() < 1e-3,
+            "{per_request:?}"
+        );
     }
 }

@@ -173,7 +173,11 @@ impl Percent {
     /// `5.000000000000001%`).
     pub fn from_fraction(fraction: f64) -> Self {
         let percent = (fraction * 1e11).round() / 1e9;
-        Self(if percent.is_finite() { percent.clamp(0.0, 100.0) } else { 0.0 })
+        Self(if percent.is_finite() {
+            percent.clamp(0.0, 100.0)
+        } else {
+            0.0
+        })
     }
     /// The figure before the `%` (0.5 for `0.5%`).
     pub fn percent(self) -> f64 {

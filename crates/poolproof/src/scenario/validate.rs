@@ -517,7 +517,10 @@ fn check_crossover(s: &Scenario, period: crate::scenario::types::Duration) -> Re
         })
     };
     if s.arms_mode != ArmsMode::Concurrent {
-        return fail("crossover switches the states of apps running side by side: use arms_mode: concurrent".into());
+        return fail(
+            "crossover switches the states of apps running side by side: use arms_mode: concurrent"
+                .into(),
+        );
     }
     let p = period.get();
     if p.subsec_nanos() != 0 || p.as_secs() < 2 {
@@ -536,7 +539,9 @@ fn check_crossover(s: &Scenario, period: crate::scenario::types::Duration) -> Re
         if arm.command.is_some() {
             return Err(Issue {
                 path: here("command"),
-                message: "with crossover every arm is a state of the same app: remove the arm's command".into(),
+                message:
+                    "with crossover every arm is a state of the same app: remove the arm's command"
+                        .into(),
             });
         }
         if let Some(other) = arm.env.0.keys().find(|v| *v != CROSSOVER_VARIABLE) {
@@ -563,7 +568,7 @@ fn check_crossover(s: &Scenario, period: crate::scenario::types::Duration) -> Re
     }
     let cycle = p.as_secs() * s.arms.len() as u64;
     let measured = s.load.duration.get();
-    if cycle == 0 || measured.subsec_nanos() != 0 || measured.as_secs() % cycle != 0 {
+    if cycle == 0 || measured.subsec_nanos() != 0 || !measured.as_secs().is_multiple_of(cycle) {
         return Err(Issue {
             path: at,
             message: format!(

@@ -83,10 +83,15 @@ fn crossover_arms_follow_the_apps_own_state() {
     let (on, off) = (samples("monitored"), samples("unmonitored"));
     // Six periods of two seconds, the first of each left out: about 6 samples each.
     for (arm, s) in [("monitored", &on), ("unmonitored", &off)] {
-        assert!((4..=8).contains(&s.len()), "{arm}: {} samples: {s:?}", s.len());
+        assert!(
+            (4..=8).contains(&s.len()),
+            "{arm}: {} samples: {s:?}",
+            s.len()
+        );
     }
     let answered = |s: &serde_json::Value| !s["server_p95_ms"].is_null();
-    let agree = on.iter().filter(|s| answered(s)).count() + off.iter().filter(|s| !answered(s)).count();
+    let agree =
+        on.iter().filter(|s| answered(s)).count() + off.iter().filter(|s| !answered(s)).count();
     // A sample sent just before a switch may be answered just after it: allow one.
     assert!(
         agree + 1 >= on.len() + off.len(),
