@@ -63,6 +63,9 @@ pub struct Observations {
     pub generator: Option<GeneratorLag>,
     /// Sharded load: each generator shard's figures (empty for load run in process).
     pub shards: Vec<ShardFigures>,
+    /// Seconds of measured load that belong to no measurement (`crossover:` switches): every
+    /// phase's windows leave them out.
+    pub gaps: Vec<Window>,
 }
 
 /// One stage of an open-model arrival rate: linear from `from_rps` to `rps` over
@@ -154,7 +157,10 @@ impl Observations {
         if phase == PhaseKind::Warmup {
             return out;
         }
-        out.into_iter().filter_map(|w| w.intersect(&load)).collect()
+        out.into_iter()
+            .filter_map(|w| w.intersect(&load))
+            .flat_map(|w| w.minus(&self.gaps))
+            .collect()
     }
 
     /// App CPU time and completed requests over `windows` (whole seconds: a window's ends

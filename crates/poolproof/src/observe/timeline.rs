@@ -27,6 +27,48 @@ impl Window {
         let w = Window::new(self.start.max(other.start), self.end.min(other.end));
         (w.end > w.start).then_some(w)
     }
+
+    /// What is left of this window without `gaps` (in order; empty pieces dropped).
+    pub fn minus(&self, gaps: &[Window]) -> Vec<Window> {
+        let mut gaps: Vec<&Window> = gaps
+            .iter()
+            .filter(|g| self.intersect(g).is_some())
+            .collect();
+        gaps.sort_by(|a, b| a.start.total_cmp(&b.start));
+        let mut out = Vec::new();
+        let mut from = self.start;
+        for g in gaps {
+            if g.start > from {
+                out.push(Window::new(from, g.start));
+            }
+            from = from.max(g.end);
+        }
+        if self.end > from {
+            out.push(Window::new(from, self.end));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::Window;
+
+    #[test]
+    fn minus_cuts_gaps_out_in_order() {
+        let w = Window::new(0.0, 10.0);
+        let gaps = [
+            Window::new(5.0, 6.0),
+            Window::new(-1.0, 1.0),
+            Window::new(9.0, 12.0),
+        ];
+        assert_eq!(
+            w.minus(&gaps),
+            [Window::new(1.0, 5.0), Window::new(6.0, 9.0)]
+        );
+        assert_eq!(w.minus(&[]), [w]);
+        assert!(w.minus(&[Window::new(-1.0, 11.0)]).is_empty());
+    }
 }
 
 /// The phase an SLA is evaluated over.

@@ -265,6 +265,7 @@ async fn drive(
             stages: Vec::new(),
             generator: sc.load.is_scheduled().then(|| outcome.generator.clone()),
             shards: Vec::new(),
+            gaps: Vec::new(),
         });
     }
     let per_arm = match (&switches, sc.crossover) {

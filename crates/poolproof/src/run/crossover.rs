@@ -185,6 +185,7 @@ pub(super) fn regroup(
             db: Vec::new(),
             pgbouncer: Vec::new(),
             app_cpu: Vec::new(),
+            gaps: Vec::new(),
             ..g.clone()
         })
         .collect();
@@ -215,7 +216,12 @@ pub(super) fn regroup(
     // second that belongs to no arm (or lacks a sample) adds nothing, and its requests are
     // not in the arm's client series either.
     let end = groups.first().map_or(0, |g| g.load.end.ceil() as i64);
+    let gaps: Vec<Window> = (0..end)
+        .filter(|t| switches.transitional(*t))
+        .map(|t| Window::new(t as f64, (t + 1) as f64))
+        .collect();
     for (a, arm) in arms.iter_mut().enumerate() {
+        arm.gaps = gaps.clone();
         let mut total = 0u64;
         arm.app_cpu.push(AppCpuSample { t: 0.0, cpu_ns: 0 });
         for t in 0..end {
@@ -331,9 +337,14 @@ mod tests {
             .iter()
             .map(|a| a.app_cpu_in(&load).unwrap().us_per_request().unwrap())
             .collect();
-        // Seconds 1, 3, 5, ...: every period's first second belongs to no arm.
+        // Seconds 1, 3, 5, ...: every period's first second belongs to no arm, and the load
+        // phase leaves it out.
         for a in &arms {
             assert_eq!(a.client.window(&load, None).requests, 6 * rps);
+            let phase = a.windows(crate::observe::PhaseKind::Load);
+            assert_eq!(phase.len(), 6);
+            assert_eq!(phase.iter().map(Window::duration).sum::<f64>(), 6.0);
+            assert_eq!(a.app_cpu_in(&phase), a.app_cpu_in(&load));
         }
         assert!(
             (per_request[0] / per_request[1] - 1.02).abs() < 1e-3,

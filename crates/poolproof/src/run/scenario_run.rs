@@ -542,6 +542,7 @@ async fn drive(
         stages: crate::observe::StageSpan::of(&sc.load),
         generator: sc.load.is_scheduled().then_some(outcome.generator),
         shards,
+        gaps: Vec::new(),
     };
     // A fault that could not be injected (or undone) leaves a run that did not test what
     // the scenario says: an infrastructure failure, not a verdict.

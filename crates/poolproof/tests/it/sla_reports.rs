@@ -139,6 +139,7 @@ fn observations() -> Observations {
         stages: Vec::new(),
         generator: None,
         shards: Vec::new(),
+        gaps: Vec::new(),
     }
 }
 
