@@ -3,8 +3,9 @@
 //! Two processes that differ in nothing differ in CPU per request by 1-3 % for as long as they
 //! live (docs/benchmarks.md, "the noise floor"), so arms that are separate processes carry that
 //! offset into every comparison. Here every arm's apps start alike (monitoring built), and each
-//! app group takes every arm's state in turn, one period at a time, switched at run time
-//! through pooled-app's `PUT /api/performance/monitoring`. Each group spends as long in each
+//! app group takes every arm's state in turn, one period at a time (forward and backward
+//! through the arms in alternate cycles, see [`Schedule`]), switched at run time through
+//! pooled-app's `PUT /api/performance/monitoring`. Each group spends as long in each
 //! arm's state, so a process's own offset lands in every arm alike and cancels in their ratio;
 //! in every second each arm is still held by exactly one group, so the arms stay paired second
 //! by second as in any concurrent run.
@@ -41,15 +42,29 @@ impl Schedule {
         t.max(0) / self.period_s
     }
 
-    /// The arm whose state group `group` is in during period `period`: group g starts as arm
-    /// g and moves one arm on each period.
+    /// How many arms on from its first arm every group is in period `period`. Periods come in
+    /// cycles of `arms`, in each of which every group holds every arm once. Even cycles step
+    /// forward through the arms and odd ones backward, so that each arm follows each other
+    /// arm about equally often: whatever a state leaves behind into the next period (a second
+    /// of stale work, warm or cold caches) does not always land on the same arm.
+    fn step(&self, period: i64) -> usize {
+        let p = period.max(0) as usize;
+        let (cycle, j) = (p / self.arms, p % self.arms);
+        if cycle % 2 == 0 {
+            j
+        } else {
+            (self.arms - j) % self.arms
+        }
+    }
+
+    /// The arm whose state group `group` is in during period `period` (group g starts as arm g).
     pub(super) fn arm_of(&self, group: usize, period: i64) -> usize {
-        (group + (period.max(0) as usize % self.arms)) % self.arms
+        (group + self.step(period)) % self.arms
     }
 
     /// The group holding arm `arm` during period `period`.
     fn group_of(&self, arm: usize, period: i64) -> usize {
-        (arm + self.arms - period.max(0) as usize % self.arms) % self.arms
+        (arm + self.arms - self.step(period)) % self.arms
     }
 }
 
@@ -260,9 +275,26 @@ mod tests {
                 assert_eq!(s.arm_of(s.group_of(arm, period), period), arm);
             }
         }
-        let cycle: Vec<usize> = (0..3).map(|p| s.arm_of(1, p)).collect();
-        assert_eq!(cycle, [1, 2, 0]);
+        let two_cycles: Vec<usize> = (0..6).map(|p| s.arm_of(1, p)).collect();
+        assert_eq!(two_cycles, [1, 2, 0, 1, 0, 2], "forward, then backward");
         assert_eq!(s.arm_of(2, -5), 2, "warm-up belongs to period 0");
+    }
+
+    /// Over four cycles, the holder of each arm came from each other arm's state 5 or 6
+    /// times of 11: no arm always inherits the same predecessor.
+    #[test]
+    fn each_arm_follows_each_other_arm_about_equally_often() {
+        let s = schedule();
+        for arm in 0..3 {
+            let mut from = [0usize; 3];
+            for period in 1..12 {
+                from[s.arm_of(s.group_of(arm, period), period - 1)] += 1;
+            }
+            assert_eq!(from[arm], 0, "a group never holds one arm twice in a row");
+            let mut counts: Vec<usize> = from.iter().copied().filter(|n| *n > 0).collect();
+            counts.sort_unstable();
+            assert_eq!(counts, [5, 6], "arm {arm}: {from:?}");
+        }
     }
 
     #[test]

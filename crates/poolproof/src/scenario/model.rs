@@ -61,9 +61,9 @@ pub struct Scenario {
     pub arms_mode: ArmsMode,
     /// With `arms_mode: concurrent`: the arms are states of the same running apps rather than
     /// separate processes. Every arm's apps start alike, and every period (`crossover: 5s`)
-    /// each app group moves on to the next arm's state, switched at run time (pooled-app's
-    /// `PUT /api/performance/monitoring`; arms may differ in `ENABLE_PERFORMANCE_MONITORING`
-    /// only). Each process spends as long in every arm, so its own lifelong cost offset
+    /// each app group moves on to another arm's state (each arm once per cycle), switched at
+    /// run time (pooled-app's `PUT /api/performance/monitoring`; arms may differ in
+    /// `ENABLE_PERFORMANCE_MONITORING` only). Each process spends as long in every arm, so its own lifelong cost offset
     /// cancels between arms; every period's first second belongs to no arm.
     #[serde(default)]
     pub crossover: Option<Duration>,
