@@ -146,8 +146,8 @@ fn monitoring_overhead_with_a_gross_cost_in_the_monitored_arm_fails_its_slas() {
         r#"env: { ENABLE_PERFORMANCE_MONITORING: "true" }"#,
         r#"env: { ENABLE_PERFORMANCE_MONITORING: "true", ENABLE_CONNECTION_POOLING: "false" }"#,
     );
-    let twin = replace_once(&twin, "duration: 60s", "duration: 6s");
-    let twin = replace_once(&twin, "replicates: 5\ncrossover: 5s", "replicates: 1");
+    let twin = replace_once(&twin, "duration: 45s", "duration: 6s");
+    let twin = replace_once(&twin, "replicates: 8\ncrossover: 5s", "replicates: 1");
     let (code, out) = validate("monitoring-overhead", &twin);
     assert_eq!(code, Some(1), "a gross cost must fail with exit 1:\n{out}");
     assert_row(&out, "throughput_loss <= 1%", "FAILED");
