@@ -205,13 +205,16 @@ async fn drive(
     progress.live(sc.load.measured(), move || live.progress());
     let hold = tokio::spawn(interrupt::hold_killswitch());
     let cpu_meter = crate::app::meter::CpuMeter::start();
+    let switch_log = std::sync::Arc::new(std::sync::Mutex::new(Switches::new(
+        switcher.as_ref().map_or(1, |sw| sw.schedule.period_s),
+    )));
     let switching = switcher.map(|sw| {
-        let h = handle.clone();
+        let (h, log) = (handle.clone(), switch_log.clone());
         tokio::spawn(async move {
             let Some(origin) = h.wait_measure_start().await else {
-                return Ok(Switches::default());
+                return Ok(());
             };
-            sw.run(origin, h.measured_duration()).await
+            sw.run(origin, h.measured_duration(), &log).await
         })
     });
     let outcome = attack.run().await;
@@ -228,17 +231,19 @@ async fn drive(
     progress.phase(&format!("{label}load finished"));
     let mut outcome = outcome.map_err(RunError::infra)?;
     let interrupted = outcome.interrupted || interrupt::requested();
+    // Cut short, the switches made so far still say which group held which arm.
     let switches = match switching {
         None => None,
-        Some(task) if interrupted => {
-            task.abort();
-            None
+        Some(task) => {
+            if interrupted {
+                task.abort();
+            } else {
+                task.await
+                    .map_err(|e| RunError::infra(format!("crossover: {e}")))?
+                    .map_err(|e| RunError::infra(format!("crossover: {e}")))?;
+            }
+            Some(switch_log.lock().unwrap_or_else(|p| p.into_inner()).clone())
         }
-        Some(task) => Some(
-            task.await
-                .map_err(|e| RunError::infra(format!("crossover: {e}")))?
-                .map_err(|e| RunError::infra(format!("crossover: {e}")))?,
-        ),
     };
     let origin = handle.measure_start().unwrap_or_else(Instant::now);
     let alerts = base.sink.map(|s| s.observed(origin)).unwrap_or_default();

@@ -84,11 +84,25 @@ pub(crate) struct Switches {
 }
 
 impl Switches {
+    /// The switches of a schedule with periods of `period_s` seconds, none made yet.
+    pub(super) fn new(period_s: i64) -> Switches {
+        Switches {
+            period_s,
+            done: Vec::new(),
+        }
+    }
+
     /// Seconds that belong to no arm: every period's first (the second a switch falls in; the
-    /// first period's too, so that every period gives each arm as many seconds) and any
-    /// second a switch was still under way in.
+    /// first period's too, so that every period gives each arm as many seconds), any second a
+    /// switch was still under way in, and, when the load was cut short, every second after
+    /// the last period whose switch was made.
     fn transitional(&self, t: i64) -> bool {
-        if t >= 0 && t % self.period_s.max(1) == 0 {
+        let period_s = self.period_s.max(1);
+        if t >= 0 && t % period_s == 0 {
+            return true;
+        }
+        let last = self.done.iter().map(|s| s.period).max().unwrap_or(0);
+        if t >= (last + 1) * period_s {
             return true;
         }
         self.done.iter().any(|s| {
@@ -155,29 +169,31 @@ impl Switcher {
         Err(format!("PUT {url}: {status}: {body}"))
     }
 
-    /// Switches at every period boundary of measured load (`origin` is its start) and returns
-    /// when the last period has begun.
+    /// Switches at every period boundary of measured load (`origin` is its start), noting each
+    /// one in `log` once every app has answered, and returns when the last period has begun.
+    /// The log outlives the task, so a run cut short keeps the switches that happened.
     pub(super) async fn run(
         &self,
         origin: Instant,
         measured: Duration,
-    ) -> Result<Switches, String> {
+        log: &std::sync::Mutex<Switches>,
+    ) -> Result<(), String> {
         let period = Duration::from_secs(self.schedule.period_s as u64);
-        let mut switches = Switches {
-            period_s: self.schedule.period_s,
-            done: Vec::new(),
-        };
         let mut k: u32 = 1;
         while period * k < measured {
             tokio::time::sleep_until((origin + period * k).into()).await;
             self.apply(i64::from(k)).await?;
-            switches.done.push(Switch {
+            let done = Switch {
                 period: i64::from(k),
                 done_at: origin.elapsed().as_secs_f64(),
-            });
+            };
+            log.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .done
+                .push(done);
             k += 1;
         }
-        Ok(switches)
+        Ok(())
     }
 }
 
@@ -313,7 +329,11 @@ mod tests {
             ],
         };
         let covered: Vec<i64> = (0..8).filter(|t| sw.transitional(*t)).collect();
-        assert_eq!(covered, [0, 2, 4, 5, 6]);
+        assert_eq!(
+            covered,
+            [0, 2, 4, 5, 6, 7],
+            "period 3 never began: 6 and 7 too"
+        );
         assert!(
             !sw.transitional(-1),
             "warm-up seconds are not measured anyway"

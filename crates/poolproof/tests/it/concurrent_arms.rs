@@ -5,9 +5,7 @@
 //! request; measured here at +7 % app CPU per request for pooling off alone) must be caught by
 //! `cpu_per_request_increase` on its whole 95 % interval, with exit 1.
 
-use std::path::{Path, PathBuf};
-
-use crate::support::validate_in;
+use crate::support::{report_json, validate_in};
 
 const SCENARIO: &str = r#"name: concurrent-arms
 description: a cheap and a costly arm side by side
@@ -71,16 +69,7 @@ fn concurrent_arms_each_get_their_cpu_figures_and_a_costly_arm_is_caught() {
         "{text}"
     );
 
-    let reports = dir.path().join("reports").join("concurrent-arms");
-    let run_dir: Vec<PathBuf> = std::fs::read_dir(&reports)
-        .expect("reports")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    assert_eq!(run_dir.len(), 1);
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(&run_dir[0]).join("report.json")).expect("report"),
-    )
-    .expect("report.json");
+    let report = report_json(dir.path(), "concurrent-arms");
 
     // One CPU figure per arm, plausible for a real process: some CPU, some requests, between
     // 1 µs and 100 ms per request, and the costly arm above the cheap one.

@@ -5,9 +5,7 @@
 //! one in the `unmonitored` arm from an app that answered "paused". A wrong rotation, a switch
 //! that did not land, or seconds attributed to the wrong group would mix the two.
 
-use std::path::{Path, PathBuf};
-
-use crate::support::validate_in;
+use crate::support::{report_json, validate_in};
 
 const SCENARIO: &str = r#"name: crossover-arms
 description: monitoring switched between two app groups every 2 s
@@ -49,16 +47,7 @@ fn crossover_arms_follow_the_apps_own_state() {
     let (code, text) = validate_in(dir.path(), "crossover-arms", SCENARIO);
     assert_eq!(code, Some(0), "{text}");
 
-    let reports = dir.path().join("reports").join("crossover-arms");
-    let run_dir: Vec<PathBuf> = std::fs::read_dir(&reports)
-        .expect("reports")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    assert_eq!(run_dir.len(), 1);
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(&run_dir[0]).join("report.json")).expect("report"),
-    )
-    .expect("report.json");
+    let report = report_json(dir.path(), "crossover-arms");
 
     // 12 s in 2 s periods: 5 switches, noted with how long they took.
     let notes = report["notes"].as_array().expect("notes");
