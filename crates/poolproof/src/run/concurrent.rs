@@ -205,17 +205,18 @@ async fn drive(
     progress.live(sc.load.measured(), move || live.progress());
     let hold = tokio::spawn(interrupt::hold_killswitch());
     let cpu_meter = crate::app::meter::CpuMeter::start();
-    let switch_log = std::sync::Arc::new(std::sync::Mutex::new(Switches::new(
-        switcher.as_ref().map_or(1, |sw| sw.schedule.period_s),
-    )));
+    // Crossover: the switching task, its log (which outlives it) and its schedule.
     let switching = switcher.map(|sw| {
-        let (h, log) = (handle.clone(), switch_log.clone());
-        tokio::spawn(async move {
+        let schedule = sw.schedule;
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Switches::new(schedule.period_s)));
+        let (h, task_log) = (handle.clone(), log.clone());
+        let task = tokio::spawn(async move {
             let Some(origin) = h.wait_measure_start().await else {
                 return Ok(());
             };
-            sw.run(origin, h.measured_duration(), &log).await
-        })
+            sw.run(origin, h.measured_duration(), &task_log).await
+        });
+        (task, log, schedule)
     });
     let outcome = attack.run().await;
     let cpu = cpu_meter.and_then(|m| m.finish());
@@ -232,9 +233,9 @@ async fn drive(
     let mut outcome = outcome.map_err(RunError::infra)?;
     let interrupted = outcome.interrupted || interrupt::requested();
     // Cut short, the switches made so far still say which group held which arm.
-    let switches = match switching {
+    let crossed = match switching {
         None => None,
-        Some(task) => {
+        Some((task, log, schedule)) => {
             if interrupted {
                 task.abort();
             } else {
@@ -242,7 +243,8 @@ async fn drive(
                     .map_err(|e| RunError::infra(format!("crossover: {e}")))?
                     .map_err(|e| RunError::infra(format!("crossover: {e}")))?;
             }
-            Some(switch_log.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            let switches = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            Some((switches, schedule))
         }
     };
     let origin = handle.measure_start().unwrap_or_else(Instant::now);
@@ -273,12 +275,11 @@ async fn drive(
             gaps: Vec::new(),
         });
     }
-    let per_arm = match (&switches, sc.crossover) {
-        (Some(sw), Some(period)) => {
-            crossover::regroup(per_group, &Schedule::new(period.get(), arms.len()), sw)
-        }
-        _ => per_group,
+    let per_arm = match &crossed {
+        Some((switches, schedule)) => crossover::regroup(per_group, schedule, switches),
+        None => per_group,
     };
+    let switches = crossed.map(|(switches, _)| switches);
     Ok(per_arm
         .into_iter()
         .map(|obs| ArmMeasurement {
