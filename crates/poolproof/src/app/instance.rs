@@ -38,7 +38,33 @@ pub struct InstanceSpec {
     pub env: BTreeMap<String, String>,
     /// Port the instance binds on 127.0.0.1 (must match BIND_ADDR in `env`).
     pub port: u16,
+    /// The variable besides `BIND_ADDR` that tells an `app.command` its port.
+    pub port_env: Option<String>,
     pub log_path: PathBuf,
+}
+
+/// Start-ups tried per instance when the port turns out taken (another process bound it
+/// between the pick and the app's bind).
+const PORT_ATTEMPTS: u32 = 3;
+
+impl InstanceSpec {
+    /// The same instance on another port: `BIND_ADDR` and `port_env` follow where they hold
+    /// the port poolproof chose (a scenario that fixed its own is left alone).
+    fn with_port(&self, port: u16) -> InstanceSpec {
+        let mut spec = self.clone();
+        let old_addr = format!("127.0.0.1:{}", self.port);
+        if spec.env.get("BIND_ADDR") == Some(&old_addr) {
+            spec.env
+                .insert("BIND_ADDR".to_owned(), format!("127.0.0.1:{port}"));
+        }
+        if let Some(var) = &self.port_env {
+            if spec.env.get(var) == Some(&self.port.to_string()) {
+                spec.env.insert(var.clone(), port.to_string());
+            }
+        }
+        spec.port = port;
+        spec
+    }
 }
 
 /// A started instance; dropping it kills its process group.
@@ -50,13 +76,16 @@ pub struct AppInstance {
     ready: String,
     child: Option<Child>,
     pgid: Option<Pid>,
+    /// How it was started, to start it again on another port after a clash.
+    spec: InstanceSpec,
+    /// Start-ups so far.
+    attempts: u32,
 }
 
-/// A free TCP port on 127.0.0.1 (bound, read, released: the app binds it right after).
+/// A free TCP port on 127.0.0.1 (checked, released: the app binds it right after; below the
+/// ephemeral range, see [`poolproof_services::free_loopback_port`]).
 pub fn free_port() -> Result<u16, AppError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(AppError::Port)?;
-    let port = listener.local_addr().map_err(AppError::Port)?.port();
-    Ok(port)
+    poolproof_services::free_loopback_port().map_err(AppError::Port)
 }
 
 impl AppInstance {
@@ -109,7 +138,30 @@ impl AppInstance {
             ready: spec.ready.clone(),
             child: Some(child),
             pgid,
+            spec: spec.clone(),
+            attempts: 1,
         })
+    }
+
+    /// After an exit at start-up: if the log says the port was taken, the instance started
+    /// again on a fresh port (true); otherwise false.
+    fn restart_after_port_clash(&mut self, tail: &str) -> Result<bool, AppError> {
+        let clash =
+            tail.contains("Address already in use") || tail.contains("address already in use");
+        if !clash || self.attempts >= PORT_ATTEMPTS {
+            return Ok(false);
+        }
+        let port = free_port()?;
+        tracing::debug!(
+            "app instance {}: port {} was taken at start-up; starting again on {port}",
+            self.number,
+            self.spec.port
+        );
+        let mut fresh = AppInstance::spawn(&self.spec.with_port(port))?;
+        fresh.attempts = self.attempts + 1;
+        // The old instance has exited; replacing it releases its process group.
+        *self = fresh;
+        Ok(true)
     }
 
     /// The process id while the instance runs.
@@ -128,10 +180,14 @@ impl AppInstance {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
+                    let tail = log_tail(&self.log_path, 8);
+                    if self.restart_after_port_clash(&tail)? {
+                        continue;
+                    }
                     return Err(AppError::Exited {
                         instance: self.number,
                         status: status.to_string(),
-                        tail: log_tail(&self.log_path, 8),
+                        tail,
                     });
                 }
             }

@@ -76,6 +76,7 @@ mod tests {
             ready: "/readyz".to_owned(),
             env: BTreeMap::from([("BIND_ADDR".to_owned(), format!("127.0.0.1:{port}"))]),
             port,
+            port_env: None,
             log_path: dir.join("app-1.log"),
         }
     }
@@ -103,6 +104,39 @@ mod tests {
             msg.contains("u:***@h") && !msg.contains("pw"),
             "password leaked: {msg}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_port_taken_before_the_app_binds_it_is_replaced_by_a_fresh_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A real server that reads its port from PORT, started on a port another process holds.
+        let mut s = spec(
+            dir.path(),
+            "/bin/sh",
+            &[
+                "-c",
+                "exec python3 -m http.server --bind 127.0.0.1 \"$PORT\"",
+            ],
+        );
+        let held = std::net::TcpListener::bind(("127.0.0.1", s.port)).expect("hold the port");
+        s.ready = "/".to_owned();
+        s.port_env = Some("PORT".to_owned());
+        s.env.insert("PORT".to_owned(), s.port.to_string());
+        let mut inst = AppInstance::spawn(&s).expect("spawn");
+        inst.wait_ready(&reqwest::Client::new(), Duration::from_secs(20))
+            .await
+            .expect("ready on another port");
+        let held_port = held.local_addr().expect("addr").port();
+        assert!(
+            !inst.url.ends_with(&format!(":{held_port}")),
+            "{} is still the taken port",
+            inst.url
+        );
+        let body = reqwest::get(format!("{}/", inst.url))
+            .await
+            .expect("the restarted server answers");
+        assert!(body.status().is_success());
+        inst.stop(Duration::from_secs(2)).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

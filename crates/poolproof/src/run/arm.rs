@@ -129,6 +129,7 @@ pub(super) fn start_instances(
             ready: ctx.launch.ready().to_owned(),
             env,
             port,
+            port_env: port_env.map(str::to_owned),
             log_path: ctx.run_dir.join(format!("app-{number}{suffix}.log")),
         };
         // Instances already started are dropped (killed) if a later one fails to spawn.
