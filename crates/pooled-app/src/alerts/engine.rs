@@ -223,6 +223,21 @@ pub struct Engine {
     status: Vec<AlertStatus>,
 }
 
+/// What [`Engine::advance`] decided for every alert before mutes are known.
+pub struct Steps {
+    steps: Vec<Step>,
+    /// Per alert: firing after this evaluation (already, or fired in it).
+    firing_now: Vec<bool>,
+}
+
+impl Steps {
+    /// Mutes (silences, alerts firing elsewhere) decide something only for an alert firing now:
+    /// otherwise the evaluation needs no read of them (two Redis round trips a second saved).
+    pub fn need_mutes(&self) -> bool {
+        self.firing_now.iter().any(|f| *f)
+    }
+}
+
 /// What one evaluation decided for one alert before mutes are known.
 enum Step {
     None,
@@ -311,6 +326,13 @@ impl Engine {
         src: &dyn MetricSource,
         mutes: Mutes<'_>,
     ) -> Vec<Event> {
+        let steps = self.advance(now_ms, src);
+        self.settle(now_ms, steps, mutes)
+    }
+
+    /// [`Engine::evaluate`]'s first half: every alert's condition and state change at `now_ms`.
+    /// Mutes are read only when [`Steps::need_mutes`] says so, then [`Engine::settle`] finishes.
+    pub fn advance(&mut self, now_ms: u64, src: &dyn MetricSource) -> Steps {
         // 1. Conditions and state changes.
         let mut steps = Vec::with_capacity(self.alerts.len());
         for (i, def) in self.alerts.iter().enumerate() {
@@ -389,15 +411,21 @@ impl Engine {
             };
             steps.push(step);
         }
-
-        // 2. Mutes, once every alert's state is known (a critical firing in this very evaluation
-        //    inhibits a warning firing with it).
-        let firing_now: Vec<bool> = self
+        let firing_now = self
             .status
             .iter()
             .zip(&steps)
             .map(|(s, step)| s.state.is_firing() || matches!(step, Step::Fired))
             .collect();
+        Steps { steps, firing_now }
+    }
+
+    /// [`Engine::evaluate`]'s second half: the notifications due after [`Engine::advance`],
+    /// given the mutes in force.
+    pub fn settle(&mut self, now_ms: u64, steps: Steps, mutes: Mutes<'_>) -> Vec<Event> {
+        let Steps { steps, firing_now } = steps;
+        // 2. Mutes, once every alert's state is known (a critical firing in this very evaluation
+        //    inhibits a warning firing with it).
         let muted: Vec<Option<Mute>> = (0..self.alerts.len())
             .map(|i| self.mute_of(i, now_ms, &firing_now, &mutes))
             .collect();

@@ -314,16 +314,25 @@ async fn run(a: Alerts, collector: MetricsCollector, coord: Option<Coordinator>)
         if !collector.active() {
             continue;
         }
-        let (silences, elsewhere) = read_mutes(&a, coord.as_ref(), &ids, unix_ms()).await;
         let now = unix_ms();
-        let (events, firing, defs, rules) = {
+        let steps = {
             let src = CollectorSource::new(&collector);
+            lock(&a.state).engine.advance(now, &src)
+        };
+        // Mutes only matter to an alert firing now; most seconds none is, and their read is
+        // two Redis round trips (issue 18: monitoring's own cost).
+        let (silences, elsewhere) = if steps.need_mutes() {
+            read_mutes(&a, coord.as_ref(), &ids, now).await
+        } else {
+            (Vec::new(), HashSet::new())
+        };
+        let (events, firing, defs, rules) = {
             let mut st = lock(&a.state);
             let mutes = Mutes {
                 silences: &silences,
                 firing_elsewhere: &elsewhere,
             };
-            let ev = st.engine.evaluate(now, &src, mutes);
+            let ev = st.engine.settle(now, steps, mutes);
             let firing: Vec<String> = st
                 .engine
                 .alerts()
