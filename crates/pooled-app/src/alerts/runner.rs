@@ -1,7 +1,7 @@
-//! The alert loop: every `ALERT_EVAL_INTERVAL_MS` reads the mutes in force (silences, alerts
-//! firing on other instances), evaluates the rules against the collector's fresh windows, claims
-//! each transition across instances, and hands notifications to the dispatcher. It also keeps
-//! what `/alerts/active` shows and is the API's way to the silences.
+//! The alert loop: every `ALERT_EVAL_INTERVAL_MS` evaluates the rules against the collector's
+//! fresh windows, reads the mutes in force (silences, alerts firing on other instances) when an
+//! alert fires, claims each transition across instances, and hands notifications to the
+//! dispatcher. It also keeps what `/alerts/active` shows and is the API's way to the silences.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -259,6 +259,14 @@ impl Alerts {
         st.silences.retain(|x| x.id != s.id);
         st.silences.push(s);
         Ok(())
+    }
+
+    /// Reads the silences in force into what [`Alerts::view`] shows (kept as they were when the
+    /// store does not answer). Evaluation reads them only while an alert fires, so a view asks.
+    pub async fn refresh_silences(&self) {
+        if let Ok(s) = self.silences.list(unix_ms()).await {
+            lock(&self.state).silences = s;
+        }
     }
 
     /// The silences in force, from the store.

@@ -220,7 +220,10 @@ pub async fn alerts_active(State(m): State<Monitoring>) -> Response {
         return disabled(&m);
     }
     match &m.alerts {
-        Some(a) => Json(a.view()).into_response(),
+        Some(a) => {
+            a.refresh_silences().await;
+            Json(a.view()).into_response()
+        }
         None => Json(
             json!({"alerts_enabled": false, "active": [], "message": "alert engine not running"}),
         )
@@ -234,10 +237,13 @@ pub async fn dashboard(State(m): State<Monitoring>) -> Response {
         return disabled(&m);
     }
     let summary = summary_value(&m, 1.0).await;
-    let alerts = m
-        .alerts
-        .as_ref()
-        .map(|a| serde_json::to_value(a.view()).unwrap_or(Value::Null));
+    let alerts = match &m.alerts {
+        Some(a) => {
+            a.refresh_silences().await;
+            Some(serde_json::to_value(a.view()).unwrap_or(Value::Null))
+        }
+        None => None,
+    };
     let pool = m.pool_json.as_ref().map(|f| f());
     Json(json!({
         "monitoring_enabled": true,

@@ -325,6 +325,9 @@ async fn a_silence_made_on_one_instance_mutes_another_until_it_ends() {
         .call(Method::POST, silences, Some(&body), Some(API_TOKEN))
         .await;
     assert_eq!(code, 201, "{s}");
+    // Nothing fires on B yet, so its evaluation reads no mutes: its view reads the store itself.
+    let (_, bv) = b.get("/api/performance/alerts/active").await;
+    assert_eq!(bv["silences"][0]["id"], s["id"], "{bv}");
     let ends_at = Instant::now()
         + Duration::from_millis(
             s["ends_at_ms"]

@@ -370,8 +370,8 @@ async fn run_arm(
                 .get("PERFORMANCE_API_TOKEN")
                 .or_else(|| ctx.arm_env.get("PERFORMANCE_API_TOKEN").map(String::as_str))
                 .map(str::to_owned);
-            let targets = instances.iter().map(|i| i.url.clone()).collect();
-            (instances, targets, token)
+            // The targets are the instances' URLs once they are ready (see `drive`).
+            (instances, Vec::new(), token)
         }
         Provisioned::External(ext) => (
             Vec::new(),
@@ -392,6 +392,8 @@ async fn run_arm(
 async fn drive(
     ctx: &ArmContext<'_>,
     instances: &mut [AppInstance],
+    // The external app's URL; empty for instances poolproof starts (their URLs, known once
+    // they are ready, are used).
     targets: Vec<String>,
     token: Option<String>,
     faults: Option<(Vec<PlannedFault>, FaultTargets)>,
@@ -411,6 +413,12 @@ async fn drive(
         r = ready => r.map_err(RunError::infra)?,
         () = interrupt::wait() => return Err(RunError::Interrupted),
     }
+    // An instance whose port was taken at start-up started again on another one.
+    let targets = if instances.is_empty() {
+        targets
+    } else {
+        instances.iter().map(|i| i.url.clone()).collect()
+    };
 
     let plan = load_plan(
         &sc.load,
