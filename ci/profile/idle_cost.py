@@ -26,6 +26,11 @@ def free_port():
     return port
 
 
+def mix_path(n):
+    """The scenario's mix: 3 profiles to 1 buddy list."""
+    return f"/api/users/{n % 1000 + 1}" if n % 4 else f"/api/buddies?user_id={n % 1000 + 1}"
+
+
 def cpu_ms(pid):
     total = 0
     for task in os.listdir(f"/proc/{pid}/task"):
@@ -68,9 +73,7 @@ def main():
         for monitored, (_, port) in apps.items():
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             for n in range(2000):
-                # The scenario's mix: 3 profiles to 1 buddy list.
-                c.request("GET", f"/api/users/{n % 1000 + 1}" if n % 4
-                          else f"/api/buddies?user_id={n % 1000 + 1}")
+                c.request("GET", mix_path(n))
                 c.getresponse().read()
             c.close()
         time.sleep(5)

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from idle_cost import BIN, cpu_ms, free_port
+from idle_cost import cpu_ms, mix_path, start
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -23,34 +23,18 @@ def ticks_ms(pid):
 
 
 def main():
-    port = free_port()
-    env = dict(os.environ, LOG_REQUESTS="false", RUST_LOG="warn",
-               BIND_ADDR=f"127.0.0.1:{port}", ENABLE_PERFORMANCE_MONITORING="true")
-    app = subprocess.Popen([f"{BIN}/pooled-app"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    app, port = start(monitored=True)
     stop = threading.Event()
 
     def load():
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         n = 0
         while not stop.is_set():
-            c.request("GET", f"/api/users/{n % 1000 + 1}" if n % 4
-                      else f"/api/buddies?user_id={n % 1000 + 1}")
+            c.request("GET", mix_path(n))
             c.getresponse().read()
             n += 1
 
     try:
-        for _ in range(150):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                c.request("GET", "/readyz")
-                r = c.getresponse()
-                r.read()
-                if r.status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
         clients = [threading.Thread(target=load, daemon=True) for _ in range(2)]
         for t in clients:
             t.start()
