@@ -1148,6 +1148,39 @@ mod tests {
     }
 
     #[test]
+    fn mutes_are_asked_for_only_while_an_alert_fires() {
+        let mut e = Engine::new(parse_rules(PAIR, "t").unwrap());
+        // Under the thresholds for 2 s, over them for 2 s, then under again until resolved.
+        let src = Series {
+            interval_ms: 1000,
+            now_ms: std::cell::Cell::new(0),
+            values: [(Metric::RequestP95, expand("10x2 1500x2 10x8"))]
+                .into_iter()
+                .collect(),
+        };
+        let none = HashSet::new();
+        let mutes = Mutes {
+            silences: &[],
+            firing_elsewhere: &none,
+        };
+        let mut asked = Vec::new();
+        for t in 1..=12u64 {
+            src.now_ms.set(t * 1000);
+            let steps = e.advance(t * 1000, &src);
+            let firing = e.status().iter().any(|s| s.state.is_firing());
+            asked.push(steps.need_mutes());
+            let events = e.settle(t * 1000, steps, mutes);
+            // Asked exactly when an alert fires after this evaluation (fired in it or before).
+            let firing_now = firing || events.iter().any(|ev| ev.transition == Transition::Firing);
+            assert_eq!(asked[t as usize - 1], firing_now, "at {t} s: {asked:?}");
+        }
+        assert!(
+            !asked[0] && asked.iter().any(|a| *a) && !asked[11],
+            "{asked:?}"
+        );
+    }
+
+    #[test]
     fn a_shared_episode_muted_elsewhere_is_released_here() {
         let rules = parse_rules(PAIR, "t").unwrap();
         let mut e = Engine::new(rules);
