@@ -149,6 +149,7 @@ async fn writer(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut baseline_published = false;
     let mut last_baseline_check = 0u64;
+    let mut last_trim = 0u64;
     loop {
         tokio::select! {
             item = rx.recv() => match item {
@@ -174,9 +175,15 @@ async fn writer(
         let n = backlog.len().min(cfg.batch);
         let batch: Vec<FlushItem> = backlog.iter().take(n).cloned().collect();
         let now = unix_now();
-        let res = write_batch(&link, &cfg, &batch, now).await;
+        // A minute's bucket may create its key: trimmed with it, the key gets its expiry at once.
+        let trim = now >= last_trim + TRIM_EVERY_SECS
+            || batch.iter().any(|i| matches!(i, FlushItem::Minute(_)));
+        let res = write_batch(&link, &cfg, &batch, now, trim).await;
         match res {
             Ok(()) => {
+                if trim {
+                    last_trim = now;
+                }
                 backlog.drain(..n);
                 set(&status, |s| {
                     s.redis_available = true;
@@ -220,41 +227,46 @@ async fn writer(
     }
 }
 
+/// Seconds between two trims of the sorted sets to the retention (and refreshes of their
+/// expiry, which is at least 60 s).
+const TRIM_EVERY_SECS: u64 = 10;
+
+/// Writes `batch` and this instance's mark in [`keys::INSTANCES`] in one pipeline; with `trim`,
+/// also drops what is older than the retention and renews the keys' expiry. Trimming every
+/// second was seven of the ten commands a second (issue 18: monitoring's own cost), for sets
+/// that keep a day. No MULTI: every command is idempotent (members carry their own
+/// timestamp), and a transaction doubled the replies to parse.
 async fn write_batch(
     link: &RedisLink,
     cfg: &StoreConfig,
     batch: &[FlushItem],
     now: u64,
+    trim: bool,
 ) -> Result<(), crate::redis_link::LinkError> {
     let ret = cfg.retention.as_secs().max(60);
     let cutoff = now.saturating_sub(ret);
     let sec_key = keys::seconds(&cfg.instance);
     let min_key = keys::minutes(&cfg.instance);
     let mut pipe = redis::pipe();
-    pipe.atomic();
     for item in batch {
         let (key, b) = match item {
             FlushItem::Second(b) => (&sec_key, b),
             FlushItem::Minute(b) => (&min_key, b),
         };
-        // Members carry their own timestamp, so re-writing after a timeout is idempotent.
         pipe.zadd(key, b.encode(), b.start).ignore();
     }
-    for key in [&sec_key, &min_key] {
-        pipe.cmd("ZREMRANGEBYSCORE")
-            .arg(key)
-            .arg("-inf")
-            .arg(format!("({cutoff}"))
-            .ignore();
-        pipe.expire(key, ret as i64).ignore();
-    }
+    // Every write: readers list the instances that wrote since the start of what they read.
     pipe.zadd(keys::INSTANCES, &cfg.instance, now).ignore();
-    pipe.cmd("ZREMRANGEBYSCORE")
-        .arg(keys::INSTANCES)
-        .arg("-inf")
-        .arg(format!("({cutoff}"))
-        .ignore();
-    pipe.expire(keys::INSTANCES, ret as i64).ignore();
+    if trim {
+        for key in [sec_key.as_str(), min_key.as_str(), keys::INSTANCES] {
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(key)
+                .arg("-inf")
+                .arg(format!("({cutoff}"))
+                .ignore();
+            pipe.expire(key, ret as i64).ignore();
+        }
+    }
     let budget = link.timeout() * 4;
     link.run_within(budget, move |mut c| async move {
         pipe.query_async::<()>(&mut c).await

@@ -583,3 +583,73 @@ fn bad_rules_file_stops_start_up_with_one_located_line_and_exit_2() {
         "{err}"
     );
 }
+
+/// The per-second store in Redis: each second's bucket under the instance's key, the instance's
+/// mark, the sets trimmed to the retention (a member two days old, planted before the app
+/// starts, is gone after its first write) and every key expiring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn per_second_buckets_reach_redis_trimmed_and_expiring() {
+    let (pg, redis) = services().await;
+    let instance = format!("store-{}", std::process::id());
+    let sec_key = format!("pp:metrics:sec:{instance}");
+    let mut c = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let _: () = redis::cmd("ZADD")
+        .arg(&sec_key)
+        .arg(now - 2 * 86_400)
+        .arg("planted")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let app = TestApp::start_ready(
+        &pg.url(),
+        &redis.url(),
+        &[("INSTANCE_ID", instance.clone())],
+    )
+    .await;
+    let load = Load::start(std::slice::from_ref(&app.base), 2);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    load.stop().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let members: Vec<(Vec<u8>, u64)> = redis::cmd("ZRANGE")
+        .arg(&sec_key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        members.iter().all(|(m, _)| m.as_slice() != b"planted"),
+        "the two-day-old member outlived the 24 h retention"
+    );
+    assert!(
+        members.len() >= 3 && members.iter().all(|(_, s)| *s >= now - 5),
+        "seconds written: {:?}",
+        members.iter().map(|(_, s)| s).collect::<Vec<_>>()
+    );
+    for key in [sec_key.as_str(), "pp:metrics:instances"] {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!((1..=86_400).contains(&ttl), "{key}: TTL {ttl}");
+    }
+    let mark: Option<u64> = redis::cmd("ZSCORE")
+        .arg("pp:metrics:instances")
+        .arg(&instance)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(mark.is_some_and(|t| t >= now), "instance mark {mark:?}");
+    app.stop().await;
+}
