@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+from aa_noise import cpu_ns
+
 BIN = os.environ.get("BIN", "target/release")
 SECS = float(os.environ.get("SECS", "20"))
 
@@ -32,14 +34,8 @@ def mix_path(n):
 
 
 def cpu_ms(pid):
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except OSError:
-            pass  # a thread that ended meanwhile
-    return total / 1e6
+    """Milliseconds on a CPU, summed over the process's threads (schedstat)."""
+    return cpu_ns(pid) / 1e6
 
 
 def start(monitored):

@@ -30,8 +30,11 @@ def main():
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         n = 0
         while not stop.is_set():
-            c.request("GET", mix_path(n))
-            c.getresponse().read()
+            try:
+                c.request("GET", mix_path(n))
+                c.getresponse().read()
+            except OSError:
+                return  # the app is being stopped
             n += 1
 
     try:

@@ -79,9 +79,6 @@ impl ServiceError {
     /// True when the failure came from the host port being taken meanwhile, so that a
     /// retry on another free port can succeed.
     pub(crate) fn is_port_clash(&self) -> bool {
-        let text = self.to_string();
-        text.contains("port is already allocated")
-            || text.contains("address already in use")
-            || text.contains("Address already in use")
+        crate::ports::says_port_taken(&self.to_string())
     }
 }

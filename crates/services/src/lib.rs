@@ -33,7 +33,7 @@ pub use pgbouncer::{
     start_pgbouncer, PgBouncer, PgBouncerSettings, PoolMode, ADMIN_DATABASE,
     DEFAULT_PGBOUNCER_IMAGE, ENV_PGBOUNCER_IMAGE,
 };
-pub use ports::free_loopback_port;
+pub use ports::{free_loopback_port, says_port_taken};
 pub use processes::{state_dir, SERVICE_USER};
 pub use services::{resolve_provider, start_both, start_postgres, start_redis, Postgres, Redis};
 pub use sweep::sweep_leftovers;

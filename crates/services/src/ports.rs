@@ -7,7 +7,6 @@
 //! callers still retry on a clash.
 
 use crate::ServiceError;
-use std::io::Read;
 use std::net::TcpListener;
 
 /// The lowest port picked: above the usual fixed service ports (Postgres 5432, Redis 6379,
@@ -44,28 +43,22 @@ fn ephemeral_start() -> Option<u16> {
     text.split_whitespace().next()?.parse().ok()
 }
 
-/// `n` random numbers from /dev/urandom, or from the clock and pid if it cannot be read.
+/// `n` random numbers.
 fn random_u32s(n: usize) -> Vec<u32> {
     let mut bytes = vec![0u8; n * 4];
-    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if filled.is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let mut x = (nanos ^ std::process::id().rotate_left(16)) | 1;
-        for chunk in bytes.chunks_mut(4) {
-            // xorshift32: enough to spread candidates, not a secret.
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            chunk.copy_from_slice(&x.to_le_bytes());
-        }
-    }
+    crate::processes::random_bytes(&mut bytes);
     bytes
         .chunks(4)
         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
+}
+
+/// True when a start-up's error text says the port was taken meanwhile (Linux' bind error,
+/// Docker's port mapping), so that a retry on another free port can succeed.
+pub fn says_port_taken(text: &str) -> bool {
+    text.contains("port is already allocated")
+        || text.contains("address already in use")
+        || text.contains("Address already in use")
 }
 
 #[cfg(test)]

@@ -226,16 +226,30 @@ pub(crate) fn find_binary(name: &str, candidates: &[&str]) -> Option<PathBuf> {
 /// 16 random bytes, hex: passwords and unique names.
 pub(crate) fn random_hex() -> String {
     let mut bytes = [0u8; 16];
-    let filled = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if filled.is_err() {
-        // Not a secret worth a failure: fall back to time and pid.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes = (nanos ^ (u128::from(std::process::id()) << 64)).to_le_bytes();
-    }
+    random_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fills `out` from /dev/urandom; from the clock and pid (xorshift) if it cannot be read: none
+/// of its uses is a secret worth a failure.
+pub(crate) fn random_bytes(out: &mut [u8]) {
+    if File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(out))
+        .is_ok()
+    {
+        return;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut x = (nanos ^ std::process::id().rotate_left(16)) | 1;
+    for b in out.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
 }
 
 /// The last `n` lines of `text`, prefixed with a newline (empty when `text` is blank).

@@ -624,6 +624,17 @@ mod tests {
         out
     }
 
+    /// A request-p95 series, one value a second from t = 0 (`expand`'s notation).
+    fn p95_each_second(pattern: &str) -> Series {
+        Series {
+            interval_ms: 1000,
+            now_ms: std::cell::Cell::new(0),
+            values: [(Metric::RequestP95, expand(pattern))]
+                .into_iter()
+                .collect(),
+        }
+    }
+
     impl MetricSource for Series {
         fn value(&self, metric: Metric, _w: u64, _m: u64) -> Option<f64> {
             let i = (self.now_ms.get() / self.interval_ms) as usize;
@@ -1151,13 +1162,7 @@ mod tests {
     fn mutes_are_asked_for_only_while_an_alert_fires() {
         let mut e = Engine::new(parse_rules(PAIR, "t").unwrap());
         // Under the thresholds for 2 s, over them for 2 s, then under again until resolved.
-        let src = Series {
-            interval_ms: 1000,
-            now_ms: std::cell::Cell::new(0),
-            values: [(Metric::RequestP95, expand("10x2 1500x2 10x8"))]
-                .into_iter()
-                .collect(),
-        };
+        let src = p95_each_second("10x2 1500x2 10x8");
         let none = HashSet::new();
         let mutes = Mutes {
             silences: &[],
@@ -1184,13 +1189,7 @@ mod tests {
     fn a_shared_episode_muted_elsewhere_is_released_here() {
         let rules = parse_rules(PAIR, "t").unwrap();
         let mut e = Engine::new(rules);
-        let src = Series {
-            interval_ms: 1000,
-            now_ms: std::cell::Cell::new(0),
-            values: [(Metric::RequestP95, expand("1500x5"))]
-                .into_iter()
-                .collect(),
-        };
+        let src = p95_each_second("1500x5");
         let none = HashSet::new();
         let mutes = Mutes {
             silences: &[],

@@ -261,12 +261,13 @@ impl Alerts {
         Ok(())
     }
 
-    /// Reads the silences in force into what [`Alerts::view`] shows (kept as they were when the
-    /// store does not answer). Evaluation reads them only while an alert fires, so a view asks.
-    pub async fn refresh_silences(&self) {
+    /// [`Alerts::view`] with the silences read from the store first (kept as they were when it
+    /// does not answer): evaluation reads them only while an alert fires, so a reader asks.
+    pub async fn view_with_fresh_silences(&self) -> AlertsView {
         if let Ok(s) = self.silences.list(unix_ms()).await {
             lock(&self.state).silences = s;
         }
+        self.view()
     }
 
     /// The silences in force, from the store.

@@ -220,10 +220,7 @@ pub async fn alerts_active(State(m): State<Monitoring>) -> Response {
         return disabled(&m);
     }
     match &m.alerts {
-        Some(a) => {
-            a.refresh_silences().await;
-            Json(a.view()).into_response()
-        }
+        Some(a) => Json(a.view_with_fresh_silences().await).into_response(),
         None => Json(
             json!({"alerts_enabled": false, "active": [], "message": "alert engine not running"}),
         )
@@ -239,8 +236,7 @@ pub async fn dashboard(State(m): State<Monitoring>) -> Response {
     let summary = summary_value(&m, 1.0).await;
     let alerts = match &m.alerts {
         Some(a) => {
-            a.refresh_silences().await;
-            Some(serde_json::to_value(a.view()).unwrap_or(Value::Null))
+            Some(serde_json::to_value(a.view_with_fresh_silences().await).unwrap_or(Value::Null))
         }
         None => None,
     };

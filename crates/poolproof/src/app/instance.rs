@@ -146,9 +146,7 @@ impl AppInstance {
     /// After an exit at start-up: if the log says the port was taken, the instance started
     /// again on a fresh port (true); otherwise false.
     fn restart_after_port_clash(&mut self, tail: &str) -> Result<bool, AppError> {
-        let clash =
-            tail.contains("Address already in use") || tail.contains("address already in use");
-        if !clash || self.attempts >= PORT_ATTEMPTS {
+        if !poolproof_services::says_port_taken(tail) || self.attempts >= PORT_ATTEMPTS {
             return Ok(false);
         }
         let port = free_port()?;
