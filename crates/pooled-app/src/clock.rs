@@ -14,3 +14,38 @@ pub fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// A Tokio interval of `period` whose ticks fall on wall-clock second boundaries, the first at the
+/// next one. Every periodic task of the app (the collector's second, alert evaluation, health
+/// checks) ticks on these boundaries: instances' buckets line up, and the tasks share one
+/// wake-up a second instead of one each (issue 18: monitoring's fixed cost was mostly
+/// wake-ups and round trips, not computation).
+pub fn second_aligned_interval(
+    period: std::time::Duration,
+    missed: tokio::time::MissedTickBehavior,
+) -> tokio::time::Interval {
+    let to_boundary = std::time::Duration::from_millis(1000 - unix_ms() % 1000);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + to_boundary, period);
+    tick.set_missed_tick_behavior(missed);
+    tick
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn aligned_ticks_fall_on_wall_clock_second_boundaries() {
+        let mut tick = second_aligned_interval(
+            std::time::Duration::from_secs(1),
+            tokio::time::MissedTickBehavior::Delay,
+        );
+        for _ in 0..2 {
+            tick.tick().await;
+            // Just past a boundary (the timer's millisecond and the scheduler's delay), never
+            // somewhere within the second as an unaligned interval's ticks would be.
+            let into_second = unix_ms() % 1000;
+            assert!(into_second < 150, "tick {into_second} ms into the second");
+        }
+    }
+}

@@ -18,7 +18,7 @@ use super::engine::{
 use super::message::Notification;
 use super::rules::{Metric, Rule, RuleSet};
 use super::silences::{Silence, SilenceStore, StoreError};
-use crate::clock::unix_ms;
+use crate::clock::{second_aligned_interval, unix_ms};
 use crate::metrics::collector::{MetricsCollector, WindowStats};
 
 /// The collector as a metric source, with each window computed once per evaluation.
@@ -313,8 +313,8 @@ async fn read_mutes(
 }
 
 async fn run(a: Alerts, collector: MetricsCollector, coord: Option<Coordinator>) {
-    let mut tick = tokio::time::interval(a.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // On the second boundaries, where the collector finishes its second: one wake-up for both.
+    let mut tick = second_aligned_interval(a.interval, tokio::time::MissedTickBehavior::Delay);
     let ids = a.alert_ids();
     loop {
         tick.tick().await;

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
 
 use super::score::{self, PoolFacts};
 use crate::alerts::rules::Metric;
 use crate::alerts::Alerts;
-use crate::clock::unix_ms;
+use crate::clock::{second_aligned_interval, unix_ms};
 use crate::metrics::collector::MetricsCollector;
 use crate::redis_link::RedisLink;
 
@@ -170,15 +171,16 @@ impl HealthMonitor {
     pub fn start(inputs: HealthInputs, interval: Duration) -> (HealthMonitor, JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
         let h = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first check at once (a report from start-up on), the next ones on the second
+            // boundaries with the app's other periodic work.
+            let mut tick = second_aligned_interval(interval, MissedTickBehavior::Delay);
             let mut last_timeouts: Option<u64> = None;
             loop {
-                tick.tick().await;
                 let report = check(&inputs, &mut last_timeouts).await;
                 if tx.send(Some(Arc::new(report))).is_err() {
                     break;
                 }
+                tick.tick().await;
             }
         });
         (HealthMonitor { rx }, h)

@@ -21,7 +21,7 @@ use super::histogram::{self, Hist, Latency};
 use super::inbox::Inbox;
 use super::rolling::Rolling;
 use super::store::{FlushItem, StoreStatus};
-use crate::clock::{unix_ms, unix_now};
+use crate::clock::{second_aligned_interval, unix_now};
 use crate::exposition::buckets::Counts;
 
 /// One finished request (the convenience form of [`MetricsCollector::record`]; the middleware
@@ -518,10 +518,10 @@ async fn run(
     // Tick on wall-clock second boundaries so every instance's buckets line up. This is the
     // task's only wake-up: samples wait in the inbox until the boundary (or until a reader such
     // as the alert engine drains them), so an idle or busy app pays one wake-up a second.
-    let ms = unix_ms();
-    let first = tokio::time::Instant::now() + Duration::from_millis(1000 - ms % 1000);
-    let mut tick = tokio::time::interval_at(first, Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut tick = second_aligned_interval(
+        Duration::from_secs(1),
+        tokio::time::MissedTickBehavior::Skip,
+    );
     loop {
         tick.tick().await;
         let Some(shared) = shared.upgrade() else {

@@ -145,8 +145,11 @@ async fn writer(
     baseline: Option<BaselineSlot>,
 ) {
     let mut backlog: VecDeque<FlushItem> = VecDeque::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The retry timer runs only while buckets wait (Redis away): otherwise the writer wakes once
+    // a second, when the collector hands it a bucket (issue 18: wake-ups were most of
+    // monitoring's fixed cost).
+    let mut retry = tokio::time::interval(RETRY_EVERY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut baseline_published = false;
     let mut last_baseline_check = 0u64;
     let mut last_trim = 0u64;
@@ -156,7 +159,7 @@ async fn writer(
                 Some(i) => backlog.push_back(i),
                 None => break,
             },
-            _ = tick.tick() => {}
+            _ = retry.tick(), if !backlog.is_empty() => {}
         }
         while let Ok(i) = rx.try_recv() {
             backlog.push_back(i);
@@ -213,6 +216,9 @@ async fn writer(
                 }
             }
             Err(e) => {
+                // The next attempt a full period from now, not at once for the ticks missed
+                // while the timer was idle.
+                retry.reset();
                 set(&status, |s| {
                     s.redis_available = false;
                     s.failed_writes += 1;
@@ -226,6 +232,9 @@ async fn writer(
         }
     }
 }
+
+/// How often a waiting backlog is retried while Redis is away.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 /// Seconds between two trims of the sorted sets to the retention (and refreshes of their
 /// expiry, which is at least 60 s).
