@@ -56,9 +56,8 @@ fn random_u32s(n: usize) -> Vec<u32> {
 /// True when a start-up's error text says the port was taken meanwhile (Linux' bind error,
 /// Docker's port mapping), so that a retry on another free port can succeed.
 pub fn says_port_taken(text: &str) -> bool {
-    text.contains("port is already allocated")
-        || text.contains("address already in use")
-        || text.contains("Address already in use")
+    let text = text.to_ascii_lowercase();
+    text.contains("port is already allocated") || text.contains("address already in use")
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //! per service lets a later run sweep what a killed run left behind.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -230,25 +230,11 @@ pub(crate) fn random_hex() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Fills `out` from /dev/urandom; from the clock and pid (xorshift) if it cannot be read: none
-/// of its uses is a secret worth a failure.
+/// Fills `out` from the OS's randomness, or from fastrand's if the OS has none: none of its
+/// uses is a secret worth a failure.
 pub(crate) fn random_bytes(out: &mut [u8]) {
-    if File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(out))
-        .is_ok()
-    {
-        return;
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mut x = (nanos ^ std::process::id().rotate_left(16)) | 1;
-    for b in out.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = x as u8;
+    if getrandom::fill(out).is_err() {
+        fastrand::fill(out);
     }
 }
 
